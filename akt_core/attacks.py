@@ -1,0 +1,126 @@
+"""The paper's evaluation attacks (Sec. 3.2) and PGD, one small function each.
+
+Contract (torchattacks'): images in [0, 1]; the model is put in eval mode for the attack and
+restored afterwards; parameters never receive gradients; the result lies inside the L-inf ball of
+radius ``eps`` around ``x`` and inside [0, 1]. ``J`` is the mean cross-entropy. For the least-likely
+attacks, y_LL = argmin_c p(c | x) is taken once from the clean prediction (Kurakin et al. 2017).
+The paper's budget is eps = 16/256 with k = 5 iterations of step eps/5 (Tables 8-10).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import AktError
+
+EPS = 16 / 256  #: the paper's L-inf budget on [0, 1] images
+STEPS = 5  #: iterations of I-FGSM and Iter-LL (Tables 8-10)
+
+
+@contextmanager
+def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and frozen parameters for the duration of an attack; both restored afterwards."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+def _check(x: torch.Tensor, eps: float) -> None:
+    if not 0.0 <= eps <= 1.0:
+        raise AktError(f"eps={eps!r} is impossible for images in [0, 1]; choose 0 <= eps <= 1")
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise AktError("attack inputs must lie in [0, 1] (models normalise inside); "
+                       f"got values in [{x.min().item():.3g}, {x.max().item():.3g}]")
+
+
+def _input_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    x = x.detach().requires_grad_(True)
+    loss = F.cross_entropy(model(x), y)
+    return torch.autograd.grad(loss, x)[0]
+
+
+def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Clip_{x,eps}: back into the L-inf ball around x, then into [0, 1]."""
+    return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0.0, 1.0)
+
+
+def least_likely(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """y_LL = argmin_c p(c | x) of the clean prediction, with the model in eval mode."""
+    with attack_mode(model), torch.no_grad():
+        return model(x).argmin(dim=1)
+
+
+def _iterate(model: nn.Module, x: torch.Tensor, target: torch.Tensor, eps: float, alpha: float,
+             steps: int, sign: float, start: torch.Tensor) -> torch.Tensor:
+    x = x.detach()
+    x_adv = start
+    with attack_mode(model):
+        for _ in range(steps):
+            g = _input_grad(model, x_adv, target)
+            x_adv = _project(x_adv + sign * alpha * g.sign(), x, eps)
+    return x_adv.detach()
+
+
+def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """FGSM (Goodfellow et al. 2015): x' = clip(x + eps * sign(grad_x J(f(x), y)))."""
+    _check(x, eps)
+    return _iterate(model, x, y, eps, eps, 1, +1.0, x.detach())
+
+
+def step_ll(model: nn.Module, x: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Step-LL: x' = clip(x - eps * sign(grad_x J(f(x), y_LL)))."""
+    _check(x, eps)
+    return _iterate(model, x, least_likely(model, x), eps, eps, 1, -1.0, x.detach())
+
+
+def ifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS,
+          alpha: float | None = None, steps: int = STEPS) -> torch.Tensor:
+    """I-FGSM / BIM: x_{k+1} = Clip_{x,eps}(x_k + alpha * sign(grad J(f(x_k), y))), alpha = eps/steps."""
+    _check(x, eps)
+    alpha = eps / steps if alpha is None else alpha
+    return _iterate(model, x, y, eps, alpha, steps, +1.0, x.detach())
+
+
+def iter_ll(model: nn.Module, x: torch.Tensor, eps: float = EPS,
+            alpha: float | None = None, steps: int = STEPS) -> torch.Tensor:
+    """Iter-LL: x_{k+1} = Clip_{x,eps}(x_k - alpha * sign(grad J(f(x_k), y_LL))), y_LL from clean x."""
+    _check(x, eps)
+    alpha = eps / steps if alpha is None else alpha
+    return _iterate(model, x, least_likely(model, x), eps, alpha, steps, -1.0, x.detach())
+
+
+def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS,
+        alpha: float | None = None, steps: int = 20, random_start: bool = True,
+        generator: torch.Generator | None = None) -> torch.Tensor:
+    """PGD (Madry et al. 2018): I-FGSM from a uniform random start in the eps-ball (white-box use)."""
+    _check(x, eps)
+    alpha = eps / 4 if alpha is None else alpha
+    x = x.detach()
+    start = x
+    if random_start:
+        noise = torch.rand(x.shape, generator=generator, device="cpu" if generator is None
+                           else generator.device, dtype=x.dtype).to(x.device)
+        start = (x + (2 * noise - 1) * eps).clamp(0.0, 1.0)
+    return _iterate(model, x, y, eps, alpha, steps, +1.0, start)
+
+
+#: The paper's four transfer attacks by the names its tables use. Each maps
+#: (model, x, y, eps) -> x_adv with the paper's k = 5, a = eps/5 for the iterative ones.
+ATTACKS: dict[str, Callable[[nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor]] = {
+    "FGSM": lambda m, x, y, eps: fgsm(m, x, y, eps),
+    "I-FGSM": lambda m, x, y, eps: ifgsm(m, x, y, eps),
+    "Step-LL": lambda m, x, y, eps: step_ll(m, x, eps),
+    "Iter-LL": lambda m, x, y, eps: iter_ll(m, x, eps),
+}

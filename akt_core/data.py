@@ -1,0 +1,251 @@
+"""Datasets as uint8 tensors in memory, and augmentation on tensors (airbench's approach).
+
+Sources, tried in this order for ``load(name, split, root)``:
+1. a local root prepared by ``akt prepare-data`` (or any copy in the same layout):
+   MNIST as torchvision's raw IDX files ``<root>/MNIST/raw/*-ubyte``; CIFAR as an ImageFolder tree
+   ``<root>/<name>/{train,test}/<class>/*.{webp,png,jpg}`` (the layout of ``../shared/data``), or
+   torchvision's pickles ``<root>/cifar-10-batches-py`` / ``<root>/cifar-100-python``;
+2. torchvision's download into ``root`` when ``download=True`` (for users with internet).
+A requested dataset that is missing is an error with instructions, never a fallback to other data.
+``synthetic`` is generated in memory (deterministic), for hermetic tests.
+
+Decoded tensors are cached beside the source as ``<root>/<name>/<split>-<variant>.pt``.
+The *variant* records which copy the numbers came from: ``original`` (IDX files, torchvision
+pickles), ``webp-lossless`` (pixel-identical ImageFolder copy, class-sorted order) or
+``jpeg<q>`` (a lossy copy made by ``device_pack.py``).
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from . import AktError, check_choice
+
+ENV_ROOT = "AKT_DATA_ROOT"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    channels: int
+    size: int
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: bool  # random crop (4-pixel padding) + horizontal flip during training
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec("mnist", 1, 28, 10, (0.1307,), (0.3081,), False),
+    "cifar10": DatasetSpec("cifar10", 3, 32, 10, (0.4914, 0.4822, 0.4465),
+                           (0.2470, 0.2435, 0.2616), True),
+    "cifar100": DatasetSpec("cifar100", 3, 32, 100, (0.5071, 0.4865, 0.4409),
+                            (0.2673, 0.2564, 0.2762), True),
+    "synthetic": DatasetSpec("synthetic", 3, 32, 10, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), True),
+}
+SPLITS = ("train", "test")
+
+
+def spec(name: str) -> DatasetSpec:
+    check_choice("dataset", name, DATASETS)
+    return DATASETS[name]
+
+
+@dataclass
+class Split:
+    """One split of a dataset: images (N, C, H, W) uint8, labels (N,) int64, and where they came from."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    variant: str
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, n: int | None, seed: int = 0) -> "Split":
+        """A fixed random subset of ``n`` examples (all when ``n`` is None), the same for every seed of a run."""
+        if n is None or n >= len(self):
+            return self
+        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+        return Split(self.x[idx], self.y[idx], self.variant)
+
+    def to(self, device: torch.device | str) -> "Split":
+        return Split(self.x.to(device), self.y.to(device), self.variant)
+
+
+def default_root() -> Path:
+    """``$AKT_DATA_ROOT``, else ``data/datasets`` in the project (ignored by git)."""
+    env = os.environ.get(ENV_ROOT)
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "data" / "datasets"
+
+
+def _missing(name: str, root: Path) -> AktError:
+    return AktError(
+        f"dataset {name!r} not found under {root}. Either prepare a local copy "
+        f"(`akt prepare-data --source ../shared/data --root {root}`), point {ENV_ROOT} or --data-root "
+        "at an existing copy, or pass download=True / --download to fetch it with torchvision.")
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _load_mnist(root: Path, split: str, download: bool) -> Split:
+    raw = root / "MNIST" / "raw"
+    stem = "train" if split == "train" else "t10k"
+    img, lab = raw / f"{stem}-images-idx3-ubyte", raw / f"{stem}-labels-idx1-ubyte"
+    if not img.exists() and download:
+        import torchvision
+        torchvision.datasets.MNIST(str(root), train=split == "train", download=True)
+    if not img.exists():
+        raise _missing("mnist", root)
+    x = torch.from_numpy(_read_idx(img).copy()).unsqueeze(1)
+    y = torch.from_numpy(_read_idx(lab).astype(np.int64))
+    return Split(x, y, "original")
+
+
+def _decode_imagefolder(folder: Path) -> tuple[torch.Tensor, torch.Tensor, str]:
+    from PIL import Image
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
+    xs, ys, exts = [], [], set()
+    for label, cls in enumerate(classes):
+        for f in sorted((folder / cls).iterdir()):
+            exts.add(f.suffix.lower())
+            with Image.open(f) as im:
+                xs.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
+            ys.append(label)
+    x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).contiguous()
+    quality = (folder.parent / "VARIANT").read_text().strip() if (folder.parent / "VARIANT").exists() else None
+    variant = quality or ("jpeg" if exts & {".jpg", ".jpeg"} else "webp-lossless" if exts == {".webp"} else "png")
+    return x, torch.tensor(ys, dtype=torch.int64), variant
+
+
+def _load_cifar(name: str, root: Path, split: str, download: bool) -> Split:
+    folder = root / name / split
+    if folder.is_dir():
+        cached = sorted((root / name).glob(f"{split}-*.pt"))
+        if cached:
+            blob = torch.load(cached[0], weights_only=True)
+            return Split(blob["x"], blob["y"], blob["variant"])
+        x, y, variant = _decode_imagefolder(folder)
+        tmp = root / name / f".{split}-{variant}.pt.tmp"
+        torch.save({"x": x, "y": y, "variant": variant}, tmp)
+        os.replace(tmp, root / name / f"{split}-{variant}.pt")
+        return Split(x, y, variant)
+    import torchvision
+    cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+    pickles = root / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
+    if not pickles.is_dir() and not download:
+        raise _missing(name, root)
+    ds = cls(str(root), train=split == "train", download=download)
+    x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+    return Split(x, torch.tensor(ds.targets, dtype=torch.int64), "original")
+
+
+def _synthetic(split: str, n_train: int = 2000, n_test: int = 500) -> Split:
+    """Ten classes of noisy coloured stripes: learnable in one epoch, hermetic, deterministic."""
+    g = torch.Generator().manual_seed(1234 if split == "train" else 4321)
+    n = n_train if split == "train" else n_test
+    y = torch.arange(n) % 10
+    freq = (1 + y % 5).float().view(-1, 1, 1, 1)
+    phase = (y // 5).float().view(-1, 1, 1, 1) * np.pi / 2
+    grid = torch.linspace(0, 2 * np.pi, 32).view(1, 1, 1, 32)
+    colour = torch.stack([(y % 3 == c).float() for c in range(3)], 1).view(-1, 3, 1, 1)
+    img = 0.5 + 0.35 * torch.sin(freq * grid + phase) * (0.5 + colour)
+    img = img.expand(-1, 3, 32, 32) + 0.15 * torch.randn(n, 3, 32, 32, generator=g)
+    x = (img.clamp(0, 1) * 255).round().to(torch.uint8)
+    return Split(x, y.long(), "generated")
+
+
+def load(name: str, split: str, root: str | Path | None = None, download: bool = False) -> Split:
+    """Load one split of ``name`` as uint8 tensors (see the module docstring for the sources)."""
+    spec(name)
+    check_choice("split", split, SPLITS)
+    if name == "synthetic":
+        return _synthetic(split)
+    root = Path(root) if root is not None else default_root()
+    if name == "mnist":
+        return _load_mnist(root, split, download)
+    return _load_cifar(name, root, split, download)
+
+
+def prepare(source: str | Path, root: str | Path | None = None,
+            names: tuple[str, ...] = ("mnist", "cifar10", "cifar100")) -> Path:
+    """Lay out offline copies (the ``../shared/data`` format) as a local root ``load`` reads.
+
+    MNIST's gzipped IDX files are unpacked into ``<root>/MNIST/raw``; CIFAR zips are extracted to
+    ``<root>/<name>/{train,test}``. Idempotent: what is already there is kept.
+    """
+    source, root = Path(source), Path(root) if root is not None else default_root()
+    for name in names:
+        check_choice("dataset", name, ("mnist", "cifar10", "cifar100"))
+        if name == "mnist":
+            raw = root / "MNIST" / "raw"
+            raw.mkdir(parents=True, exist_ok=True)
+            for gz in sorted((source / "mnist").glob("*-ubyte.gz")):
+                dest = raw / gz.name[:-3]
+                if not dest.exists():
+                    with gzip.open(gz) as fin, open(dest.with_suffix(".tmp"), "wb") as fout:
+                        shutil.copyfileobj(fin, fout)
+                    os.replace(dest.with_suffix(".tmp"), dest)
+            if not (raw / "train-images-idx3-ubyte").exists():
+                raise _missing("mnist", source)
+        else:
+            if (root / name / "test").is_dir():
+                continue
+            archive = source / name / f"{name}.zip"
+            if not archive.exists():
+                raise AktError(f"no {archive}: expected the offline copy of {name} there")
+            tmp = root / f".{name}.partial"
+            shutil.rmtree(tmp, ignore_errors=True)
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(tmp)
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / name, root / name)
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float32 in [0, 1]."""
+    return x.float().div_(255)
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop with ``pad``-pixel zero padding and random horizontal flip, on a whole batch.
+
+    ``x`` is (N, C, H, W) of any dtype on any device; randomness comes from ``generator`` (on the
+    CPU, so the same seed gives the same crops on every device).
+    """
+    n, c, h, w = x.shape
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    rows = (dy.view(n, 1) + torch.arange(h, device=x.device)).view(n, 1, h, 1)
+    cols = dx.view(n, 1) + torch.arange(w, device=x.device)
+    cols = torch.where(flip.view(n, 1), cols.flip(1), cols).view(n, 1, 1, w)
+    return padded[torch.arange(n, device=x.device).view(n, 1, 1, 1),
+                  torch.arange(c, device=x.device).view(1, c, 1, 1), rows, cols]
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator | None = None,
+            drop_last: bool = False) -> Iterator[torch.Tensor]:
+    """Index batches over ``range(n)``: shuffled with ``generator``, in order without one."""
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    for i in range(0, stop, batch_size):
+        yield order[i:i + batch_size]

@@ -1,0 +1,62 @@
+"""Batched prediction, accuracy, and crafting an attack over a whole split.
+
+The black-box protocol of Tables 2-10 (Sec. 3.2): adversarial test images are crafted once on a
+*source* model and every *target* model is scored on the same images. ``graph`` decides which
+sources and targets a table needs and turns the accuracies into records.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from .data import to_float
+
+
+def _autocast(device: torch.device, amp: bool):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+
+
+@torch.no_grad()
+def logits(model: nn.Module, x: torch.Tensor, batch_size: int = 500, amp: bool = False) -> torch.Tensor:
+    """Eval-mode logits of ``x`` (uint8 or float in [0, 1]) in batches; float32 on ``x``'s device."""
+    was_training = model.training
+    model.eval()
+    out = []
+    device = next(model.parameters()).device
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size].to(device)
+        xb = to_float(xb) if xb.dtype == torch.uint8 else xb
+        with _autocast(device, amp):
+            out.append(model(xb.contiguous(memory_format=torch.channels_last)).float())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500,
+            amp: bool = False) -> int:
+    """How many of ``x`` the model classifies as ``y``."""
+    return int((logits(model, x, batch_size, amp).argmax(1).cpu() == y.cpu()).sum())
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500,
+             amp: bool = False) -> float:
+    """Top-1 accuracy in percent."""
+    return 100.0 * correct(model, x, y, batch_size, amp) / max(len(y), 1)
+
+
+def craft(attack: Callable[[nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor],
+          source: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
+          batch_size: int = 500, progress: Callable[[int], None] | None = None) -> torch.Tensor:
+    """``attack`` applied to all of ``x`` (uint8 or float) on ``source``, in batches; float32 in [0, 1]."""
+    device = next(source.parameters()).device
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size].to(device)
+        xb = to_float(xb) if xb.dtype == torch.uint8 else xb
+        out.append(attack(source, xb.contiguous(memory_format=torch.channels_last),
+                          y[i:i + batch_size].to(device), eps))
+        if progress:
+            progress(len(xb))
+    return torch.cat(out)

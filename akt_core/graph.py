@@ -1,0 +1,439 @@
+"""The paper's experiment as data: variants, their dependencies, and what each table needs.
+
+Nodes and their dependencies (one seed of one dataset under one profile)::
+
+    static sources Res26/20/14/8 (cln, seed s) --FGSM--> D_adv --+--> Res26(adv) --+--> teacher logits --> Res8(dist-adv)
+                                                                 +--> Res8(adv)     +--> teacher logits (+ D_adv) --> Res8(adv-trans)
+    Res26(cln) = static Res26 --> teacher logits --> Res8(dist-cln);   Res8(cln) = static Res8;   Res8(self-adv)
+    black-box sources Res26/20/14/8 (cln, seed s + 1000, held out) --> adversarial test sets --> records
+
+The black-box sources are independently seeded models, never used in training (``blackbox=
+"held-out"``, our reading of a black-box test); ``blackbox="static"`` uses the training-time static
+models instead (the other reading of the paper). Every node's key hashes its full config and its
+dependencies' keys (``store.config_key``); ``require`` builds only what the store lacks.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import AktError, RESULTS_VERSION, check_choice
+from . import data as data_mod
+from . import methods as methods_mod
+from . import profiles as profiles_mod
+from .attacks import ATTACKS, EPS, fgsm
+from .evaluate import correct, craft, logits
+from .models import resnet
+from .store import Store, config_key
+from .train import TrainInputs, train_model
+
+SOURCE_DEPTHS = (26, 20, 14, 8)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    depth: int
+    method: str
+
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in [
+    Variant("Res26(cln)", 26, "cln"), Variant("Res26(adv)", 26, "adv"),
+    Variant("Res8(cln)", 8, "cln"), Variant("Res8(self-adv)", 8, "self-adv"), Variant("Res8(adv)", 8, "adv"),
+    Variant("Res8(dist-cln)", 8, "dist-cln"), Variant("Res8(dist-adv)", 8, "dist-adv"),
+    Variant("Res8(adv-trans)", 8, "adv-trans"),
+]}
+RES8_VARIANTS = [v for v in VARIANTS if v.startswith("Res8")]
+PAPER_ATTACKS = tuple(ATTACKS)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table: its dataset, its rows (targets) and columns as (column name, attack, source depth)."""
+
+    number: int
+    group: str
+    dataset: str
+    targets: tuple[str, ...]
+    columns: tuple[tuple[str, str, int | None], ...]
+
+
+_T2 = ("Res26(cln)", "Res26(adv)", "Res8(cln)", "Res8(adv)", "Res8(dist-cln)", "Res8(dist-adv)", "Res8(adv-trans)")
+_T5 = ("Res8(cln)", "Res8(self-adv)", "Res8(adv)", "Res8(adv-trans)")
+_ATTACK_COLS = (("clean", "clean", None),) + tuple((a, a, 26) for a in PAPER_ATTACKS)
+# Tables 5-7 name a "Res16" source; 16 is not 6n+2 and Sec. 3.1 names Res14, so we read Res14.
+_SOURCE_COLS = (("clean", "clean", None),) + tuple(
+    (f"FGSM@Res{16 if d == 14 else d}", "FGSM", d) for d in SOURCE_DEPTHS)
+DATASET_OF_ROW = ("mnist", "cifar10", "cifar100")
+TABLES: dict[int, TableSpec] = {}
+for _i, _ds in enumerate(DATASET_OF_ROW):
+    TABLES[2 + _i] = TableSpec(2 + _i, "variants", _ds, _T2, _ATTACK_COLS)
+    TABLES[5 + _i] = TableSpec(5 + _i, "sources", _ds, _T5, _SOURCE_COLS)
+    TABLES[8 + _i] = TableSpec(8 + _i, "attacks", _ds, _T5, _ATTACK_COLS)
+GROUPS = {"variants": (2, 3, 4), "sources": (5, 6, 7), "attacks": (8, 9, 10)}
+FIGURES = {3: "clean_acc", 4: "adv_acc"}  #: per-epoch curve each figure draws (CIFAR-10 in the paper)
+BLACKBOX = ("held-out", "static")
+
+
+def table_for(group: str, dataset: str) -> TableSpec:
+    """The table of ``group`` (variants / sources / attacks) for ``dataset``; other datasets (e.g.
+    ``synthetic``) get the group's layout under the MNIST table's number."""
+    check_choice("table group", group, GROUPS)
+    data_mod.spec(dataset)
+    for n in GROUPS[group]:
+        if TABLES[n].dataset == dataset:
+            return TABLES[n]
+    return replace(TABLES[GROUPS[group][0]], dataset=dataset)
+
+
+@dataclass(frozen=True)
+class Node:
+    kind: str  # "model" | "dadv" | "logits"
+    name: str
+    config: dict = field(hash=False, compare=False)
+    deps: tuple["Node", ...] = field(default=(), hash=False, compare=False)
+    key: str = ""
+
+
+def _node(kind: str, name: str, config: dict, deps: tuple[Node, ...] = ()) -> Node:
+    config = {"kind": kind, "name": name, **config, "deps": [d.key for d in deps]}
+    return Node(kind, name, config, deps, config_key(config))
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One seed of one dataset under one profile; builds and names its nodes."""
+
+    dataset: str
+    profile: str
+    seed: int = 0
+    variant: str = "unknown"  #: dataset variant (filled in from the loaded data)
+    blackbox: str = "held-out"
+    heldout_offset: int = 1000  #: held-out black-box sources use seed + this
+    eps: float = EPS
+
+    def __post_init__(self) -> None:
+        data_mod.spec(self.dataset)
+        profiles_mod.get(self.profile)
+        check_choice("black-box source choice", self.blackbox, BLACKBOX)
+        if not 0 < self.eps <= 1:
+            raise AktError(f"eps={self.eps!r} is impossible for images in [0, 1]; choose 0 < eps <= 1")
+
+    @cached_property
+    def prof(self) -> profiles_mod.Profile:
+        return profiles_mod.get(self.profile)
+
+    def _data_config(self) -> dict:
+        return {"dataset": self.dataset, "dataset_variant": self.variant, "eps": self.eps,
+                **self.prof.as_config(self.dataset)}
+
+    def _model(self, name: str, depth: int, method: str, seed: int, deps: tuple[Node, ...] = (),
+               curve: Node | None = None) -> Node:
+        m = methods_mod.get(method)
+        cfg = {**self._data_config(), "depth": depth, "method": method, "params": m.params, "seed": seed,
+               "curve_source": curve.key if curve else None}
+        return _node("model", name, cfg, deps + ((curve,) if curve else ()))
+
+    def blackbox_source(self, depth: int) -> Node:
+        if self.blackbox == "static":
+            return self.static_source(depth)
+        return self._model(f"heldout:Res{depth}", depth, "cln", self.seed + self.heldout_offset)
+
+    def curve_source(self) -> Node:
+        """Figs. 3-4 score each epoch on test images attacked (FGSM) on the black-box Res26."""
+        return self.blackbox_source(26)
+
+    def static_source(self, depth: int) -> Node:
+        curve = None if (self.blackbox == "static" and depth == 26) else self.curve_source()
+        return self._model(f"static:Res{depth}", depth, "cln", self.seed, curve=curve)
+
+    def dadv(self) -> Node:
+        deps = tuple(self.static_source(d) for d in SOURCE_DEPTHS)
+        return _node("dadv", "D_adv", self._data_config(), deps)
+
+    def teacher_logits(self, teacher: str, on_dadv: bool) -> Node:
+        deps = (self.model(teacher),) + ((self.dadv(),) if on_dadv else ())
+        return _node("logits", f"logits:{teacher}{'+D_adv' if on_dadv else ''}", self._data_config(), deps)
+
+    def model(self, variant: str) -> Node:
+        check_choice("variant", variant, VARIANTS)
+        v = VARIANTS[variant]
+        m = methods_mod.get(v.method)
+        if v.method == "cln":
+            return self.static_source(v.depth)
+        deps: tuple[Node, ...] = ()
+        if m.uses_dadv:
+            deps += (self.dadv(),)
+        if m.teacher:
+            deps += (self.teacher_logits(m.teacher, on_dadv=m.uses_dadv),)
+        return self._model(variant, v.depth, v.method, self.seed, deps, self.curve_source())
+
+    def record_key(self, target: str, attack: str, source: int | None) -> str:
+        src = self.blackbox_source(source).key if source else None
+        return config_key({"target": self.model(target).key, "attack": attack, "source": src,
+                           "eps": self.eps, "n_test": self.prof.n_test})
+
+
+# ---- provenance ------------------------------------------------------------------------------
+def git_commit() -> str:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"cpu: {line.split(':', 1)[1].strip()} x{torch.get_num_threads()} threads"
+    except OSError:
+        pass
+    return f"cpu: {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
+
+
+def resolve_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.split(":")[0] not in ("cpu", "cuda"):
+        raise AktError(f"unknown device {device!r}; valid choices: auto, cpu, cuda, cuda:N")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise AktError(f"device {device!r} requested but no CUDA GPU is available; use --device cpu")
+    return torch.device(device)
+
+
+# ---- the runner ------------------------------------------------------------------------------
+class Runner:
+    """Builds nodes on demand (train, craft D_adv, teacher logits, evaluate), caching everything."""
+
+    def __init__(self, exp: Experiment, store: Store | None = None, data_root: str | Path | None = None,
+                 device: str | None = None, download: bool = False, progress: bool = True,
+                 log=print) -> None:
+        self.store = store or Store()
+        self.device = resolve_device(device)
+        self.amp = self.device.type == "cuda"
+        self.progress, self.log = progress, log
+        prof = profiles_mod.get(exp.profile)
+        train = data_mod.load(exp.dataset, "train", data_root, download).subset(prof.n_train)
+        test = data_mod.load(exp.dataset, "test", data_root, download)
+        self.train = train.to(self.device)
+        self.test = test.subset(prof.n_test)
+        self.curve = test.subset(prof.n_curve)
+        self.exp = replace(exp, variant=train.variant)
+        self.spec = data_mod.spec(exp.dataset)
+        self._models: dict[str, torch.nn.Module] = {}
+        self._arrays: dict[str, torch.Tensor] = {}
+        self.commit = git_commit()
+
+    def provenance(self, **extra) -> dict:
+        e = self.exp
+        return {"profile": e.profile, "dataset": e.dataset, "dataset_variant": e.variant, "seed": e.seed,
+                "blackbox": e.blackbox, "results_version": RESULTS_VERSION, "git_commit": self.commit,
+                "torch_version": torch.__version__, "device": device_name(self.device), **extra}
+
+    def _new_model(self, depth: int) -> torch.nn.Module:
+        s = self.spec
+        return resnet(depth, s.num_classes, s.channels, s.mean, s.std)
+
+    # ---- artefacts --------------------------------------------------------------------------
+    def model(self, node: Node) -> torch.nn.Module:
+        """The trained model of ``node`` (from the cache, or trained now with its dependencies)."""
+        if node.key in self._models:
+            return self._models[node.key]
+        state = self.store.load("model", node.key, node.config)
+        if state is None:
+            state = self._train(node)
+        m = self._new_model(node.config["depth"])
+        m.load_state_dict(state)
+        m = m.to(self.device).to(memory_format=torch.channels_last).eval()
+        self._models[node.key] = m
+        return m
+
+    def _train(self, node: Node) -> dict:
+        cfg = node.config
+        method = methods_mod.get(cfg["method"])
+        inp = TrainInputs(self.train, self.spec.augment, self.exp.eps)
+        for dep in node.deps:
+            if dep.kind == "dadv":
+                inp.dadv_sign = self.array(dep)
+            elif dep.kind == "logits":
+                t = self.array(dep)
+                inp.teacher = t[0]
+                inp.teacher_adv = t[1:] if len(t) > 1 else None
+        inp.curve_x, inp.curve_y = self.curve.x, self.curve.y
+        if cfg["curve_source"]:
+            src = next(d for d in node.deps if d.key == cfg["curve_source"])
+            inp.curve_adv = craft(ATTACKS["FGSM"], self.model(src), self.curve.x, self.curve.y, self.exp.eps)
+        self.log(f"[train] {self.exp.dataset} {node.name} seed {cfg['seed']} ({cfg['epochs']} epochs, "
+                 f"{len(self.train)} images, key {node.key})")
+        torch.manual_seed(cfg["seed"])
+        model = self._new_model(cfg["depth"])
+        res = train_model(model, method, cfg["params"], cfg, inp, cfg["seed"], self.amp,
+                          self.store.partial_path(node.key), self.progress, desc=node.name)
+        prov = self.provenance(seed=cfg["seed"], n_examples=len(self.train), wall_s=round(res.wall_s, 2))
+        self.store.save("model", node.key, cfg, res.state_dict, prov)
+        self.store.partial_path(node.key).unlink(missing_ok=True)
+        p = self.exp.profile
+        self.store.append(p, "curves", [{"key": node.key, "dataset": self.exp.dataset, "model": node.name,
+                                         "seed": cfg["seed"], "dataset_variant": self.exp.variant,
+                                         "blackbox": self.exp.blackbox, **row} for row in res.curves],
+                          unique=("key", "epoch"))
+        self._run_row(node, res.wall_s, res.images_per_s)
+        last = res.curves[-1]
+        self.log(f"[train] {node.name}: clean {last.get('clean_acc', float('nan')):.2f} % "
+                 f"adv {last.get('adv_acc', float('nan')):.2f} % in {res.wall_s:.0f} s "
+                 f"({res.images_per_s:.0f} img/s)")
+        return res.state_dict
+
+    def _run_row(self, node: Node, wall_s: float, images_per_s: float) -> None:
+        self.store.append(self.exp.profile, "runs", [{
+            "key": node.key, "kind": node.kind, "name": node.name, **self.provenance(
+                seed=node.config.get("seed", self.exp.seed)),
+            "wall_s": round(wall_s, 2), "images_per_s": round(images_per_s, 1)}], unique=("key",))
+
+    def array(self, node: Node) -> torch.Tensor:
+        """A crafted set (D_adv signs) or teacher logits, from the cache or built now."""
+        if node.key in self._arrays:
+            return self._arrays[node.key]
+        out = self.store.load(node.kind, node.key, node.config)
+        if out is None:
+            t0 = time.perf_counter()
+            out = self._craft_dadv(node) if node.kind == "dadv" else self._teacher_logits(node)
+            self.store.save(node.kind, node.key, node.config, out, self.provenance())
+            wall = time.perf_counter() - t0
+            self._run_row(node, wall, len(self.train) * len(node.deps) / wall)
+        out = out.to(self.device)
+        self._arrays[node.key] = out
+        return out
+
+    def _craft_dadv(self, node: Node) -> torch.Tensor:
+        """Algorithm 1, line 2: FGSM on every training image from every static model, once.
+
+        Stored as sign(x' - x) in int8, which rebuilds x' = clip(x + eps * sign) bit for bit.
+        """
+        signs = []
+        x, y = self.train.x, self.train.y
+        for src in node.deps:
+            self.log(f"[craft] D_adv from {src.name} on {len(x)} images")
+            x_adv = craft(ATTACKS["FGSM"], self.model(src), x, y, self.exp.eps, self.exp.prof.eval_batch_size)
+            signs.append(torch.sign(x_adv - data_mod.to_float(x)).to(torch.int8))
+        return torch.stack(signs).cpu()
+
+    def _teacher_logits(self, node: Node) -> torch.Tensor:
+        """Teacher logits on the clean training set and, if asked, on every D_adv source: (1 + S, N, K)."""
+        from .train import dadv_images
+
+        teacher = self.model(node.deps[0])
+        bs = self.exp.prof.eval_batch_size
+        out = [logits(teacher, self.train.x, bs, self.amp)]
+        if len(node.deps) > 1:
+            signs = self.array(node.deps[1])
+            for s in range(signs.shape[0]):
+                out.append(torch.cat([logits(teacher, dadv_images(self.train.x[i:i + bs], signs[s, i:i + bs],
+                                                                  self.exp.eps), bs, self.amp)
+                                      for i in range(0, len(self.train), bs)]))
+        return torch.stack(out).cpu()
+
+    # ---- evaluation -------------------------------------------------------------------------
+    def evaluate(self, needs: list[tuple[str, str, int | None]]) -> pd.DataFrame:
+        """Records for (target variant, attack, source depth) triples; computes the missing ones.
+
+        Adversarial test images are crafted once per (source, attack) and scored on every target.
+        """
+        e, p = self.exp, self.exp.profile
+        have = self.store.read(p)
+        have_keys = set(have["key"]) if len(have) else set()
+        missing: dict[tuple[str, int | None], list[str]] = {}
+        for target, attack, source in needs:
+            if e.record_key(target, attack, source) not in have_keys:
+                missing.setdefault((attack, source), []).append(target)
+        xt, yt = self.test.x, self.test.y
+        for (attack, source), targets in missing.items():
+            t0 = time.perf_counter()
+            if attack == "clean":
+                x_eval, src_name = xt, "-"
+            else:
+                src_node = e.blackbox_source(source)
+                src_name = f"Res{source}"
+                self.log(f"[attack] {attack} on {src_node.name} over {len(xt)} test images")
+                x_eval = craft(ATTACKS[attack], self.model(src_node), xt, yt, e.eps, e.prof.eval_batch_size)
+            craft_s = time.perf_counter() - t0
+            rows = []
+            for target in dict.fromkeys(targets):
+                t1 = time.perf_counter()
+                k = correct(self.model(e.model(target)), x_eval, yt, e.prof.eval_batch_size, self.amp)
+                rows.append({"key": e.record_key(target, attack, source), "dataset": e.dataset,
+                             "model": target, "attack": attack, "source": src_name,
+                             "eps": round(e.eps, 6) if attack != "clean" else 0.0,
+                             "accuracy": round(100.0 * k / len(yt), 4), "correct": k, "n_examples": len(yt),
+                             "model_key": e.model(target).key,
+                             **self.provenance(wall_s=round(craft_s + time.perf_counter() - t1, 2))})
+            self.store.append(p, "records", rows, unique=("key",))
+        out = self.store.read(p)
+        keys = {e.record_key(*n) for n in needs}
+        return out[out["key"].isin(keys)].reset_index(drop=True)
+
+
+def table_needs(table: TableSpec) -> list[tuple[str, str, int | None]]:
+    return [(t, attack, src) for t in table.targets for _, attack, src in table.columns]
+
+
+def figure_variants() -> list[str]:
+    return list(RES8_VARIANTS)
+
+
+def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = False,
+            store: Store | None = None, data_root: str | Path | None = None, device: str | None = None,
+            blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print) -> pd.DataFrame:
+    """Records (tables) or per-epoch curves (figures) for ``what`` on ``dataset`` under ``profile``.
+
+    ``what`` is a table group (``variants``, ``sources``, ``attacks``), ``curves`` (Figs. 3-4) or
+    ``all``. With ``compute=False`` only stored results are read (the book's mode: it never trains);
+    with ``compute=True`` whatever the store lacks is built, and nothing else.
+    """
+    check_choice("result", what, (*GROUPS, "curves", "all"))
+    data_mod.spec(dataset)
+    profiles_mod.get(profile)
+    check_choice("black-box source choice", blackbox, BLACKBOX)
+    store = store or Store()
+    seeds = [int(s) for s in seeds]
+    groups = list(GROUPS) if what == "all" else [what] if what in GROUPS else []
+    if compute:
+        for seed in seeds:
+            runner = Runner(Experiment(dataset, profile, seed, blackbox=blackbox), store, data_root, device,
+                            download, progress, log)
+            needs = [n for g in groups for n in table_needs(table_for(g, dataset))]
+            if needs:
+                runner.evaluate(needs)
+            if what in ("curves", "all"):
+                for v in figure_variants():
+                    runner.model(runner.exp.model(v))
+    kind = "curves" if what == "curves" else "records"
+    df = store.read(profile, kind)
+    if len(df):
+        df = df[(df["dataset"] == dataset) & (df["seed"].isin(seeds)) & (df["blackbox"] == blackbox)]
+        if kind == "records" and groups:
+            wanted = {(t, a, f"Res{s}" if s else "-") for g in groups for t, a, s in table_needs(table_for(g, dataset))}
+            df = df[[(m, a, s) in wanted for m, a, s in zip(df["model"], df["attack"], df["source"])]]
+        if kind == "curves":
+            df = df[df["model"].isin(figure_variants())]
+    if not len(df):
+        raise AktError(f"no stored {kind} for {what!r} on {dataset!r} under profile {profile!r} (seeds {seeds}); "
+                       f"compute them with `akt build {what} --dataset {dataset} --profile {profile}` "
+                       "or `make reproduce`, or pass compute=True")
+    return df.reset_index(drop=True)

@@ -1,0 +1,59 @@
+"""The paper's losses, each a pure function of logits and labels.
+
+``J`` is the cross-entropy; against a soft label distribution ``p`` it is ``-sum_c p_c log q_c``
+(KL divergence up to the constant entropy of ``p``, so the same gradients). Means are over the batch.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """J(q, p) = mean_i -sum_c p_ic log softmax(logits)_ic, for soft labels ``target_probs``."""
+    return -(target_probs * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+def soft_labels(teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """y^T = softmax(f_teacher(x) / T): the teacher's soft labels at temperature T (Sec. 2.3)."""
+    return F.softmax(teacher_logits / temperature, dim=1)
+
+
+def ensemble_adversarial_loss(logits_clean: torch.Tensor, y_clean: torch.Tensor,
+                              logits_adv: torch.Tensor, y_adv: torch.Tensor,
+                              lam: float = 0.5) -> torch.Tensor:
+    """Eq. (10): lambda * J(f(x), y) + (1 - lambda) * J(f(x'), y), with x' drawn from D_adv.
+
+    Stage 1 (ensemble adversarial training, Algorithm 1): D_adv holds FGSM examples of the
+    training set crafted once on the static pre-trained models. The same form with x' crafted on
+    the model itself is Res8(self-adv).
+    """
+    return lam * F.cross_entropy(logits_clean, y_clean) + (1 - lam) * F.cross_entropy(logits_adv, y_adv)
+
+
+def distillation_loss(student_logits: torch.Tensor, y: torch.Tensor, teacher_logits: torch.Tensor,
+                      temperature: float = 3.0, alpha: float = 0.1) -> torch.Tensor:
+    """Hinton et al. (2015) distillation: alpha * J(f_s(x), y) + (1 - alpha) * T^2 * J(f_s(x)/T, y^T).
+
+    y^T = softmax(f_t(x)/T); the T^2 factor keeps the soft term's gradients on the hard term's
+    scale. Res8(dist-cln) and Res8(dist-adv) use it with T = 3, alpha = 0.1 (inferred, METHOD.md);
+    each half of Eq. (11) has this form.
+    """
+    soft = soft_cross_entropy(student_logits / temperature, soft_labels(teacher_logits, temperature))
+    return alpha * F.cross_entropy(student_logits, y) + (1 - alpha) * temperature**2 * soft
+
+
+def adversarial_transfer_loss(student_clean: torch.Tensor, y_clean: torch.Tensor,
+                              teacher_clean: torch.Tensor, student_adv: torch.Tensor,
+                              y_adv: torch.Tensor, teacher_adv: torch.Tensor, alpha: float = 0.1,
+                              lam: float = 0.5, t1: float = 3.0, t2: float = 5.0) -> torch.Tensor:
+    """Eq. (11), stage 2 (Algorithm 2), the improved distillation of Res8(adv-trans):
+
+    lambda * [alpha * J(f_s(x), y) + (1 - alpha) * T1^2 * J(f_s(x)/T1, y^T1)]
+    + (1 - lambda) * [alpha * J(f_s(x'), y) + (1 - alpha) * T2^2 * J(f_s(x')/T2, y^T2)]
+
+    with y^T1 = softmax(f_t(x)/T1) on clean data and y^T2 = softmax(f_t(x')/T2) on D_adv, where f_t
+    is the stage-1 teacher Res26(adv). Paper's values: T1 = 3, T2 = 5, alpha = 0.1, lambda = 0.5.
+    """
+    return (lam * distillation_loss(student_clean, y_clean, teacher_clean, t1, alpha)
+            + (1 - lam) * distillation_loss(student_adv, y_adv, teacher_adv, t2, alpha))

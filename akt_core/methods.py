@@ -1,0 +1,110 @@
+"""The paper's training methods as a registry: how one mini-batch becomes a loss.
+
+Keys are the paper's names. ``train.train_model`` is the one loop; a method only says which inputs
+it needs (a static adversarial set D_adv, a teacher, a share of adversarial examples per batch) and
+how the step's loss is formed from them.
+
+==============  ========================================================  ==============
+key             what it is                                                 loss
+==============  ========================================================  ==============
+``cln``         ordinary training                                          J(f(x), y)
+``self-adv``    FGSM adversarial training on the model's own examples      Eq. (10)
+``adv``         stage 1: ensemble adversarial training on static D_adv     Eq. (10)
+``dist-cln``    Hinton distillation from Res26(cln), clean data            Hinton KD
+``dist-adv``    Hinton distillation from Res26(adv), clean data            Hinton KD
+``adv-trans``   stage 2: adversarial knowledge transfer from Res26(adv)    Eq. (11)
+==============  ========================================================  ==============
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import check_choice
+from .losses import adversarial_transfer_loss, distillation_loss, ensemble_adversarial_loss
+
+
+@dataclass
+class StepBatch:
+    """What a method sees in one step. Images are float in [0, 1], already augmented.
+
+    With ``adv_share`` 0.5 the first half of the batch is clean (``x``) and the second half
+    adversarial (``x_adv``), as Algorithms 1 and 2 prescribe ("half clean, half adversarial").
+    ``t``/``t_adv`` are cached teacher logits for ``x``/``x_adv`` (distillation methods only).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    x_adv: torch.Tensor | None = None
+    y_adv: torch.Tensor | None = None
+    t: torch.Tensor | None = None
+    t_adv: torch.Tensor | None = None
+
+
+LossFn = Callable[[nn.Module, StepBatch, dict], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    loss: LossFn
+    description: str
+    params: dict = field(default_factory=dict)  #: hyperparameters, part of the cache key
+    adv_share: float = 0.0  #: fraction of each batch that is adversarial
+    uses_dadv: bool = False  #: needs the static D_adv of stage 1
+    self_adv: bool = False  #: crafts FGSM examples on the model being trained, every step
+    teacher: str | None = None  #: variant name of the teacher whose logits are distilled
+
+
+def _joint(model: nn.Module, b: StepBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass over clean and adversarial halves together (one set of BN statistics)."""
+    logits = model(torch.cat([b.x, b.x_adv]))
+    return logits[: len(b.x)], logits[len(b.x):]
+
+
+def _cln(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
+    return F.cross_entropy(model(b.x), b.y)
+
+
+def _eq10(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
+    clean, adv = _joint(model, b)
+    return ensemble_adversarial_loss(clean, b.y, adv, b.y_adv, p["lam"])
+
+
+def _hinton(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
+    return distillation_loss(model(b.x), b.y, b.t, p["temperature"], p["alpha"])
+
+
+def _eq11(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
+    clean, adv = _joint(model, b)
+    return adversarial_transfer_loss(clean, b.y, b.t, adv, b.y_adv, b.t_adv,
+                                     p["alpha"], p["lam"], p["t1"], p["t2"])
+
+
+METHODS: dict[str, Method] = {m.name: m for m in [
+    Method("cln", _cln, "clean training"),
+    Method("self-adv", _eq10, "FGSM adversarial training on its own examples (Eq. 10)",
+           {"lam": 0.5}, adv_share=0.5, self_adv=True),
+    Method("adv", _eq10, "ensemble adversarial training on the static D_adv (Eq. 10, Algorithm 1)",
+           {"lam": 0.5, "source_choice": "random"}, adv_share=0.5, uses_dadv=True),
+    Method("dist-cln", _hinton, "Hinton distillation from Res26(cln) on clean data",
+           {"temperature": 3.0, "alpha": 0.1}, teacher="Res26(cln)"),
+    Method("dist-adv", _hinton, "Hinton distillation from Res26(adv) on clean data",
+           {"temperature": 3.0, "alpha": 0.1}, teacher="Res26(adv)"),
+    Method("adv-trans", _eq11, "adversarial knowledge transfer from Res26(adv) (Eq. 11, Algorithm 2)",
+           {"alpha": 0.1, "lam": 0.5, "t1": 3.0, "t2": 5.0, "source_choice": "random"},
+           adv_share=0.5, uses_dadv=True, teacher="Res26(adv)"),
+]}
+
+#: How an epoch walks D_adv (the paper is silent): ``random`` draws one static source per
+#: adversarial example per step; ``cycle`` uses source (epoch mod N) for the whole epoch.
+SOURCE_CHOICES = ("random", "cycle")
+
+
+def get(name: str) -> Method:
+    check_choice("method", name, METHODS)
+    return METHODS[name]

@@ -1,0 +1,143 @@
+"""Content-addressed cache for expensive artefacts and tidy CSV result records.
+
+Layout under the store root (``data/`` in the project, ``$AKT_STORE`` to move it):
+
+``cache/<kind>/<key>.pt`` + ``<key>.json``   checkpoints, crafted sets, teacher logits (git-ignored)
+``cache/partial/<key>.pt``                   per-epoch training state, so a killed run resumes
+``results/<profile>/records.csv``            one row per model x attack x source x seed (committed
+``results/<profile>/curves.csv``             per-epoch clean/adversarial accuracy  for published
+``results/<profile>/runs.csv``               one row per built artefact: wall time, images/s  profiles)
+
+A key is a hash of an artefact's full config (including its dependencies' keys and
+``RESULTS_VERSION``), never of the git commit. Every write goes to a temporary file first and is
+renamed into place, so a killed run leaves no partial entry. The ``.json`` sidecar holds the config
+and the payload's SHA-256; an entry whose hash or config does not match is reported, deleted and
+rebuilt, never used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from . import RESULTS_VERSION
+
+ENV_STORE = "AKT_STORE"
+
+
+def config_key(config: dict) -> str:
+    """16 hex digits of SHA-256 over the canonical JSON of ``config`` and ``RESULTS_VERSION``."""
+    blob = json.dumps({"config": config, "results_version": RESULTS_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def default_root() -> Path:
+    env = os.environ.get(ENV_STORE)
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
+
+
+class Store:
+    """The cache (artefacts by key) and the results (tidy CSV records by profile)."""
+
+    RECORD_FILES = ("records", "curves", "runs")
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+        self.cache = self.root / "cache"
+        self.results = self.root / "results"
+
+    # ---- artefacts ---------------------------------------------------------------------------
+    def _paths(self, kind: str, key: str) -> tuple[Path, Path]:
+        base = self.cache / kind / key
+        return base.with_suffix(".pt"), base.with_suffix(".json")
+
+    def load(self, kind: str, key: str, config: dict) -> Any | None:
+        """The payload cached under ``key``, or None when absent, corrupt or made for another config."""
+        pt, meta = self._paths(kind, key)
+        if not pt.exists() or not meta.exists():
+            return None
+        try:
+            info = json.loads(meta.read_text())
+            if info.get("config") != json.loads(json.dumps(config)):
+                raise ValueError("config does not match the key's")
+            if info.get("sha256") != _sha256(pt):
+                raise ValueError("payload hash does not match")
+            return torch.load(pt, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any failure means: rebuild
+            warnings.warn(f"cache entry {kind}/{key} is unusable ({exc}); removing it and rebuilding")
+            self.remove(kind, key)
+            return None
+
+    def save(self, kind: str, key: str, config: dict, payload: Any, provenance: dict | None = None) -> None:
+        pt, meta = self._paths(kind, key)
+        atomic_torch_save(payload, pt)
+        info = {"key": key, "kind": kind, "config": config, "sha256": _sha256(pt),
+                "results_version": RESULTS_VERSION, "provenance": provenance or {}}
+        atomic_write_text(json.dumps(info, indent=1, sort_keys=True), meta)
+
+    def remove(self, kind: str, key: str) -> None:
+        for p in self._paths(kind, key):
+            p.unlink(missing_ok=True)
+
+    def partial_path(self, key: str) -> Path:
+        return self.cache / "partial" / f"{key}.pt"
+
+    def entries(self) -> pd.DataFrame:
+        """One row per cached artefact: kind, key, name, size."""
+        rows = []
+        for meta in sorted(self.cache.glob("*/*.json")):
+            info = json.loads(meta.read_text())
+            pt = meta.with_suffix(".pt")
+            rows.append({"kind": info["kind"], "key": info["key"],
+                         "name": info["config"].get("name", ""),
+                         "dataset": info["config"].get("dataset", ""),
+                         "mb": round(pt.stat().st_size / 2**20, 2) if pt.exists() else None})
+        return pd.DataFrame(rows, columns=["kind", "key", "name", "dataset", "mb"])
+
+    # ---- records -----------------------------------------------------------------------------
+    def _csv(self, profile: str, what: str) -> Path:
+        return self.results / profile / f"{what}.csv"
+
+    def read(self, profile: str, what: str = "records") -> pd.DataFrame:
+        path = self._csv(profile, what)
+        return pd.read_csv(path, keep_default_na=False, na_values=[""]) if path.exists() else pd.DataFrame()
+
+    def append(self, profile: str, what: str, rows: list[dict], unique: tuple[str, ...]) -> None:
+        """Add ``rows``; a row whose ``unique`` columns match an existing one replaces it. Atomic."""
+        if not rows:
+            return
+        new = pd.DataFrame(rows)
+        old = self.read(profile, what)
+        df = pd.concat([old, new], ignore_index=True) if len(old) else new
+        df = df.drop_duplicates(subset=list(unique), keep="last")
+        df = df.sort_values(list(unique), kind="stable").reset_index(drop=True)
+        atomic_write_text(df.to_csv(index=False, float_format="%.6g", lineterminator="\n"),
+                          self._csv(profile, what))

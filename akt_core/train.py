@@ -1,0 +1,152 @@
+"""The one training loop, parameterised by method (``methods.METHODS``).
+
+SGD with momentum; the learning rate drops x0.1 at 1/2 and 3/4 of all steps (Sec. 3.1, counted in
+steps so short profiles keep the schedule's shape); weight decay per dataset. After every epoch the
+loop records clean and adversarial accuracy on a fixed test subset (Figs. 3-4). State is saved after
+every epoch, with the random generators, so a killed run resumes to the same bits.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from .attacks import fgsm
+from .data import Split, augment, batches, to_float
+from .evaluate import _autocast, accuracy
+from .methods import SOURCE_CHOICES, Method, StepBatch
+from .store import atomic_torch_save
+
+
+@dataclass
+class TrainInputs:
+    """Everything a training run reads, already on its device."""
+
+    train: Split
+    augment: bool
+    eps: float
+    dadv_sign: torch.Tensor | None = None  #: (S, N, C, H, W) int8: sign of each static source's FGSM step
+    teacher: torch.Tensor | None = None  #: (N, K) teacher logits on the clean training images
+    teacher_adv: torch.Tensor | None = None  #: (S, N, K) teacher logits on D_adv
+    curve_x: torch.Tensor | None = None  #: uint8 test subset for the per-epoch curves
+    curve_y: torch.Tensor | None = None
+    curve_adv: torch.Tensor | None = None  #: the same subset attacked on a held-out source (float)
+
+
+@dataclass
+class TrainResult:
+    state_dict: dict
+    curves: list[dict]
+    wall_s: float
+    images_per_s: float
+
+
+def dadv_images(x: torch.Tensor, sign: torch.Tensor, eps: float) -> torch.Tensor:
+    """FGSM images clip(x + eps * sign(grad)) rebuilt exactly from a stored sign (int8) and uint8 x."""
+    return (to_float(x) + eps * sign.float()).clamp_(0.0, 1.0)
+
+
+def lr_at(step: int, total: int, base: float, milestones: list[float]) -> float:
+    return base * 0.1 ** sum(step >= int(m * total) for m in milestones)
+
+
+def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs, idx: torch.Tensor,
+                epoch: int, g: torch.Generator, amp: bool) -> StepBatch:
+    dev = inp.train.x.device
+    idx = idx.to(dev)
+    n_adv = int(len(idx) * method.adv_share)
+    cidx, aidx = idx[: len(idx) - n_adv], idx[len(idx) - n_adv:]
+    aug = (lambda t: augment(t, g)) if inp.augment else (lambda t: t)
+    b = StepBatch(x=aug(to_float(inp.train.x[cidx])), y=inp.train.y[cidx])
+    if method.teacher:
+        b.t = inp.teacher[cidx]
+    if n_adv == 0:
+        return b
+    b.y_adv = inp.train.y[aidx]
+    if method.self_adv:
+        with _autocast(dev, amp):
+            b.x_adv = fgsm(model, aug(to_float(inp.train.x[aidx])), b.y_adv, inp.eps)
+        return b
+    n_src = inp.dadv_sign.shape[0]
+    if params["source_choice"] == "random":
+        src = torch.randint(n_src, (n_adv,), generator=g).to(dev)
+    else:
+        src = torch.full((n_adv,), epoch % n_src, device=dev)
+    b.x_adv = aug(dadv_images(inp.train.x[aidx], inp.dadv_sign[src, aidx], inp.eps))
+    if method.teacher:
+        b.t_adv = inp.teacher_adv[src, aidx]
+    return b
+
+
+def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: TrainInputs,
+                seed: int, amp: bool = False, partial: str | os.PathLike | None = None,
+                progress: bool = True, desc: str = "") -> TrainResult:
+    """Train ``model`` with ``method`` under profile config ``cfg`` (``Profile.as_config``).
+
+    ``partial``: where per-epoch state is kept; an existing file there is resumed from.
+    """
+    from tqdm.auto import tqdm
+
+    if method.uses_dadv and params.get("source_choice") not in SOURCE_CHOICES:
+        raise ValueError(f"source_choice must be one of {SOURCE_CHOICES}")
+    dev = inp.train.x.device
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    model = model.to(dev).to(memory_format=torch.channels_last)
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg["weight_decay"]},
+                           {"params": no_decay, "weight_decay": 0.0}],
+                          lr=cfg["lr"], momentum=cfg["momentum"])
+    n, bs, epochs = len(inp.train), cfg["batch_size"], cfg["epochs"]
+    steps_per_epoch = max(n // bs, 1)
+    total = steps_per_epoch * epochs
+    start_epoch, curves, wall = 0, [], 0.0
+    if partial and os.path.exists(partial):
+        state = torch.load(partial, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        g.set_state(state["gen"])
+        torch.set_rng_state(state["rng"])
+        start_epoch, curves, wall = state["epoch"], state["curves"], state["wall_s"]
+    for epoch in range(start_epoch, epochs):
+        t0 = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=dev)
+        bar = tqdm(batches(n, bs, g, drop_last=True), total=steps_per_epoch, leave=False,
+                   desc=f"{desc} ep {epoch + 1}/{epochs}", disable=not progress, mininterval=2)
+        for i, idx in enumerate(bar):
+            step = epoch * steps_per_epoch + i
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, total, cfg["lr"], cfg["lr_milestones"])
+            b = _make_batch(model, method, params, inp, idx, epoch, g, amp)
+            b.x = b.x.contiguous(memory_format=torch.channels_last)
+            if b.x_adv is not None:
+                b.x_adv = b.x_adv.contiguous(memory_format=torch.channels_last)
+            with _autocast(dev, amp):
+                loss = method.loss(model, b, params)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach()
+        wall += time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"],
+               "train_loss": loss_sum.item() / steps_per_epoch, "wall_s": round(wall, 3)}
+        if inp.curve_x is not None:
+            row["clean_acc"] = accuracy(model, inp.curve_x, inp.curve_y, amp=amp)
+            if inp.curve_adv is not None:
+                row["adv_acc"] = accuracy(model, inp.curve_adv, inp.curve_y, amp=amp)
+        curves.append(row)
+        if partial:
+            atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "gen": g.get_state(),
+                               "rng": torch.get_rng_state(), "epoch": epoch + 1, "curves": curves,
+                               "wall_s": wall}, partial)
+    model.eval()
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    seen = steps_per_epoch * bs * epochs
+    return TrainResult(state, curves, wall, seen / wall if wall and seen else math.nan)
