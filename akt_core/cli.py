@@ -1,0 +1,103 @@
+"""``akt``: prepare data, train a variant, build a table's results, show the store.
+
+Exit code 2 with a one-line message on bad input (unknown dataset, profile, variant, missing data).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import AktError, __version__
+from . import data as data_mod
+from . import graph, profiles
+from .store import Store
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="mnist", help=f"one of: {', '.join(data_mod.DATASETS)}")
+    p.add_argument("--profile", default="smoke", help=f"one of: {', '.join(profiles.PROFILES)}")
+    p.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more seeds (default 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--data-root", default=None, help=f"local dataset root (default ${data_mod.ENV_ROOT} "
+                   "or data/datasets)")
+    p.add_argument("--download", action="store_true", help="let torchvision download missing datasets")
+    p.add_argument("--blackbox", default="held-out", help="black-box sources: held-out (default) or static")
+    p.add_argument("--store", default=None, help="store root (default $AKT_STORE or data/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="akt", description=__doc__.splitlines()[0])
+    ap.add_argument("--version", action="version", version=f"akt {__version__}")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare-data", help="lay out offline dataset copies as a local root")
+    p.add_argument("--source", default="../shared/data", help="folder with mnist/, cifar10/, cifar100/")
+    p.add_argument("--root", default=None, help="where to put them (default $AKT_DATA_ROOT or data/datasets)")
+    p.add_argument("--datasets", nargs="+", default=["mnist", "cifar10", "cifar100"])
+    p = sub.add_parser("train", help="train one variant (and whatever it depends on)")
+    p.add_argument("variant", help=f"one of: {', '.join(graph.VARIANTS)}")
+    _common(p)
+    p = sub.add_parser("build", help="compute the results of a table group, the curves, or all")
+    p.add_argument("what", help=f"one of: {', '.join((*graph.GROUPS, 'curves', 'all'))}")
+    _common(p)
+    p = sub.add_parser("show", help="show the cache and the stored records")
+    p.add_argument("--profile", default=None, help="only this profile's records")
+    p.add_argument("--store", default=None)
+    sub.add_parser("profiles", help="list the run profiles")
+    return ap
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.cmd == "prepare-data":
+        root = data_mod.prepare(Path(args.source), args.root, tuple(args.datasets))
+        print(f"datasets ready under {root}")
+        return 0
+    if args.cmd == "profiles":
+        for p in profiles.PROFILES.values():
+            print(f"{p.name:8s} {p.description}")
+        return 0
+    store = Store(args.store)
+    if args.cmd == "show":
+        entries = store.entries()
+        print(f"cache: {store.cache} ({len(entries)} entries)")
+        if len(entries):
+            print(entries.groupby(["kind", "dataset"]).size().to_string())
+        for prof in [args.profile] if args.profile else sorted(p.name for p in store.results.glob("*")):
+            df = store.read(prof)
+            if len(df):
+                print(f"\nrecords, profile {prof}: {len(df)}")
+                print(df.groupby(["dataset", "seed"]).size().to_string())
+        return 0
+    opts = dict(store=store, data_root=args.data_root, device=args.device, download=args.download,
+                progress=not args.quiet)
+    if args.cmd == "train":
+        graph.VARIANTS.get(args.variant) or graph.check_choice("variant", args.variant, graph.VARIANTS)
+        for seed in args.seed:
+            exp = graph.Experiment(args.dataset, args.profile, seed, blackbox=args.blackbox)
+            runner = graph.Runner(exp, **opts)
+            runner.model(runner.exp.model(args.variant))
+            print(f"{args.variant} on {args.dataset} ({args.profile}, seed {seed}) is in the store")
+        return 0
+    df = graph.require(args.what, args.dataset, args.profile, args.seed, compute=True, blackbox=args.blackbox, **opts)
+    if "accuracy" in df:
+        print(df.pivot_table(index="model", columns=["attack", "source"], values="accuracy").round(2).to_string())
+    else:
+        print(df.groupby("model")[["clean_acc", "adv_acc"]].last().round(2).to_string())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        sys.exit(run(argv))
+    except AktError as exc:
+        print(f"akt: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("akt: interrupted; cached work is kept and a rerun resumes", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

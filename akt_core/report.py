@@ -1,0 +1,248 @@
+"""From stored records to what the book shows: tables beside the paper's, claim verdicts, figures.
+
+Nothing here trains or attacks; every number comes from ``graph.require`` (the results store) or,
+for the paper's side, from ``data/paper_tables.csv``. Every table and figure carries the label of
+the profile it came from.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import profiles as profiles_mod
+from .graph import TABLES, TableSpec
+
+PAPER_CSV = Path(__file__).resolve().parent.parent / "data" / "paper_tables.csv"
+ATTACK_COLUMNS = ("FGSM", "I-FGSM", "Step-LL", "Iter-LL")
+
+
+def paper_numbers(path: str | Path = PAPER_CSV) -> pd.DataFrame:
+    """The paper's Tables 1-10, tidy: table, dataset, kind, model, column, value (NaN where not reported)."""
+    return pd.read_csv(path, na_values=["NA"])
+
+
+def paper_table(number: int, path: str | Path = PAPER_CSV) -> pd.DataFrame:
+    """Table ``number`` as the paper prints it: models x columns."""
+    df = paper_numbers(path)
+    df = df[df["table"] == number]
+    order = list(dict.fromkeys(df["model"]))
+    cols = list(dict.fromkeys(df["column"]))
+    return df.pivot(index="model", columns="column", values="value").loc[order, cols]
+
+
+def _column_of(table: TableSpec) -> dict[tuple[str, str], str]:
+    return {(attack, f"Res{src}" if src else "-"): name for name, attack, src in table.columns}
+
+
+def reproduced(records: pd.DataFrame, table: TableSpec) -> pd.DataFrame:
+    """Mean, standard deviation and number of seeds per cell, in the paper's layout (long form)."""
+    col = _column_of(table)
+    df = records.assign(column=[col.get((a, s)) for a, s in zip(records["attack"], records["source"])])
+    df = df[df["column"].notna() & df["model"].isin(table.targets)]
+    g = df.groupby(["model", "column"])["accuracy"]
+    out = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n_seeds": g.count()}).reset_index()
+    return out
+
+
+def comparison(records: pd.DataFrame, table: TableSpec, tolerance: float = 5.0) -> pd.DataFrame:
+    """Ours beside the paper's, per cell: ours (mean), spread, paper, difference, and whether
+    |difference| exceeds ``tolerance`` percentage points. Rows in the paper's order."""
+    ours = reproduced(records, table)
+    paper = paper_numbers()
+    paper = paper[(paper["table"] == table.number) & (paper["dataset"] == table.dataset)]
+    paper = paper.rename(columns={"value": "paper"})[["model", "column", "paper"]]
+    df = pd.merge(paper, ours, on=["model", "column"], how="outer") if len(paper) else ours.assign(paper=np.nan)
+    df["diff"] = df["mean"] - df["paper"]
+    df["off"] = df["diff"].abs() > tolerance
+    cols = [c for c, _, _ in table.columns]
+    df["model"] = pd.Categorical(df["model"], list(table.targets))
+    df["column"] = pd.Categorical(df["column"], cols)
+    return df.sort_values(["model", "column"]).reset_index(drop=True)
+
+
+def side_by_side(cmp: pd.DataFrame) -> pd.DataFrame:
+    """Wide table: for every column, 'ours', 'paper' and 'diff' (ours as mean ± std with several seeds)."""
+    def fmt(row) -> str:
+        if pd.isna(row["mean"]):
+            return "missing"
+        s = f"{row['mean']:.2f}"
+        if row["n_seeds"] > 1:
+            s += f" ± {row['std']:.2f}"
+        return s + (" ⚠" if row["off"] else "")
+    df = cmp.assign(ours=cmp.apply(fmt, axis=1),
+                    paper_s=cmp["paper"].map(lambda v: "–" if pd.isna(v) else f"{v:.2f}"),
+                    diff_s=cmp["diff"].map(lambda v: "" if pd.isna(v) else f"{v:+.2f}"))
+    wide = df.pivot(index="model", columns="column", values=["ours", "paper_s", "diff_s"])
+    wide = wide.rename(columns={"paper_s": "paper", "diff_s": "diff"}, level=0)
+    wide = wide.swaplevel(0, 1, axis=1)
+    cols = [c for c in cmp["column"].cat.categories if c in wide.columns.get_level_values(0)]
+    wide = wide[[(c, k) for c in cols for k in ("ours", "paper", "diff")]]
+    return wide.loc[[m for m in cmp["model"].cat.categories if m in wide.index]]
+
+
+def label(records: pd.DataFrame) -> str:
+    """Where these numbers came from: profile, dataset variant, seeds, test images, device, commit."""
+    if not len(records):
+        return "no results"
+    parts = []
+    for (prof, variant), g in records.groupby(["profile", "dataset_variant"]):
+        p = profiles_mod.get(prof)
+        seeds = ", ".join(map(str, sorted(g["seed"].unique())))
+        n = ", ".join(map(str, sorted(g["n_examples"].unique()))) if "n_examples" in g else "?"
+        where = f"{p.label}. Dataset variant: {variant}; seeds: {seeds}; test images: {n}"
+        if "device" in g:
+            where += f"; device: {'; '.join(sorted(g['device'].unique()))}"
+        if "git_commit" in g:
+            where += f"; code: {', '.join(sorted(g['git_commit'].astype(str).unique()))}"
+        parts.append(where)
+    return " | ".join(parts)
+
+
+# ---- claims ----------------------------------------------------------------------------------
+@dataclass
+class Verdict:
+    claim: str
+    statement: str
+    ours: str
+    paper: str
+
+    def as_row(self) -> dict:
+        return {"claim": self.claim, "statement": self.statement, "reproduction": self.ours,
+                "paper's own numbers": self.paper}
+
+
+def _robust(cells: pd.DataFrame, model: str, columns) -> float:
+    sel = cells[(cells["model"] == model) & (cells["column"].isin(columns))]
+    return float(sel["value"].mean()) if len(sel) else float("nan")
+
+
+def _cells_from_cmp(cmp: pd.DataFrame, which: str) -> pd.DataFrame:
+    return cmp.rename(columns={which: "value"})[["model", "column", "value"]].astype({"column": str, "model": str})
+
+
+def _judge(ok: bool | None, evidence: str) -> str:
+    if ok is None:
+        return f"not enough results ({evidence})"
+    return ("supported" if ok else "NOT supported") + f" ({evidence})"
+
+
+def claims(cmp_variants: pd.DataFrame | None = None, cmp_sources: pd.DataFrame | None = None,
+           cmp_attacks: pd.DataFrame | None = None, curves: pd.DataFrame | None = None,
+           margin: float = 5.0) -> pd.DataFrame:
+    """Verdicts on C1-C5 (METHOD.md), by the same explicit rule for our numbers and the paper's.
+
+    Robust accuracy = mean accuracy over the four transfer attacks (or the four FGSM sources). A
+    difference counts when it exceeds ``margin`` points; "at least as robust" allows ``margin``/5.
+    """
+    out = []
+    for which in ("mean", "paper"):
+        v = _cells_from_cmp(cmp_variants, which) if cmp_variants is not None else None
+        s = _cells_from_cmp(cmp_sources, which) if cmp_sources is not None else None
+        a = _cells_from_cmp(cmp_attacks, which) if cmp_attacks is not None else None
+        res = {}
+        if v is not None:
+            r = {m: _robust(v, m, ATTACK_COLUMNS) for m in v["model"].unique()}
+            clean = {m: _robust(v, m, ["clean"]) for m in v["model"].unique()}
+            vals = [r.get(k, np.nan) for k in ("Res26(adv)", "Res26(cln)", "Res8(adv)", "Res8(cln)")]
+            ok1 = None if np.isnan(vals).any() else (vals[0] - vals[1] > margin and vals[2] - vals[3] > margin)
+            res["C1"] = _judge(ok1, f"robust acc. Res26 adv/cln {vals[0]:.1f}/{vals[1]:.1f}, "
+                                    f"Res8 adv/cln {vals[2]:.1f}/{vals[3]:.1f}")
+            da, t26, dc = r.get("Res8(dist-adv)", np.nan), r.get("Res26(adv)", np.nan), r.get("Res8(dist-cln)", np.nan)
+            ok2 = None if np.isnan([da, t26]).any() else bool(t26 - da > margin)
+            res["C2"] = _judge(ok2, f"robust acc. Res8(dist-adv) {da:.1f} vs teacher Res26(adv) {t26:.1f}, "
+                                    f"Res8(dist-cln) {dc:.1f}")
+            at, ad = r.get("Res8(adv-trans)", np.nan), r.get("Res8(adv)", np.nan)
+            ca, cc = clean.get("Res8(adv-trans)", np.nan), clean.get("Res8(cln)", np.nan)
+            ok3 = None if np.isnan([at, ad, da, ca, cc]).any() else bool(
+                at >= ad - margin / 5 and at - da > margin and cc - ca <= margin)
+            res["C3"] = _judge(ok3, f"robust acc. adv-trans {at:.1f}, adv {ad:.1f}, dist-adv {da:.1f}; "
+                                    f"clean adv-trans {ca:.1f} vs cln {cc:.1f}")
+        frames = [(s, [c for c in s["column"].unique() if c.startswith("FGSM@")]) if s is not None else None,
+                  (a, ATTACK_COLUMNS) if a is not None else None]
+        rs = [(_robust(f, "Res8(adv)", cols), _robust(f, "Res8(adv-trans)", cols), _robust(f, "Res8(self-adv)", cols))
+              for f, cols in filter(None, frames)]
+        if rs:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                ad, at, sa = np.nanmean(np.array(rs), axis=0)
+            ok4 = None if np.isnan([ad, at, sa]).any() else bool(ad > sa and at > sa)
+            res["C4"] = _judge(ok4, f"robust acc. (Tables 5-10) adv {ad:.1f}, adv-trans {at:.1f}, self-adv {sa:.1f}")
+        if which == "mean" and curves is not None and len(curves) and "adv_acc" in curves:
+            m = curves.groupby("model")["adv_acc"].mean()
+            last = curves.sort_values("epoch").groupby("model")["adv_acc"].last()
+            if "Res8(adv-trans)" in m:
+                others = m.drop("Res8(adv-trans)")
+                ok5 = bool(m["Res8(adv-trans)"] >= others.max() - margin / 5
+                           and last["Res8(adv-trans)"] >= last.drop("Res8(adv-trans)").max() - margin / 5)
+                res["C5"] = _judge(ok5, f"mean adv. acc. over epochs: adv-trans {m['Res8(adv-trans)']:.1f}, "
+                                        f"best other {others.max():.1f} ({others.idxmax()})")
+        elif which == "paper":
+            res["C5"] = "Figs. 3-4 give no numbers to check"
+        out.append(res)
+    statements = {
+        "C1": "Adversarial training makes Res26 and Res8 robust to transfer attacks; clean training does not.",
+        "C2": "Ordinary distillation from a robust teacher (dist-adv) passes on only part of the robustness.",
+        "C3": "Res8(adv-trans) is at least as robust as Res8(adv), clearly more than Res8(dist-adv), "
+              "at a small clean-accuracy cost.",
+        "C4": "adv and adv-trans beat self-adv against attacks from other models (Tables 5-10).",
+        "C5": "Adversarial knowledge transfer converges faster and higher (Figs. 3-4).",
+    }
+    rows = [Verdict(c, statements[c], out[0].get(c, "not evaluated here"), out[1].get(c, "not evaluated here")).as_row()
+            for c in statements if c in out[0] or c in out[1]]
+    return pd.DataFrame(rows)
+
+
+def table_numbers(group: str) -> dict[str, int]:
+    """Dataset -> table number for a table group."""
+    return {TABLES[n].dataset: n for n in TABLES if TABLES[n].group == group}
+
+
+def all_claims(dataset: str, profile: str, seeds=(0,), blackbox: str = "held-out",
+               tolerance: float = 5.0) -> pd.DataFrame:
+    """C1-C5 verdicts for ``dataset`` from whatever stored results exist (never computes)."""
+    from . import AktError
+    from .graph import require, table_for
+
+    def get(what: str):
+        try:
+            return require(what, dataset, profile, seeds, compute=False, blackbox=blackbox)
+        except AktError:
+            return None
+
+    cmps = {}
+    for group in ("variants", "sources", "attacks"):
+        rec = get(group)
+        cmps[group] = comparison(rec, table_for(group, dataset), tolerance) if rec is not None else None
+    return claims(cmps["variants"], cmps["sources"], cmps["attacks"], get("curves"), margin=tolerance)
+
+
+def plot_comparison(cmp: pd.DataFrame, title: str, ax=None):
+    """Ours (y) against the paper's (x) for every cell, with the diagonal and the tolerance band."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    ax = ax or plt.subplots(figsize=(5.5, 5))[1]
+    df = cmp.dropna(subset=["mean", "paper"]).astype({"model": str, "column": str})
+    ax.plot([0, 100], [0, 100], color="grey", lw=1, ls="--")
+    if len(df):
+        sns.scatterplot(data=df, x="paper", y="mean", hue="model", style="column", s=70, ax=ax)
+        ax.legend(fontsize=7, loc="lower right")
+    ax.set(xlim=(0, 101), ylim=(0, 101), xlabel="paper (%)", ylabel="reproduction (%)", title=title)
+    return ax
+
+
+def plot_curves(curves: pd.DataFrame, metric: str, title: str, ax=None):
+    """Per-epoch test accuracy (``clean_acc`` for Fig. 3, ``adv_acc`` for Fig. 4), one line per method."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    ax = ax or plt.subplots(figsize=(6.5, 4))[1]
+    sns.lineplot(data=curves, x="epoch", y=metric, hue="model", style="model", markers=True,
+                 errorbar=("sd") if curves["seed"].nunique() > 1 else None, ax=ax)
+    ax.set(xlabel="epoch", ylabel="test accuracy (%)", title=title)
+    ax.legend(fontsize=8)
+    return ax

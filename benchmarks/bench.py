@@ -1,0 +1,115 @@
+"""Throughput and wall-time figures for the companion (run by `make bench`, never by the tests).
+
+Prints, in one run:
+1. training throughput (images/s) of Res8 and Res26 for every method (CIFAR-shaped data);
+2. attack throughput of our FGSM, I-FGSM and PGD against torchattacks' on the same model and
+   batch, as a ratio (ours / theirs; target >= 1.0);
+3. the wall time of the smoke profile for MNIST, CIFAR-10 and CIFAR-100 (target <= 10 min on 2
+   cores), in a temporary store, on the local datasets (`make data` first).
+Results are also written to benchmarks/results.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from akt_core import attacks, data, graph, methods, profiles
+from akt_core.models import resnet
+from akt_core.store import Store
+from akt_core.train import TrainInputs, train_model
+
+
+def training_throughput(n: int = 1024, batch: int = 128) -> list[dict]:
+    spec = data.spec("cifar10")
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    cfg = {**profiles.get("reduced").as_config("cifar10"), "epochs": 1, "batch_size": batch}
+    rows = []
+    for depth in (8, 26):
+        for name, m in methods.METHODS.items():
+            inp = TrainInputs(data.Split(x, y, "random"), True, attacks.EPS)
+            if m.uses_dadv:
+                inp.dadv_sign = torch.randint(-1, 2, (4, n, 3, 32, 32), dtype=torch.int8, generator=g)
+            if m.teacher:
+                inp.teacher = torch.randn(n, 10, generator=g)
+                inp.teacher_adv = torch.randn(4, n, 10, generator=g)
+            model = resnet(depth, 10, 3, spec.mean, spec.std)
+            res = train_model(model, m, m.params, cfg, inp, seed=0, progress=False)
+            rows.append({"depth": depth, "method": name, "images_per_s": round(res.images_per_s, 1)})
+            print(f"  train Res{depth:<2d} {name:10s} {res.images_per_s:8.1f} images/s", flush=True)
+    return rows
+
+
+def attack_ratio(batch: int = 256, repeats: int = 5) -> list[dict]:
+    import torchattacks
+
+    spec = data.spec("cifar10")
+    torch.manual_seed(0)
+    model = resnet(8, 10, 3, spec.mean, spec.std).eval()
+    x, y = torch.rand(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+    eps = attacks.EPS
+    pairs = {
+        "FGSM": (lambda: attacks.fgsm(model, x, y, eps), torchattacks.FGSM(model, eps=eps)),
+        "I-FGSM": (lambda: attacks.ifgsm(model, x, y, eps, eps / 5, 5), torchattacks.BIM(model, eps, eps / 5, 5)),
+        "PGD-20": (lambda: attacks.pgd(model, x, y, eps, eps / 4, 20), torchattacks.PGD(model, eps, eps / 4, 20)),
+    }
+    rows = []
+    for name, (ours, theirs) in pairs.items():
+        def timeit(fn):
+            fn()
+            best = float("inf")
+            for _ in range(repeats):
+                t = time.perf_counter()
+                fn()
+                best = min(best, time.perf_counter() - t)
+            return batch / best
+        a, b = timeit(ours), timeit(lambda: theirs(x, y))
+        rows.append({"attack": name, "ours_images_per_s": round(a, 1), "torchattacks_images_per_s": round(b, 1),
+                     "ratio": round(a / b, 3)})
+        print(f"  {name:7s} ours {a:8.1f} img/s  torchattacks {b:8.1f} img/s  ratio {a / b:.2f}", flush=True)
+    return rows
+
+
+def smoke_wall_time(data_root: str | None) -> dict:
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        for ds in ("mnist", "cifar10", "cifar100"):
+            t = time.perf_counter()
+            graph.require("all", ds, "smoke", compute=True, store=Store(tmp), data_root=data_root,
+                          device="cpu", progress=False, log=lambda *a: None)
+            out[ds] = round(time.perf_counter() - t, 1)
+            print(f"  smoke {ds:9s} {out[ds]:7.1f} s", flush=True)
+        out["total"] = round(time.perf_counter() - t0, 1)
+    print(f"  smoke, all three datasets: {out['total']:.1f} s ({out['total'] / 60:.1f} min; target <= 10 min)")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--skip-smoke", action="store_true")
+    args = ap.parse_args()
+    info = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+            "device": graph.device_name(torch.device("cpu")), "commit": graph.git_commit()}
+    print(f"benchmark on {info['device']}, torch {info['torch']}")
+    print("1. training throughput")
+    info["training"] = training_throughput()
+    print("2. attack throughput, ours / torchattacks (Res8, batch 256)")
+    info["attacks"] = attack_ratio()
+    if not args.skip_smoke:
+        print("3. smoke profile wall time")
+        info["smoke_s"] = smoke_wall_time(args.data_root)
+    Path(__file__).with_name("results.json").write_text(json.dumps(info, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
