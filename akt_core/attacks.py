@@ -51,9 +51,10 @@ def _input_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Ten
     return torch.autograd.grad(loss, x)[0]
 
 
-def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
-    """Clip_{x,eps}: back into the L-inf ball around x, then into [0, 1]."""
-    return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0.0, 1.0)
+def _step(x_adv: torch.Tensor, g: torch.Tensor, step: float, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Clip_{x,eps}(x_adv + step * sign(g)): [lo, hi] is the eps-ball around x cut to [0, 1]. In place on g."""
+    out = g.sign_().mul_(step).add_(x_adv)
+    return torch.minimum(torch.maximum(out, lo, out=out), hi, out=out)
 
 
 def least_likely(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -65,11 +66,11 @@ def least_likely(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def _iterate(model: nn.Module, x: torch.Tensor, target: torch.Tensor, eps: float, alpha: float,
              steps: int, sign: float, start: torch.Tensor) -> torch.Tensor:
     x = x.detach()
+    lo, hi = (x - eps).clamp_(min=0.0), (x + eps).clamp_(max=1.0)
     x_adv = start
     with attack_mode(model):
         for _ in range(steps):
-            g = _input_grad(model, x_adv, target)
-            x_adv = _project(x_adv + sign * alpha * g.sign(), x, eps)
+            x_adv = _step(x_adv, _input_grad(model, x_adv, target), sign * alpha, lo, hi)
     return x_adv.detach()
 
 

@@ -393,18 +393,24 @@ def table_needs(table: TableSpec) -> list[tuple[str, str, int | None]]:
     return [(t, attack, src) for t in table.targets for _, attack, src in table.columns]
 
 
+#: Res26(cln) and Res8(cln) are the static source models themselves (one node each).
+STATIC_ALIASES = {"static:Res26": "Res26(cln)", "static:Res8": "Res8(cln)"}
+
+
 def figure_variants() -> list[str]:
     return list(RES8_VARIANTS)
 
 
 def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = False,
             store: Store | None = None, data_root: str | Path | None = None, device: str | None = None,
-            blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print) -> pd.DataFrame:
+            blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print,
+            dataset_variant: str | None = None) -> pd.DataFrame:
     """Records (tables) or per-epoch curves (figures) for ``what`` on ``dataset`` under ``profile``.
 
     ``what`` is a table group (``variants``, ``sources``, ``attacks``), ``curves`` (Figs. 3-4) or
     ``all``. With ``compute=False`` only stored results are read (the book's mode: it never trains);
-    with ``compute=True`` whatever the store lacks is built, and nothing else.
+    with ``compute=True`` whatever the store lacks is built, and nothing else. Results of different
+    dataset variants (e.g. lossless vs jpeg75) are never mixed: pass ``dataset_variant`` to choose.
     """
     check_choice("result", what, (*GROUPS, "curves", "all"))
     data_mod.spec(dataset)
@@ -427,10 +433,16 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
     df = store.read(profile, kind)
     if len(df):
         df = df[(df["dataset"] == dataset) & (df["seed"].isin(seeds)) & (df["blackbox"] == blackbox)]
+        if dataset_variant is not None:
+            df = df[df["dataset_variant"] == dataset_variant]
+        elif df["dataset_variant"].nunique() > 1:
+            raise AktError(f"stored {kind} for {dataset!r} ({profile}) come from several dataset variants; "
+                           f"pass dataset_variant= one of: {', '.join(sorted(df['dataset_variant'].unique()))}")
         if kind == "records" and groups:
             wanted = {(t, a, f"Res{s}" if s else "-") for g in groups for t, a, s in table_needs(table_for(g, dataset))}
             df = df[[(m, a, s) in wanted for m, a, s in zip(df["model"], df["attack"], df["source"])]]
-        if kind == "curves":
+        if kind == "curves":  # the clean Res8 is the static source model: show it under its variant name
+            df = df.assign(model=df["model"].replace(STATIC_ALIASES))
             df = df[df["model"].isin(figure_variants())]
     if not len(df):
         raise AktError(f"no stored {kind} for {what!r} on {dataset!r} under profile {profile!r} (seeds {seeds}); "

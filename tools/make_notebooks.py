@@ -30,7 +30,7 @@ PARAMS = '''\
 profile = "reduced"      # smoke | reduced | paper
 dataset = "{dataset}"   # mnist | cifar10 | cifar100 (| synthetic)
 seeds = [0]              # several seeds -> mean and spread
-device = "cpu"           # cpu | cuda | auto (only used when compute=True)
+device = "cpu"           # cpu | cuda | auto: used only when compute is True
 data_root = None         # local dataset root (None: $AKT_DATA_ROOT or data/datasets)
 compute = False          # True: build missing results (trains!); False: read the results store only
 tolerance = 5.0          # cells further than this from the paper (points) are marked

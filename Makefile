@@ -1,0 +1,74 @@
+# Two commands: `make book` (build the HTML book from the published results) and `make test`.
+# Everything else: `make reproduce`, `make data`, `make notebooks`, `make bench`, `make clean`.
+# See README.md.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stamp
+
+# `make book` shows the reduced profile's published results; `make reproduce` defaults to smoke.
+# Both take PROFILE=smoke|reduced|paper from the command line.
+book: PROFILE ?= reduced
+reproduce: PROFILE ?= smoke
+DATASET ?= mnist
+DATASETS ?= mnist cifar10 cifar100
+SEEDS ?= 0
+DEVICE ?= auto
+SHARED_DATA ?= ../shared/data
+BOOK_OUT := book/_build/html
+JB_FLAGS ?=
+
+.PHONY: help venv book test reproduce data notebooks bench clean
+
+help:
+	@echo "make book        build the book from the published results -> $(BOOK_OUT)/index.html"
+	@echo "make test        unit tests + notebook regression (nbval)"
+	@echo "make reproduce   PROFILE=smoke|reduced|paper DATASET=mnist|cifar10|cifar100 [SEEDS=\"0 1 2\"] [DEVICE=cuda]"
+	@echo "make data        lay out the offline datasets from $(SHARED_DATA) (if present)"
+	@echo "make notebooks   regenerate notebooks/ and store their outputs (nbval references)"
+	@echo "make bench       throughput benchmarks"
+	@echo "make clean       remove the executed notebooks and the built book"
+
+# The virtual environment, reinstalled only when pyproject.toml changes. torch and torchvision
+# are pinned to the versions the development machine has.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -e ".[book,test]" "torch==2.14.1" "torchvision==0.29.1"
+	touch $@
+
+venv: $(STAMP)
+
+# Executes every notebook with papermill on the stored results (compute=False: never trains),
+# then builds the HTML book. Strict check: make book JB_FLAGS="-W -n --keep-going"
+book: venv
+	$(PY) tools/execute_notebooks.py --profile $(PROFILE) --datasets $(DATASETS) --out book/_executed --kernel python3
+	$(VENV)/bin/jupyter-book build . --path-output book $(JB_FLAGS)
+	@echo "book: $(BOOK_OUT)/index.html"
+
+test: venv
+	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env -p no:cacheprovider
+
+reproduce: venv
+	$(PY) -m akt_core.cli build all --dataset $(DATASET) --profile $(PROFILE) --seed $(SEEDS) --device $(DEVICE)
+
+data: venv
+	@if [ -d "$(SHARED_DATA)" ]; then \
+		$(VENV)/bin/akt prepare-data --source "$(SHARED_DATA)"; \
+	else \
+		echo "no $(SHARED_DATA): nothing to prepare (use --download, --data-root or AKT_DATA_ROOT)"; \
+	fi
+
+notebooks: venv
+	$(PY) tools/make_notebooks.py
+	$(PY) tools/execute_notebooks.py --in-place --kernel python3
+
+bench: venv
+	$(PY) benchmarks/bench.py
+
+clean:
+	rm -rf book/_executed book/_build

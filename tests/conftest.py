@@ -1,0 +1,78 @@
+"""Shared fixtures: tiny seeded models and small batches, single-threaded torch."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from akt_core.models import resnet
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long end-to-end test (deselect with -m 'not slow')")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """The suite shares 2 cores with long jobs: keep torch on one thread."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(autouse=True)
+def _no_global_store(monkeypatch, tmp_path):
+    """Nothing a test does may touch the project's data/ folder: default store and data roots go to tmp."""
+    monkeypatch.setenv("AKT_STORE", str(tmp_path / "_default_store"))
+    monkeypatch.setenv("AKT_DATA_ROOT", str(tmp_path / "_default_data"))
+
+
+def make_model(depth: int = 8, num_classes: int = 10, in_channels: int = 3, seed: int = 0, **kw):
+    torch.manual_seed(seed)
+    return resnet(depth, num_classes, in_channels, **kw)
+
+
+@pytest.fixture
+def model():
+    """A seeded Res8 for 3x32x32 inputs, 10 classes, in eval mode."""
+    return make_model().eval()
+
+
+@pytest.fixture
+def batch():
+    """8 images in [0, 1] (3x32x32) and labels, from a fixed generator."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(8, 3, 32, 32, generator=g)
+    y = torch.randint(0, 10, (8,), generator=g)
+    return x, y
+
+
+@pytest.fixture(scope="session")
+def trained_model():
+    """A Res8 after 30 quick SGD steps on the synthetic data, so that gradients and probabilities
+    are meaningful (not those of a random network). Eval mode, no gradients left."""
+    from akt_core.data import load, to_float
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    m = resnet(8)
+    tr = load("synthetic", "train")
+    opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
+    g = torch.Generator().manual_seed(0)
+    m.train()
+    for _ in range(30):
+        idx = torch.randint(0, len(tr), (32,), generator=g)
+        loss = torch.nn.functional.cross_entropy(m(to_float(tr.x[idx])), tr.y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.zero_grad(set_to_none=True)
+    return m.eval()
+
+
+@pytest.fixture(scope="session")
+def synthetic_test_batch():
+    from akt_core.data import load, to_float
+
+    te = load("synthetic", "test")
+    return to_float(te.x[:32]), te.y[:32]

@@ -1,0 +1,75 @@
+"""The book as a reader gets it: execute the notebooks on the published results, build the HTML
+with Jupyter Book, and check that every table and both figures are there beside the paper's
+numbers, with their profile label. Never trains (the notebooks run with compute=False)."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from akt_core import graph, profiles
+from akt_core.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+PUBLISHED = [p for p in profiles.PROFILES.values() if p.published]
+DS_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+
+
+def _with_results(profile: str) -> set[str]:
+    df = Store().read(profile)
+    return set(df["dataset"]) if len(df) else set()
+
+
+@pytest.fixture(scope="module")
+def html(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("book")
+    subprocess.run([sys.executable, "tools/execute_notebooks.py", "--profile", "reduced", "--out", "book/_executed",
+                    "--kernel", "python3"], cwd=ROOT, check=True)
+    jb = Path(sys.executable).with_name("jupyter-book")
+    subprocess.run([str(jb), "build", ".", "--path-output", str(out)], cwd=ROOT, check=True,
+                   capture_output=True, text=True)
+    return out / "_build" / "html"
+
+
+def _page(html: Path, stem: str) -> str:
+    path = html / "book" / "_executed" / f"{stem}.html"
+    assert path.exists(), f"the book has no page {path.relative_to(html)}"
+    return path.read_text()
+
+
+@pytest.mark.slow
+def test_every_table_and_figure_is_in_the_book(html):
+    datasets = _with_results("reduced")
+    assert datasets, "no published (reduced) results committed under data/results/reduced"
+    index = (html / "index.html").read_text()
+    assert "Adversarial Knowledge Transfer" in index
+    table1 = _page(html, "table1_cost")
+    assert "Res26" in table1 and "onnxruntime latency" in table1 and "jetson_nano_ms" in table1
+    for ds in ("mnist", "cifar10", "cifar100"):
+        for group in graph.GROUPS:
+            table = graph.table_for(group, ds)
+            stem = {"variants": "tables_2_4_variants", "sources": "tables_5_7_sources",
+                    "attacks": "tables_8_10_attacks"}[group]
+            page = _page(html, f"{stem}_{ds}")
+            assert f"Table {table.number}" in page
+            if ds in datasets:
+                assert "REDUCED profile" in page, f"{stem}_{ds}: numbers without their profile label"
+                for model in table.targets:
+                    assert model in page
+                assert re.search(r">\s*ours\s*<", page) and re.search(r">\s*paper\s*<", page)
+                assert "Claims C1-C5" in page
+            else:
+                assert "No stored results yet" in page
+        figs = _page(html, f"figs_3_4_convergence_{ds}")
+        if ds in datasets:
+            assert "Fig. 3" in figs or "Figures 3" in figs
+            assert figs.count("<img") >= 1, "the convergence figure is missing"
+
+
+def test_paper_numbers_ship_with_the_project():
+    shipped = (ROOT / "data" / "paper_tables.csv").read_text()
+    assert shipped.startswith("table,dataset,kind,model,column,value")
+    assert "2,mnist,accuracy_pct,Res26(cln),clean,99.56" in shipped

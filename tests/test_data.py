@@ -1,0 +1,240 @@
+"""Datasets: synthetic data, subsets, augmentation, errors, and prepare() on fake offline copies."""
+from __future__ import annotations
+
+import gzip
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from akt_core import AktError
+from akt_core import data as D
+
+
+# ---- synthetic ------------------------------------------------------------------------------
+def test_synthetic_shapes_and_dtype():
+    tr, te = D.load("synthetic", "train"), D.load("synthetic", "test")
+    assert tr.x.shape == (2000, 3, 32, 32) and te.x.shape == (500, 3, 32, 32)
+    assert tr.x.dtype == torch.uint8 and tr.y.dtype == torch.int64
+    assert tr.variant == te.variant == "generated"
+    assert torch.equal(torch.bincount(tr.y), torch.full((10,), 200))
+    assert not torch.equal(tr.x[:500], te.x)
+    assert tr.x.min() == 0 or tr.x.max() == 255  # uses the uint8 range
+
+
+def test_synthetic_deterministic():
+    a, b = D.load("synthetic", "train"), D.load("synthetic", "train")
+    assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+
+
+def test_spec_matches_synthetic():
+    s = D.spec("synthetic")
+    assert (s.channels, s.size, s.num_classes) == (3, 32, 10)
+    assert D.spec("mnist").augment is False and D.spec("cifar10").augment is True
+    assert D.spec("cifar100").num_classes == 100
+
+
+def test_to_float():
+    x = torch.tensor([0, 51, 255], dtype=torch.uint8)
+    assert torch.equal(D.to_float(x), torch.tensor([0.0, 0.2, 1.0]))
+    assert D.to_float(x).dtype == torch.float32
+
+
+# ---- subsets --------------------------------------------------------------------------------
+def _indexed_split(n=50):
+    return D.Split(torch.arange(n).view(n, 1, 1, 1).expand(n, 1, 2, 2).clone(), torch.arange(n), "t")
+
+
+def test_subset_deterministic_sorted():
+    s = _indexed_split()
+    a, b = s.subset(10, seed=3), s.subset(10, seed=3)
+    assert torch.equal(a.y, b.y) and torch.equal(a.x, b.x)
+    assert len(a) == 10 and a.variant == "t"
+    assert torch.equal(a.y, a.y.sort().values) and len(set(a.y.tolist())) == 10
+    assert torch.equal(a.x[:, 0, 0, 0], a.y)  # images stay with their labels
+    assert not torch.equal(s.subset(10, seed=4).y, a.y)
+    assert s.subset(None) is s and s.subset(50) is s and s.subset(99) is s
+
+
+def test_subset_default_seed_is_zero():
+    s = _indexed_split()
+    assert torch.equal(s.subset(10).y, s.subset(10, seed=0).y)
+
+
+# ---- augmentation ---------------------------------------------------------------------------
+def _crops(img, pad):
+    c, h, w = img.shape
+    p = torch.nn.functional.pad(img, (pad, pad, pad, pad))
+    for dy in range(2 * pad + 1):
+        for dx in range(2 * pad + 1):
+            crop = p[:, dy:dy + h, dx:dx + w]
+            yield crop
+            yield crop.flip(-1)
+
+
+def test_augment_is_crop_of_padded_or_its_mirror():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(12, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    out = D.augment(x, g)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    flips = 0
+    for xi, oi in zip(x, out):
+        matches = [i for i, c in enumerate(_crops(xi, 4)) if torch.equal(c, oi)]
+        assert matches, "output is not a crop (or mirrored crop) of the 4-padded input"
+        flips += matches[0] % 2
+    assert 0 < flips < 12  # both flipped and unflipped images occur
+    assert not torch.equal(out, x)
+
+
+def test_augment_uint8_and_pad_zero_is_identity_or_mirror():
+    g = torch.Generator().manual_seed(5)
+    x = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    out = D.augment(x, g, pad=0)
+    assert out.dtype == torch.uint8
+    same = [torch.equal(o, i) for o, i in zip(out, x)]
+    mirror = [torch.equal(o, i.flip(-1)) for o, i in zip(out, x)]
+    assert all(s or m for s, m in zip(same, mirror))
+    assert any(same) and any(mirror)
+
+
+def test_augment_same_seed_same_result():
+    x = torch.rand(16, 3, 32, 32)
+    a = D.augment(x, torch.Generator().manual_seed(9))
+    b = D.augment(x, torch.Generator().manual_seed(9))
+    c = D.augment(x, torch.Generator().manual_seed(10))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_augment_padding_is_zero():
+    """A crop shifted by the maximum offset shows a 4-pixel zero border somewhere."""
+    x = torch.ones(64, 1, 8, 8)
+    out = D.augment(x, torch.Generator().manual_seed(0))
+    zeros_per_image = (out == 0).flatten(1).sum(1)
+    assert zeros_per_image.max() > 0 and (zeros_per_image == 0).any()
+    assert set(out.unique().tolist()) <= {0.0, 1.0}
+
+
+# ---- batches --------------------------------------------------------------------------------
+def test_batches():
+    assert [b.tolist() for b in D.batches(5, 2)] == [[0, 1], [2, 3], [4]]
+    assert [b.tolist() for b in D.batches(5, 2, drop_last=True)] == [[0, 1], [2, 3]]
+    shuffled = torch.cat(list(D.batches(10, 3, torch.Generator().manual_seed(0))))
+    assert sorted(shuffled.tolist()) == list(range(10))
+    assert len(list(D.batches(3, 8, drop_last=True))) == 1  # fewer than one batch: keep it
+
+
+# ---- errors ---------------------------------------------------------------------------------
+def test_unknown_dataset_names_choices():
+    with pytest.raises(AktError) as err:
+        D.load("imagenet", "train")
+    msg = str(err.value)
+    assert "'imagenet'" in msg
+    for name in ("mnist", "cifar10", "cifar100", "synthetic"):
+        assert name in msg
+
+
+def test_unknown_split():
+    with pytest.raises(AktError, match="'val'.*train, test"):
+        D.load("synthetic", "val")
+
+
+def test_missing_mnist_mentions_prepare_data(tmp_path):
+    with pytest.raises(AktError) as err:
+        D.load("mnist", "train", root=tmp_path)
+    assert "prepare-data" in str(err.value) and str(tmp_path) in str(err.value)
+
+
+def test_missing_cifar_mentions_prepare_data(tmp_path):
+    with pytest.raises(AktError, match="prepare-data"):
+        D.load("cifar100", "test", root=tmp_path)
+
+
+def test_data_root_env(monkeypatch, tmp_path):
+    monkeypatch.setenv(D.ENV_ROOT, str(tmp_path / "here"))
+    assert D.default_root() == tmp_path / "here"
+    with pytest.raises(AktError, match="here"):
+        D.load("mnist", "test")
+
+
+# ---- prepare() on fake offline copies -------------------------------------------------------
+def _idx(arr: np.ndarray, code: int = 0x08) -> bytes:
+    header = bytes([0, 0, code, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape)
+    return header + arr.astype(np.uint8).tobytes()
+
+
+@pytest.fixture
+def fake_source(tmp_path):
+    rng = np.random.default_rng(0)
+    src = tmp_path / "source"
+    (src / "mnist").mkdir(parents=True)
+    mn = {"train": (rng.integers(0, 256, (3, 28, 28)), np.array([7, 0, 3])),
+          "t10k": (rng.integers(0, 256, (3, 28, 28)), np.array([1, 9, 9]))}
+    for stem, (imgs, labs) in mn.items():
+        with gzip.open(src / "mnist" / f"{stem}-images-idx3-ubyte.gz", "wb") as fh:
+            fh.write(_idx(imgs))
+        with gzip.open(src / "mnist" / f"{stem}-labels-idx1-ubyte.gz", "wb") as fh:
+            fh.write(_idx(labs))
+    (src / "mnist" / "SHA256SUMS").write_text("ignored\n")
+
+    from PIL import Image
+
+    (src / "cifar10").mkdir()
+    cif = {}
+    with zipfile.ZipFile(src / "cifar10" / "cifar10.zip", "w") as z:
+        for split in ("train", "test"):
+            # written in an order unlike the sorted one, to check that decoding sorts
+            for cls, names in (("dog", ["b", "a"]), ("cat", ["z", "c"])):
+                for name in names:
+                    arr = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                    cif[(split, cls, name)] = arr
+                    p = tmp_path / f"{split}-{cls}-{name}.png"
+                    Image.fromarray(arr).save(p)
+                    z.write(p, f"cifar10/{split}/{cls}/{name}.png")
+    return src, mn, cif
+
+
+def test_prepare_and_load_mnist(fake_source, tmp_path):
+    src, mn, _ = fake_source
+    root = tmp_path / "root"
+    assert D.prepare(src, root, names=("mnist",)) == root
+    assert sorted(p.name for p in (root / "MNIST" / "raw").iterdir()) == [
+        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-images-idx3-ubyte", "train-labels-idx1-ubyte"]
+    for split, stem in (("train", "train"), ("test", "t10k")):
+        s = D.load("mnist", split, root)
+        imgs, labs = mn[stem]
+        assert s.x.shape == (3, 1, 28, 28) and s.x.dtype == torch.uint8
+        assert np.array_equal(s.x[:, 0].numpy(), imgs)
+        assert s.y.tolist() == labs.tolist() and s.y.dtype == torch.int64
+        assert s.variant == "original"
+    D.prepare(src, root, names=("mnist",))  # idempotent
+    assert not list(root.rglob("*.tmp"))
+
+
+def test_prepare_and_load_cifar_png(fake_source, tmp_path):
+    src, _, cif = fake_source
+    root = tmp_path / "root"
+    D.prepare(src, root, names=("cifar10",))
+    assert (root / "cifar10" / "train" / "cat").is_dir()
+    assert not list(root.glob(".*partial*"))
+    for split in ("train", "test"):
+        for attempt in range(2):  # second time from the decoded cache
+            s = D.load("cifar10", split, root)
+            assert s.variant == "png"
+            assert s.x.shape == (4, 3, 32, 32) and s.x.dtype == torch.uint8
+            assert s.y.tolist() == [0, 0, 1, 1]  # cat < dog, sorted
+            order = [("cat", "c"), ("cat", "z"), ("dog", "a"), ("dog", "b")]
+            for i, (cls, name) in enumerate(order):
+                assert np.array_equal(s.x[i].permute(1, 2, 0).numpy(), cif[(split, cls, name)])
+        assert (root / "cifar10" / f"{split}-png.pt").exists()
+    D.prepare(src, root, names=("cifar10",))  # idempotent: kept as it is
+
+
+def test_prepare_missing_archive_and_unknown_name(tmp_path):
+    with pytest.raises(AktError, match="cifar100.zip"):
+        D.prepare(tmp_path, tmp_path / "root", names=("cifar100",))
+    with pytest.raises(AktError, match="'svhn'"):
+        D.prepare(tmp_path, tmp_path / "root", names=("svhn",))
+    with pytest.raises(AktError, match="mnist"):
+        D.prepare(tmp_path, tmp_path / "root", names=("mnist",))

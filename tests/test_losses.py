@@ -1,0 +1,146 @@
+"""The paper's losses against arithmetic written out with math.exp / math.log."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from akt_core.losses import (adversarial_transfer_loss, distillation_loss, ensemble_adversarial_loss,
+                             soft_cross_entropy, soft_labels)
+
+# two examples, three classes
+Z = [[1.0, 2.0, 0.5], [-1.0, 0.0, 3.0]]  # student logits, clean
+ZA = [[0.3, -0.7, 1.1], [2.0, 2.5, -1.0]]  # student logits, adversarial
+T = [[2.0, 0.0, -1.0], [0.5, 1.5, 1.0]]  # teacher logits, clean
+TA = [[-0.5, 1.0, 0.2], [3.0, -2.0, 0.0]]  # teacher logits, adversarial
+Y = [1, 2]
+YA = [0, 1]
+
+
+def softmax(row, temp=1.0):
+    e = [math.exp(v / temp) for v in row]
+    s = sum(e)
+    return [v / s for v in e]
+
+
+def log_softmax(row, temp=1.0):
+    lse = math.log(sum(math.exp(v / temp) for v in row))
+    return [v / temp - lse for v in row]
+
+
+def ce(logits, labels):
+    return sum(-log_softmax(z)[y] for z, y in zip(logits, labels)) / len(labels)
+
+
+def soft_ce(logits, probs, temp=1.0):
+    return sum(-sum(p * l for p, l in zip(pr, log_softmax(z, temp))) for z, pr in zip(logits, probs)) / len(probs)
+
+
+def kd(student, labels, teacher, temp, alpha):
+    soft = soft_ce(student, [softmax(t, temp) for t in teacher], temp)
+    return alpha * ce(student, labels) + (1 - alpha) * temp**2 * soft
+
+
+t = lambda v: torch.tensor(v, dtype=torch.float64)
+ti = lambda v: torch.tensor(v, dtype=torch.int64)
+
+
+def test_reference_helpers_by_literal_arithmetic():
+    """The helpers above, checked once against fully written-out numbers."""
+    # example 0 of Z, label 1: -log(e^2 / (e^1 + e^2 + e^0.5))
+    e0 = -math.log(math.exp(2.0) / (math.exp(1.0) + math.exp(2.0) + math.exp(0.5)))
+    e1 = -math.log(math.exp(3.0) / (math.exp(-1.0) + math.exp(0.0) + math.exp(3.0)))
+    assert ce(Z, Y) == pytest.approx((e0 + e1) / 2, rel=1e-12)
+    assert ce(Z, Y) == pytest.approx(0.2651263, abs=1e-6)  # (0.46437 + 0.06590) / 2
+
+
+def test_soft_cross_entropy():
+    p = [[0.2, 0.5, 0.3], [0.1, 0.1, 0.8]]
+    expect = soft_ce(Z, p)
+    assert soft_cross_entropy(t(Z), t(p)).item() == pytest.approx(expect, rel=1e-12)
+    # with one-hot targets it is the ordinary cross-entropy
+    onehot = F.one_hot(ti(Y), 3).double()
+    assert soft_cross_entropy(t(Z), onehot).item() == pytest.approx(ce(Z, Y), rel=1e-12)
+
+
+def test_soft_labels():
+    got = soft_labels(t(T), 3.0)
+    for row, g in zip(T, got):
+        assert g.tolist() == pytest.approx(softmax(row, 3.0), rel=1e-12)
+
+
+def test_distillation_loss_t2_alpha_quarter():
+    # written out: 0.25 * CE(z, y) + 0.75 * 2^2 * mean_i -sum_c softmax(t_i/2)_c log softmax(z_i/2)_c
+    hard = ce(Z, Y)
+    soft = 0.0
+    for z, tt in zip(Z, T):
+        pt = softmax(tt, 2.0)
+        lq = log_softmax(z, 2.0)
+        soft += -sum(pt[c] * lq[c] for c in range(3))
+    soft /= 2
+    expect = 0.25 * hard + 0.75 * 4 * soft
+    got = distillation_loss(t(Z), ti(Y), t(T), temperature=2.0, alpha=0.25).item()
+    assert got == pytest.approx(expect, rel=1e-12)
+
+
+def test_distillation_defaults_are_t3_alpha_01():
+    got = distillation_loss(t(Z), ti(Y), t(T)).item()
+    assert got == pytest.approx(kd(Z, Y, T, 3.0, 0.1), rel=1e-12)
+
+
+def test_distillation_alpha_one_is_cross_entropy():
+    got = distillation_loss(t(Z), ti(Y), t(T), temperature=4.0, alpha=1.0)
+    assert got.item() == pytest.approx(ce(Z, Y), rel=1e-12)
+    assert torch.allclose(got, F.cross_entropy(t(Z), ti(Y)))
+
+
+def test_distillation_soft_term_gradient_scale():
+    """T^2 keeps the soft term's gradient on the hard term's scale: alpha = 0, student = teacher
+    gives zero gradient (the soft labels are the student's own)."""
+    z = t(T).clone().requires_grad_(True)
+    distillation_loss(z, ti(Y), t(T), temperature=5.0, alpha=0.0).backward()
+    assert z.grad.abs().max().item() < 1e-12
+
+
+def test_ensemble_adversarial_loss_eq10():
+    expect = 0.3 * ce(Z, Y) + 0.7 * ce(ZA, YA)
+    got = ensemble_adversarial_loss(t(Z), ti(Y), t(ZA), ti(YA), lam=0.3).item()
+    assert got == pytest.approx(expect, rel=1e-12)
+    # default lambda = 0.5
+    assert ensemble_adversarial_loss(t(Z), ti(Y), t(ZA), ti(YA)).item() == pytest.approx(
+        0.5 * ce(Z, Y) + 0.5 * ce(ZA, YA), rel=1e-12)
+
+
+def test_adversarial_transfer_loss_eq11_all_nondefault():
+    alpha, lam, t1, t2 = 0.2, 0.3, 2.0, 4.0
+    clean = alpha * ce(Z, Y) + (1 - alpha) * t1**2 * soft_ce(Z, [softmax(r, t1) for r in T], t1)
+    adv = alpha * ce(ZA, YA) + (1 - alpha) * t2**2 * soft_ce(ZA, [softmax(r, t2) for r in TA], t2)
+    expect = lam * clean + (1 - lam) * adv
+    got = adversarial_transfer_loss(t(Z), ti(Y), t(T), t(ZA), ti(YA), t(TA),
+                                    alpha=alpha, lam=lam, t1=t1, t2=t2).item()
+    assert got == pytest.approx(expect, rel=1e-12)
+
+
+def test_adversarial_transfer_loss_paper_defaults():
+    # T1 = 3, T2 = 5, alpha = 0.1, lambda = 0.5 (METHOD.md, stated)
+    expect = 0.5 * kd(Z, Y, T, 3.0, 0.1) + 0.5 * kd(ZA, YA, TA, 5.0, 0.1)
+    got = adversarial_transfer_loss(t(Z), ti(Y), t(T), t(ZA), ti(YA), t(TA)).item()
+    assert got == pytest.approx(expect, rel=1e-12)
+
+
+def test_adversarial_transfer_uses_each_temperature_on_its_half():
+    """Swapping T1 and T2 changes the value (the temperatures are not shared)."""
+    a = adversarial_transfer_loss(t(Z), ti(Y), t(T), t(ZA), ti(YA), t(TA), t1=2.0, t2=4.0)
+    b = adversarial_transfer_loss(t(Z), ti(Y), t(T), t(ZA), ti(YA), t(TA), t1=4.0, t2=2.0)
+    assert abs(a.item() - b.item()) > 1e-3
+
+
+def test_float32_matches_float64():
+    got = adversarial_transfer_loss(t(Z).float(), ti(Y), t(T).float(), t(ZA).float(), ti(YA), t(TA).float(),
+                                    alpha=0.2, lam=0.3, t1=2.0, t2=4.0)
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(adversarial_transfer_loss(t(Z), ti(Y), t(T), t(ZA), ti(YA), t(TA),
+                                                                  alpha=0.2, lam=0.3, t1=2.0, t2=4.0).item(),
+                                       rel=1e-6)

@@ -1,0 +1,184 @@
+"""Execute the companion's notebooks with papermill, for the book (``make book``).
+
+Each notebook in ``notebooks/`` is run once per dataset (``table1_cost`` once) with ``profile``,
+``dataset`` and ``compute=False`` injected, and written to ``book/_executed/`` under the name the
+book's ``_toc.yml`` expects (``<notebook>_<dataset>.ipynb``), its title naming the table and the
+dataset. With ``compute=False`` the notebooks only read stored results, so this never trains.
+Notebooks run one after another, in ``notebooks/`` as working directory; each is printed with its
+wall time; the first failure stops the run with a non-zero exit status (``--keep-going`` runs the
+rest first).
+
+``--in-place`` instead executes ``notebooks/*.ipynb`` themselves with their default parameters and
+stores the outputs in them (``make notebooks``): those outputs are what ``make test`` (nbval)
+compares against.
+
+Usage::
+
+    python tools/execute_notebooks.py [--profile reduced] [--datasets mnist cifar10 cifar100]
+                                      [--out book/_executed] [--kernel python3] [--only NAME ...]
+    python tools/execute_notebooks.py --in-place
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+DATASETS = ("mnist", "cifar10", "cifar100")
+#: notebook stem -> run once per dataset (True) or once (False); the order is the book's.
+PLAN = {
+    "table1_cost": False,
+    "tables_2_4_variants": True,
+    "tables_5_7_sources": True,
+    "tables_8_10_attacks": True,
+    "figs_3_4_convergence": True,
+}
+ONCE_DATASET = "cifar10"  #: the dataset of notebooks run once (Table 1 is measured at 32x32, CIFAR-10)
+DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+#: the title each per-dataset copy gets in the book (its first heading), so the table of contents
+#: tells the three copies of a notebook apart
+TITLES = {
+    "tables_2_4_variants": lambda ds: f"Table {2 + DATASETS.index(ds)}: {DATASET_NAMES[ds]}",
+    "tables_5_7_sources": lambda ds: f"Table {5 + DATASETS.index(ds)}: {DATASET_NAMES[ds]}",
+    "tables_8_10_attacks": lambda ds: f"Table {8 + DATASETS.index(ds)}: {DATASET_NAMES[ds]}",
+    "figs_3_4_convergence": lambda ds: f"Figures 3–4: {DATASET_NAMES[ds]}",
+}
+
+
+def jobs(profile: str, datasets: list[str], out: Path, only: list[str] | None) -> list[tuple[Path, Path, dict]]:
+    """(source notebook, executed notebook, parameters) in the book's order."""
+    todo = []
+    for stem, per_dataset in PLAN.items():
+        if only and stem not in only:
+            continue
+        for ds in (datasets if per_dataset else [ONCE_DATASET]):
+            name = f"{stem}_{ds}.ipynb" if per_dataset else f"{stem}.ipynb"
+            todo.append((NOTEBOOKS / f"{stem}.ipynb", out / name,
+                         {"profile": profile, "dataset": ds, "compute": False}))
+    return todo
+
+
+def _rel(path: Path) -> Path:
+    try:
+        return path.relative_to(ROOT)
+    except ValueError:
+        return path
+
+
+def retitle(path: Path, title: str) -> None:
+    """Replace the first level-1 heading of the notebook at ``path`` by ``title``."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        lines = cell.source.split("\n")
+        for i, line in enumerate(lines):
+            if line.startswith("# "):
+                lines[i] = f"# {title}"
+                cell.source = "\n".join(lines)
+                nbformat.write(nb, path)
+                return
+    raise ValueError(f"{path.name} has no level-1 heading to retitle")
+
+
+def _parameters_of(path: Path) -> set[str]:
+    import papermill as pm
+
+    return set(pm.inspect_notebook(str(path)))
+
+
+def run_papermill(profile: str, datasets: list[str], out: Path, kernel: str, only: list[str] | None,
+                  keep_going: bool) -> int:
+    import papermill as pm
+
+    todo = jobs(profile, datasets, out, only)
+    missing = sorted({str(_rel(src)) for src, _, _ in todo if not src.exists()})
+    if missing:
+        print(f"execute_notebooks: missing notebooks: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    out.mkdir(parents=True, exist_ok=True)
+    failed, t_all = [], time.perf_counter()
+    for i, (src, dst, params) in enumerate(todo, 1):
+        declared = _parameters_of(src)
+        if "compute" not in declared:
+            print(f"execute_notebooks: {src.name} has no `compute` parameter, so it cannot be told not "
+                  "to train; refusing to execute it", file=sys.stderr)
+            return 1
+        params = {k: v for k, v in params.items() if k in declared}
+        shown = ", ".join(f"{k}={v}" for k, v in params.items())
+        print(f"[{i}/{len(todo)}] {_rel(src)} ({shown}) -> {_rel(dst)}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name=kernel, cwd=str(NOTEBOOKS),
+                                progress_bar=False, log_output=False)
+        except Exception as exc:  # noqa: BLE001 - report any failure with the notebook's name
+            wall = time.perf_counter() - t0
+            print(f"    FAILED after {wall:.1f} s: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            print(f"    the partly executed notebook is {_rel(dst)}", file=sys.stderr)
+            failed.append(dst.name)
+            if not keep_going:
+                break
+            continue
+        stem = src.stem
+        if stem in TITLES and params.get("dataset") in DATASET_NAMES:
+            retitle(dst, TITLES[stem](params["dataset"]))
+        print(f"    done in {time.perf_counter() - t0:.1f} s", flush=True)
+    print(f"{len(todo) - len(failed)} of {len(todo)} notebooks executed in {time.perf_counter() - t_all:.1f} s",
+          flush=True)
+    if failed:
+        print(f"execute_notebooks: FAILED: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_in_place(kernel: str, only: list[str] | None) -> int:
+    """Execute notebooks/*.ipynb with their own parameters and store the outputs in them."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    paths = [NOTEBOOKS / f"{stem}.ipynb" for stem in PLAN if not only or stem in only]
+    for i, path in enumerate(paths, 1):
+        print(f"[{i}/{len(paths)}] {_rel(path)} (in place, default parameters)", flush=True)
+        t0 = time.perf_counter()
+        nb = nbformat.read(path, as_version=4)
+        try:
+            NotebookClient(nb, kernel_name=kernel, resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+        except Exception as exc:  # noqa: BLE001
+            print(f"    FAILED after {time.perf_counter() - t0:.1f} s: {type(exc).__name__}: {exc}",
+                  file=sys.stderr, flush=True)
+            print("    the notebook was left unchanged", file=sys.stderr)
+            return 1
+        tmp = path.with_name(f".{path.name}.tmp")
+        nbformat.write(nb, tmp)
+        tmp.replace(path)
+        print(f"    done in {time.perf_counter() - t0:.1f} s", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="reduced", help="run profile whose stored results are shown (default reduced)")
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), help="datasets (default: all three)")
+    ap.add_argument("--out", default=str(ROOT / "book" / "_executed"), help="where executed notebooks go")
+    ap.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
+    ap.add_argument("--only", nargs="+", default=None, choices=list(PLAN), help="only these notebooks")
+    ap.add_argument("--keep-going", action="store_true", help="run the remaining notebooks after a failure")
+    ap.add_argument("--in-place", action="store_true",
+                    help="execute notebooks/*.ipynb with their default parameters and keep the outputs there")
+    args = ap.parse_args(argv)
+    bad = [d for d in args.datasets if d not in DATASETS]
+    if bad:
+        ap.error(f"unknown dataset(s) {', '.join(bad)}; valid choices: {', '.join(DATASETS)}")
+    if args.in_place:
+        return run_in_place(args.kernel, args.only)
+    return run_papermill(args.profile, args.datasets, Path(args.out).resolve(), args.kernel, args.only,
+                         args.keep_going)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
