@@ -37,7 +37,9 @@ def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
-def _check(x: torch.Tensor, eps: float) -> None:
+def _check(x: torch.Tensor, eps: float, steps: int = 1) -> None:
+    if not isinstance(steps, int) or steps < 1:
+        raise AktError(f"steps={steps!r}: an iterative attack needs at least one step")
     if not 0.0 <= eps <= 1.0:
         raise AktError(f"eps={eps!r} is impossible for images in [0, 1]; choose 0 <= eps <= 1")
     if x.numel() and (x.min() < 0 or x.max() > 1):
@@ -46,9 +48,10 @@ def _check(x: torch.Tensor, eps: float) -> None:
 
 
 def _input_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    x = x.detach().requires_grad_(True)
-    loss = F.cross_entropy(model(x), y)
-    return torch.autograd.grad(loss, x)[0]
+    with torch.enable_grad():  # also inside a caller's no_grad()
+        x = x.detach().requires_grad_(True)
+        loss = F.cross_entropy(model(x), y)
+        return torch.autograd.grad(loss, x)[0]
 
 
 def _step(x_adv: torch.Tensor, g: torch.Tensor, step: float, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
@@ -89,7 +92,7 @@ def step_ll(model: nn.Module, x: torch.Tensor, eps: float = EPS) -> torch.Tensor
 def ifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS,
           alpha: float | None = None, steps: int = STEPS) -> torch.Tensor:
     """I-FGSM / BIM: x_{k+1} = Clip_{x,eps}(x_k + alpha * sign(grad J(f(x_k), y))), alpha = eps/steps."""
-    _check(x, eps)
+    _check(x, eps, steps)
     alpha = eps / steps if alpha is None else alpha
     return _iterate(model, x, y, eps, alpha, steps, +1.0, x.detach())
 
@@ -97,7 +100,7 @@ def ifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS,
 def iter_ll(model: nn.Module, x: torch.Tensor, eps: float = EPS,
             alpha: float | None = None, steps: int = STEPS) -> torch.Tensor:
     """Iter-LL: x_{k+1} = Clip_{x,eps}(x_k - alpha * sign(grad J(f(x_k), y_LL))), y_LL from clean x."""
-    _check(x, eps)
+    _check(x, eps, steps)
     alpha = eps / steps if alpha is None else alpha
     return _iterate(model, x, least_likely(model, x), eps, alpha, steps, -1.0, x.detach())
 
@@ -105,8 +108,10 @@ def iter_ll(model: nn.Module, x: torch.Tensor, eps: float = EPS,
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS,
         alpha: float | None = None, steps: int = 20, random_start: bool = True,
         generator: torch.Generator | None = None) -> torch.Tensor:
-    """PGD (Madry et al. 2018): I-FGSM from a uniform random start in the eps-ball (white-box use)."""
-    _check(x, eps)
+    """PGD (Madry et al. 2018): I-FGSM from a uniform random start in the eps-ball (white-box use).
+
+    ``steps=0`` returns the random start itself."""
+    _check(x, eps, steps + 1)
     alpha = eps / 4 if alpha is None else alpha
     x = x.detach()
     start = x

@@ -124,7 +124,7 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
 
     was_training = model.training
     model.eval()
-    x = torch.rand(1, *input_shape)
+    x = torch.rand(1, *input_shape, device=next(model.parameters()).device)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(x)
     model.train(was_training)

@@ -128,7 +128,9 @@ class Store:
 
     def read(self, profile: str, what: str = "records") -> pd.DataFrame:
         path = self._csv(profile, what)
-        return pd.read_csv(path, keep_default_na=False, na_values=[""]) if path.exists() else pd.DataFrame()
+        if not path.exists():
+            return pd.DataFrame()
+        return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"key": str, "model_key": str})
 
     def append(self, profile: str, what: str, rows: list[dict], unique: tuple[str, ...]) -> None:
         """Add ``rows``; a row whose ``unique`` columns match an existing one replaces it. Atomic."""

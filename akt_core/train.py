@@ -11,6 +11,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -107,7 +108,8 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
     steps_per_epoch = max(n // bs, 1)
     total = steps_per_epoch * epochs
     start_epoch, curves, wall = 0, [], 0.0
-    if partial and os.path.exists(partial):
+    partial = Path(partial) if partial else None
+    if partial and partial.exists():
         state = torch.load(partial, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])

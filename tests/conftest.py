@@ -20,9 +20,10 @@ def _one_thread():
     torch.set_num_threads(old)
 
 
-@pytest.fixture(autouse=True)
-def _no_global_store(monkeypatch, tmp_path):
-    """Nothing a test does may touch the project's data/ folder: default store and data roots go to tmp."""
+@pytest.fixture
+def isolated(monkeypatch, tmp_path):
+    """Nothing a unit test does may touch the project's data/ folder: the default store and data root
+    point into tmp_path. (Not autouse: the book tests read the published results on purpose.)"""
     monkeypatch.setenv("AKT_STORE", str(tmp_path / "_default_store"))
     monkeypatch.setenv("AKT_DATA_ROOT", str(tmp_path / "_default_data"))
 

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from akt_core import AktError
 from akt_core import attacks as A
 
+pytestmark = pytest.mark.usefixtures("isolated")
+
 EPS = 16 / 256
 
 
@@ -225,3 +227,19 @@ def test_pgd_random_start(model, batch):
     # without random start PGD is I-FGSM with PGD's step
     assert torch.equal(A.pgd(model, x, y, EPS, alpha=EPS / 5, steps=5, random_start=False),
                        A.ifgsm(model, x, y, EPS, alpha=EPS / 5, steps=5))
+
+
+def test_attacks_work_inside_a_callers_no_grad(trained_model, batch):
+    x, y = batch
+    ref = A.fgsm(trained_model, x, y, EPS)
+    with torch.no_grad():
+        assert torch.equal(A.fgsm(trained_model, x, y, EPS), ref)
+
+
+@pytest.mark.parametrize("steps", [0, -1])
+def test_iterative_attacks_need_a_step(model, batch, steps):
+    x, y = batch
+    with pytest.raises(AktError, match="step"):
+        A.ifgsm(model, x, y, EPS, steps=steps)
+    with pytest.raises(AktError, match="step"):
+        A.iter_ll(model, x, EPS, steps=steps)

@@ -12,6 +12,8 @@ import torch
 from akt_core import AktError
 from akt_core import data as D
 
+pytestmark = pytest.mark.usefixtures("isolated")
+
 
 # ---- synthetic ------------------------------------------------------------------------------
 def test_synthetic_shapes_and_dtype():

@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from akt_core.losses import (adversarial_transfer_loss, distillation_loss, ensemble_adversarial_loss,
                              soft_cross_entropy, soft_labels)
 
+pytestmark = pytest.mark.usefixtures("isolated")
+
 # two examples, three classes
 Z = [[1.0, 2.0, 0.5], [-1.0, 0.0, 3.0]]  # student logits, clean
 ZA = [[0.3, -0.7, 1.1], [2.0, 2.5, -1.0]]  # student logits, adversarial

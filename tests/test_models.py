@@ -11,6 +11,8 @@ from akt_core.models import BasicBlock, Normalize, ResNet, count_macs, model_cos
 
 from conftest import make_model
 
+pytestmark = pytest.mark.usefixtures("isolated")
+
 
 @pytest.mark.parametrize("depth", [8, 14, 20, 26, 32])
 def test_valid_depths_have_n_blocks_per_stage(depth):

@@ -6,13 +6,14 @@ import hashlib
 import json
 import warnings
 
-import pandas as pd
 import pytest
 import torch
 
 from akt_core import RESULTS_VERSION
 from akt_core import store as S
 from akt_core.store import Store, config_key
+
+pytestmark = pytest.mark.usefixtures("isolated")
 
 CFG = {"kind": "model", "name": "Res8(adv)", "dataset": "synthetic", "epochs": 2, "lr": 0.1,
        "lr_milestones": [0.5, 0.75], "params": {"lam": 0.5, "source_choice": "random"},
@@ -184,3 +185,13 @@ def test_atomic_writers_leave_no_temp(tmp_path):
     S.atomic_write_text("hi", tmp_path / "sub" / "y.txt")
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["x.pt", "y.txt"]
     assert (tmp_path / "sub" / "y.txt").read_text() == "hi"
+
+
+@pytest.mark.parametrize("key", ["0123456789012345", "1234e56789012345"])
+def test_numeric_looking_key_round_trips(tmp_path, key):
+    """config_key gives 16 hex digits; about 1 in 2,000 has no letter a-f (or only one 'e')."""
+    st = Store(tmp_path)
+    st.append("p", "runs", [{"key": key, "wall_s": 1.0}], unique=("key",))
+    assert st.read("p", "runs")["key"].tolist() == [key]
+    st.append("p", "runs", [{"key": key, "wall_s": 2.0}], unique=("key",))
+    assert st.read("p", "runs")["wall_s"].tolist() == [2.0]

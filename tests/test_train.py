@@ -14,6 +14,8 @@ from akt_core.evaluate import accuracy
 
 from conftest import make_model
 
+pytestmark = pytest.mark.usefixtures("isolated")
+
 EPS = 16 / 256
 N = 192
 CFG = {"epochs": 1, "batch_size": 64, "lr": 0.1, "momentum": 0.9, "lr_milestones": [0.5, 0.75],
@@ -134,8 +136,6 @@ def test_finished_partial_does_no_more_training(data, tmp_path):
     assert len(again.curves) == 1
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason="train_model accepts partial as str (type hint str | PathLike) but "
-                   "store.atomic_torch_save calls path.parent / path.with_name, so a str crashes")
 def test_partial_as_string_path(data, tmp_path):
     res = _train(data, "cln", partial=str(tmp_path / "p.pt"))
     assert (tmp_path / "p.pt").exists() and len(res.curves) == 1

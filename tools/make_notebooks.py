@@ -129,7 +129,7 @@ spec = data.spec(dataset)
 costs = cost.cost_table(spec, repeats=repeats)
 display(Markdown(f"### Table 1: model cost at {spec.channels}x{spec.size}x{spec.size} ({dataset})\\n\\n"
                  f"Measured here: {cost.machine()}. Latency: batch 1, one thread, median of {repeats} runs."))
-display(costs)'''
+display(cost.formatted(costs))'''
 
 COST_PAPER = '''\
 paper1 = report.paper_table(1)

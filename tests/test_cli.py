@@ -1,0 +1,88 @@
+"""The `akt` command line: exit code 2 with a one-line message naming the bad value."""
+from __future__ import annotations
+
+import pytest
+
+from akt_core import __version__
+from akt_core.cli import main
+
+pytestmark = pytest.mark.usefixtures("isolated")
+
+
+def _fail(capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2, err
+    return err
+
+
+def test_unknown_dataset(capsys, tmp_path):
+    err = _fail(capsys, ["build", "attacks", "--dataset", "imagenet", "--store", str(tmp_path)])
+    assert err.startswith("akt: error:") and "'imagenet'" in err and "cifar10" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_unknown_profile(capsys, tmp_path):
+    err = _fail(capsys, ["build", "attacks", "--dataset", "synthetic", "--profile", "huge", "--store", str(tmp_path)])
+    assert "'huge'" in err and "smoke" in err and "reduced" in err and "paper" in err
+
+
+def test_unknown_variant(capsys, tmp_path):
+    err = _fail(capsys, ["train", "Res9(cln)", "--dataset", "synthetic", "--store", str(tmp_path)])
+    assert "'Res9(cln)'" in err and "Res8(adv-trans)" in err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_unknown_result_name(capsys, tmp_path):
+    err = _fail(capsys, ["build", "table5", "--dataset", "synthetic", "--store", str(tmp_path)])
+    assert "'table5'" in err and "variants" in err and "curves" in err
+
+
+def test_unknown_blackbox_and_device(capsys, tmp_path):
+    err = _fail(capsys, ["build", "attacks", "--dataset", "synthetic", "--blackbox", "gray", "--store", str(tmp_path)])
+    assert "'gray'" in err and "held-out" in err
+    err = _fail(capsys, ["train", "Res8(cln)", "--dataset", "synthetic", "--device", "tpu", "--store", str(tmp_path)])
+    assert "'tpu'" in err
+
+
+def test_missing_data_root(capsys, tmp_path):
+    root = tmp_path / "no-such-root"
+    err = _fail(capsys, ["build", "attacks", "--dataset", "mnist", "--data-root", str(root),
+                         "--store", str(tmp_path / "store"), "--device", "cpu", "--quiet"])
+    assert str(root) in err and "prepare-data" in err and "'mnist'" in err
+    assert not (tmp_path / "store" / "cache").exists()
+
+
+def test_prepare_data_missing_source(capsys, tmp_path):
+    err = _fail(capsys, ["prepare-data", "--source", str(tmp_path / "src"), "--root", str(tmp_path / "root"),
+                         "--datasets", "cifar10"])
+    assert "cifar10.zip" in err
+    err = _fail(capsys, ["prepare-data", "--source", str(tmp_path), "--root", str(tmp_path / "root"),
+                         "--datasets", "svhn"])
+    assert "'svhn'" in err
+
+
+def test_profiles_lists_all(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["profiles"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out] == ["smoke", "reduced", "paper"]
+    assert "batch 256" in out[2]
+
+
+def test_usage_errors_and_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and __version__ in capsys.readouterr().out
+
+
+def test_show_on_empty_store(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["show", "--store", str(tmp_path)])
+    assert exc.value.code == 0
+    assert "(0 entries)" in capsys.readouterr().out
