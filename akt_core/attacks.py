@@ -42,9 +42,11 @@ def _check(x: torch.Tensor, eps: float, steps: int = 1) -> None:
         raise AktError(f"steps={steps!r}: an iterative attack needs at least one step")
     if not 0.0 <= eps <= 1.0:
         raise AktError(f"eps={eps!r} is impossible for images in [0, 1]; choose 0 <= eps <= 1")
-    if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise AktError("attack inputs must lie in [0, 1] (models normalise inside); "
-                       f"got values in [{x.min().item():.3g}, {x.max().item():.3g}]")
+    if x.numel():
+        lo, hi = torch.aminmax(x)
+        if lo < 0 or hi > 1:
+            raise AktError("attack inputs must lie in [0, 1] (models normalise inside); "
+                           f"got values in [{lo.item():.3g}, {hi.item():.3g}]")
 
 
 def _input_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -67,11 +69,14 @@ def least_likely(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _iterate(model: nn.Module, x: torch.Tensor, target: torch.Tensor, eps: float, alpha: float,
-             steps: int, sign: float, start: torch.Tensor) -> torch.Tensor:
+             steps: int, sign: float, start: torch.Tensor | None = None) -> torch.Tensor:
     x = x.detach()
-    lo, hi = (x - eps).clamp_(min=0.0), (x + eps).clamp_(max=1.0)
-    x_adv = start
     with attack_mode(model):
+        if steps == 1 and start is None and alpha == eps:  # one full step from x: only [0, 1] can bind
+            g = _input_grad(model, x, target)
+            return g.sign_().mul_(sign * eps).add_(x).clamp_(0.0, 1.0)
+        lo, hi = (x - eps).clamp_(min=0.0), (x + eps).clamp_(max=1.0)
+        x_adv = x if start is None else start
         for _ in range(steps):
             x_adv = _step(x_adv, _input_grad(model, x_adv, target), sign * alpha, lo, hi)
     return x_adv.detach()
@@ -80,13 +85,13 @@ def _iterate(model: nn.Module, x: torch.Tensor, target: torch.Tensor, eps: float
 def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """FGSM (Goodfellow et al. 2015): x' = clip(x + eps * sign(grad_x J(f(x), y)))."""
     _check(x, eps)
-    return _iterate(model, x, y, eps, eps, 1, +1.0, x.detach())
+    return _iterate(model, x, y, eps, eps, 1, +1.0)
 
 
 def step_ll(model: nn.Module, x: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """Step-LL: x' = clip(x - eps * sign(grad_x J(f(x), y_LL)))."""
     _check(x, eps)
-    return _iterate(model, x, least_likely(model, x), eps, eps, 1, -1.0, x.detach())
+    return _iterate(model, x, least_likely(model, x), eps, eps, 1, -1.0)
 
 
 def ifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS,
@@ -94,7 +99,7 @@ def ifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS,
     """I-FGSM / BIM: x_{k+1} = Clip_{x,eps}(x_k + alpha * sign(grad J(f(x_k), y))), alpha = eps/steps."""
     _check(x, eps, steps)
     alpha = eps / steps if alpha is None else alpha
-    return _iterate(model, x, y, eps, alpha, steps, +1.0, x.detach())
+    return _iterate(model, x, y, eps, alpha, steps, +1.0)
 
 
 def iter_ll(model: nn.Module, x: torch.Tensor, eps: float = EPS,
@@ -102,7 +107,7 @@ def iter_ll(model: nn.Module, x: torch.Tensor, eps: float = EPS,
     """Iter-LL: x_{k+1} = Clip_{x,eps}(x_k - alpha * sign(grad J(f(x_k), y_LL))), y_LL from clean x."""
     _check(x, eps, steps)
     alpha = eps / steps if alpha is None else alpha
-    return _iterate(model, x, least_likely(model, x), eps, alpha, steps, -1.0, x.detach())
+    return _iterate(model, x, least_likely(model, x), eps, alpha, steps, -1.0)
 
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS,
