@@ -1,4 +1,4 @@
-"""``akt``: prepare data, train a variant, build a table's results, show the store.
+"""akt: prepare data, train a variant, build a table's results, show the store.
 
 Exit code 2 with a one-line message on bad input (unknown dataset, profile, variant, missing data).
 """
