@@ -312,6 +312,8 @@ class Runner:
             return self._arrays[node.key]
         out = self.store.load(node.kind, node.key, node.config)
         if out is None:
+            for dep in node.deps:  # build dependencies first, so the wall time is this node's alone
+                self.model(dep) if dep.kind == "model" else self.array(dep)
             t0 = time.perf_counter()
             out = self._craft_dadv(node) if node.kind == "dadv" else self._teacher_logits(node)
             self.store.save(node.kind, node.key, node.config, out, self.provenance())
