@@ -246,3 +246,17 @@ def plot_curves(curves: pd.DataFrame, metric: str, title: str, ax=None):
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", title=title)
     ax.legend(fontsize=8)
     return ax
+
+
+def stored(what: str, dataset: str, profile: str, seeds=(0,), **kwargs) -> pd.DataFrame | None:
+    """``graph.require`` for a notebook: the results, or None after displaying why there are none."""
+    from IPython.display import Markdown, display
+
+    from . import AktError
+    from .graph import require
+
+    try:
+        return require(what, dataset, profile, seeds, progress=False, **kwargs)
+    except AktError as exc:
+        display(Markdown(f"**No stored {'curves' if what == 'curves' else 'results'} yet.** {exc}"))
+        return None

@@ -54,12 +54,8 @@ display(Markdown(f"> **{PROFILE.label}**" + ("" if profile == "paper" else
 
 TABLE = '''\
 table = graph.table_for("{group}", dataset)
-try:
-    records = graph.require("{group}", dataset, profile, seeds, compute=compute, data_root=data_root,
-                            device=device, blackbox=blackbox, progress=False)
-except AktError as exc:
-    records = None
-    display(Markdown(f"**No stored results yet.** {{exc}}"))
+records = report.stored("{group}", dataset, profile, seeds, compute=compute, data_root=data_root,
+                        device=device, blackbox=blackbox)
 if records is not None:
     cmp = report.comparison(records, table, tolerance)
     display(Markdown(f"### Table {{table.number}} ({{dataset}}): reproduction beside the paper\\n\\n"
@@ -105,12 +101,8 @@ TABLE_INTRO = {
 TABLE_FILES = {"variants": "tables_2_4_variants", "sources": "tables_5_7_sources", "attacks": "tables_8_10_attacks"}
 
 FIGS = '''\
-try:
-    curves = graph.require("curves", dataset, profile, seeds, compute=compute, data_root=data_root,
-                           device=device, blackbox=blackbox, progress=False)
-except AktError as exc:
-    curves = None
-    display(Markdown(f"**No stored curves yet.** {exc}"))
+curves = report.stored("curves", dataset, profile, seeds, compute=compute, data_root=data_root,
+                       device=device, blackbox=blackbox)
 if curves is not None:
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharex=True)
