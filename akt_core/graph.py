@@ -229,7 +229,8 @@ class Runner:
         self.amp = self.device.type == "cuda"
         self.progress, self.log = progress, log
         prof = profiles_mod.get(exp.profile)
-        train = data_mod.load(exp.dataset, "train", data_root, download).subset(prof.n_train)
+        train = data_mod.load(exp.dataset, "train", data_root, download).subset(
+            prof.n_train_for(exp.dataset))
         test = data_mod.load(exp.dataset, "test", data_root, download)
         self.train = train.to(self.device)
         self.test = test.subset(prof.n_test)
@@ -243,7 +244,8 @@ class Runner:
     def provenance(self, **extra) -> dict:
         e = self.exp
         return {"profile": e.profile, "dataset": e.dataset, "dataset_variant": e.variant, "seed": e.seed,
-                "blackbox": e.blackbox, "results_version": RESULTS_VERSION, "git_commit": self.commit,
+                "blackbox": e.blackbox, "train_images": len(self.train), "epochs": e.prof.epochs_for(e.dataset),
+                "batch_size": e.prof.batch_size, "results_version": RESULTS_VERSION, "git_commit": self.commit,
                 "torch_version": torch.__version__, "device": device_name(self.device), **extra}
 
     def _new_model(self, depth: int) -> torch.nn.Module:
@@ -403,6 +405,20 @@ def figure_variants() -> list[str]:
     return list(RES8_VARIANTS)
 
 
+def current_keys(what: str, dataset: str, profile: str, stored: pd.DataFrame, blackbox: str = "held-out") -> set[str]:
+    """Keys of the records (or, for ``curves``, the models) that ``what`` needs under the profile's
+    current settings, for every (seed, dataset variant) present in ``stored``. Pure: no data is read."""
+    groups = list(GROUPS) if what == "all" else [what] if what in GROUPS else []
+    keys: set[str] = set()
+    for seed, variant in stored[["seed", "dataset_variant"]].drop_duplicates().itertuples(index=False):
+        exp = Experiment(dataset, profile, int(seed), variant=str(variant), blackbox=blackbox)
+        if what == "curves":
+            keys |= {exp.model(v).key for v in figure_variants()}
+        else:
+            keys |= {exp.record_key(*n) for g in groups for n in table_needs(table_for(g, dataset))}
+    return keys
+
+
 def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = False,
             store: Store | None = None, data_root: str | Path | None = None, device: str | None = None,
             blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print,
@@ -440,9 +456,9 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
         elif df["dataset_variant"].nunique() > 1:
             raise AktError(f"stored {kind} for {dataset!r} ({profile}) come from several dataset variants; "
                            f"pass dataset_variant= one of: {', '.join(sorted(df['dataset_variant'].unique()))}")
-        if kind == "records" and groups:
-            wanted = {(t, a, f"Res{s}" if s else "-") for g in groups for t, a, s in table_needs(table_for(g, dataset))}
-            df = df[[(m, a, s) in wanted for m, a, s in zip(df["model"], df["attack"], df["source"])]]
+        # Only results of the profile's current settings: a store may still hold rows of models trained
+        # under an earlier definition of the profile; their keys differ, so they are left out here.
+        df = df[df["key"].isin(current_keys(what, dataset, profile, df, blackbox))]
         if kind == "curves":  # the clean Res8 is the static source model: show it under its variant name
             df = df.assign(model=df["model"].replace(STATIC_ALIASES))
             df = df[df["model"].isin(figure_variants())]

@@ -93,7 +93,12 @@ def label(records: pd.DataFrame) -> str:
         p = profiles_mod.get(prof)
         seeds = ", ".join(map(str, sorted(g["seed"].unique())))
         n = ", ".join(map(str, sorted(g["n_examples"].unique()))) if "n_examples" in g else "?"
-        where = f"{p.label}. Dataset variant: {variant}; seeds: {seeds}; test images: {n}"
+        where = f"{p.label}. Dataset variant: {variant}; seeds: {seeds}"
+        if {"train_images", "epochs", "batch_size"} <= set(g.columns):  # what the models were trained on
+            trained = g[["train_images", "epochs", "batch_size"]].drop_duplicates().dropna()
+            where += "; trained on " + "; ".join(
+                f"{int(a):,} images x {int(e)} epochs (batch {int(b)})" for a, e, b in trained.itertuples(index=False))
+        where += f"; test images: {n}"
         if "device" in g:
             where += f"; device: {'; '.join(sorted(g['device'].unique()))}"
         if "git_commit" in g:

@@ -246,8 +246,8 @@ def tiny(tmp_path_factory):
     """Every table and the curves on 64 synthetic training images, 1 epoch, under a 'tiny' profile."""
     from akt_core import profiles as P
 
-    prof = P.Profile("tiny", n_train=64, n_test=40, epochs={"mnist": 1, "cifar10": 1, "cifar100": 1,
-                                                            "synthetic": 1},
+    datasets = ("mnist", "cifar10", "cifar100", "synthetic")
+    prof = P.Profile("tiny", n_train=dict.fromkeys(datasets, 64), n_test=40, epochs=dict.fromkeys(datasets, 1),
                      batch_size=32, n_curve=24, published=False, description="unit tests", eval_batch_size=50)
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(P.PROFILES, "tiny", prof)
