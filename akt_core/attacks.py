@@ -127,6 +127,26 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS,
     return _iterate(model, x, y, eps, alpha, steps, +1.0, start)
 
 
+def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS, seed: int = 0,
+               n_target_classes: int = 9) -> torch.Tensor:
+    """AutoAttack (Croce & Hein 2020), L-inf, standard version, as torchattacks 3.5 implements it:
+    APGD-CE, APGD-T, FAB-T and Square, each on the examples the previous ones left correct.
+
+    torchattacks runs APGD, APGD-T and FAB with **10 steps** (the original: 100) and Square with 5,000
+    queries, 1 restart each; APGD-T and FAB-T take the ``n_target_classes`` = 9 most likely wrong
+    classes, as the original does, whatever the number of classes. ``seed`` fixes every random start
+    (torchattacks' default seeds from the clock); the caller's global RNG state is left untouched.
+    """
+    import torchattacks
+
+    _check(x, eps)
+    devices = [x.device] if x.device.type == "cuda" else []
+    with attack_mode(model), torch.random.fork_rng(devices=devices), torch.enable_grad():
+        atk = torchattacks.AutoAttack(model, norm="Linf", eps=eps, version="standard",
+                                      n_classes=n_target_classes + 1, seed=seed)
+        return atk(x.detach(), y).detach()
+
+
 #: The paper's four transfer attacks by the names its tables use. Each maps
 #: (model, x, y, eps) -> x_adv with the paper's k = 5, a = eps/5 for the iterative ones.
 ATTACKS: dict[str, Callable[[nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor]] = {

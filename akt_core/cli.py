@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import AktError, __version__
 from . import data as data_mod
-from . import graph, profiles
+from . import graph, profiles, robustness
 from .store import Store
 
 
@@ -27,6 +27,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+BUILD_CHOICES = (*graph.GROUPS, "curves", "all", *robustness.GROUPS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="akt", description=__doc__.splitlines()[0])
     ap.add_argument("--version", action="version", version=f"akt {__version__}")
@@ -38,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one variant (and whatever it depends on)")
     p.add_argument("variant", help=f"one of: {', '.join(graph.VARIANTS)}")
     _common(p)
-    p = sub.add_parser("build", help="compute the results of a table group, the curves, or all")
-    p.add_argument("what", help=f"one of: {', '.join((*graph.GROUPS, 'curves', 'all'))}")
+    p = sub.add_parser("build", help="compute the results of a table group, the curves, all of them, "
+                                     "or the white-box / eps-sweep evaluations beyond the paper")
+    p.add_argument("what", help=f"one of: {', '.join(BUILD_CHOICES)}")
     _common(p)
     p = sub.add_parser("show", help="show the cache and the stored records")
     p.add_argument("--profile", default=None, help="only this profile's records")
@@ -80,8 +84,12 @@ def run(argv: list[str] | None = None) -> int:
             runner.model(runner.exp.model(args.variant))
             print(f"{args.variant} on {args.dataset} ({args.profile}, seed {seed}) is in the store")
         return 0
-    df = graph.require(args.what, args.dataset, args.profile, args.seed, compute=True, blackbox=args.blackbox, **opts)
-    if "accuracy" in df:
+    graph.check_choice("result", args.what, BUILD_CHOICES)
+    fetch = robustness.require if args.what in robustness.GROUPS else graph.require
+    df = fetch(args.what, args.dataset, args.profile, args.seed, compute=True, blackbox=args.blackbox, **opts)
+    if "eps_256" in df:
+        print(df.pivot_table(index="model", columns=["attack", "source", "eps_256"], values="accuracy").round(2).to_string())
+    elif "accuracy" in df:
         print(df.pivot_table(index="model", columns=["attack", "source"], values="accuracy").round(2).to_string())
     else:
         print(df.groupby("model")[["clean_acc", "adv_acc"]].last().round(2).to_string())

@@ -293,7 +293,9 @@ class Runner:
         p = self.exp.profile
         self.store.append(p, "curves", [{"key": node.key, "dataset": self.exp.dataset, "model": node.name,
                                          "seed": cfg["seed"], "dataset_variant": self.exp.variant,
-                                         "blackbox": self.exp.blackbox, **row} for row in res.curves],
+                                         "blackbox": self.exp.blackbox, "train_images": len(self.train),
+                                         "epochs": cfg["epochs"], "batch_size": cfg["batch_size"], **row}
+                                        for row in res.curves],
                           unique=("key", "epoch"))
         self._run_row(node, res.wall_s, res.images_per_s)
         last = res.curves[-1]

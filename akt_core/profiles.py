@@ -27,6 +27,8 @@ class Profile:
     weight_decay: dict[str, float] = field(default_factory=lambda: {
         "mnist": 1e-4, "cifar10": 1e-4, "cifar100": 5e-4, "synthetic": 1e-4})
     eval_batch_size: int = 500
+    n_whitebox: int | None = 1000  #: test images for white-box PGD and the eps sweep (None: all)
+    n_autoattack: int | None = 0  #: test images for AutoAttack (None: all; 0: not run in this profile)
 
     def epochs_for(self, dataset: str) -> int:
         return self.epochs[dataset]
@@ -39,7 +41,8 @@ class Profile:
         n = self.n_train_for(dataset)
         train = "all training images" if n is None else f"{n:,} training images"
         test = "full test set" if self.n_test is None else f"{self.n_test:,} test images"
-        return f"{train}, {self.epochs_for(dataset)} epochs, batch {self.batch_size}, {test}"
+        e = self.epochs_for(dataset)
+        return f"{train}, {e} epoch{'s' if e != 1 else ''}, batch {self.batch_size}, {test}"
 
     @property
     def label(self) -> str:
@@ -61,22 +64,23 @@ _DATASETS = ("mnist", "cifar10", "cifar100", "synthetic")
 
 #: CIFAR needs more epochs than MNIST to mean anything: Res8(cln) on 10,000 CIFAR-10 images reaches
 #: 50.9 % after 6 epochs, 58.9 % with 20,000 images x 5 epochs and 60.3 % with 10,000 x 10 (seed 0,
-#: full test set, measured on this project's CPU), so CIFAR trains 10 epochs.
+#: full test set, measured on this project's CPU), so CIFAR trains 10 epochs. ``reduced`` does not run
+#: AutoAttack (n_autoattack=0): on the same CPU it took over 10 minutes for 100 MNIST images on one Res8.
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         "smoke", n_train=dict.fromkeys(_DATASETS, 1000), n_test=300, batch_size=128, n_curve=200, published=False,
-        epochs={"mnist": 1, "cifar10": 1, "cifar100": 1, "synthetic": 2},
+        epochs={"mnist": 1, "cifar10": 1, "cifar100": 1, "synthetic": 2}, n_whitebox=100, n_autoattack=20,
         description="1,000 training and 300 test images, 1 epoch; checks the plumbing, not the paper"),
     "reduced": Profile(
         "reduced", n_train={"mnist": 10000, "cifar10": 10000, "cifar100": 10000, "synthetic": 10000},
         n_test=None, batch_size=128, n_curve=1000, published=True,
-        epochs={"mnist": 6, "cifar10": 10, "cifar100": 10, "synthetic": 4},
+        epochs={"mnist": 6, "cifar10": 10, "cifar100": 10, "synthetic": 4}, n_whitebox=500, n_autoattack=0,
         description="training subsets and few epochs, full test sets; sized for one dataset "
                     "in under an hour on a 2-core CPU"),
     "paper": Profile(
         "paper", n_train=dict.fromkeys(_DATASETS, None), n_test=None, batch_size=256, n_curve=2000,
         published=True,
-        epochs={"mnist": 20, "cifar10": 80, "cifar100": 80, "synthetic": 4},
+        epochs={"mnist": 20, "cifar10": 80, "cifar100": 80, "synthetic": 4}, n_whitebox=None, n_autoattack=1000,
         description="the paper's protocol: full data, 20/80/80 epochs, batch 256"),
 }
 

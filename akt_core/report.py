@@ -97,7 +97,7 @@ def label(records: pd.DataFrame) -> str:
         if {"train_images", "epochs", "batch_size"} <= set(g.columns):  # what the models were trained on
             trained = g[["train_images", "epochs", "batch_size"]].drop_duplicates().dropna()
             where += "; trained on " + "; ".join(
-                f"{int(a):,} images x {int(e)} epochs (batch {int(b)})" for a, e, b in trained.itertuples(index=False))
+                f"{int(a):,} images x {int(e)} epoch{'s' if int(e) != 1 else ''} (batch {int(b)})" for a, e, b in trained.itertuples(index=False))
         where += f"; test images: {n}"
         if "device" in g:
             where += f"; device: {'; '.join(sorted(g['device'].unique()))}"
@@ -260,8 +260,105 @@ def stored(what: str, dataset: str, profile: str, seeds=(0,), **kwargs) -> pd.Da
     from . import AktError
     from .graph import require
 
+    from . import robustness
+
+    fetch = robustness.require if what in robustness.GROUPS else require
     try:
-        return require(what, dataset, profile, seeds, progress=False, **kwargs)
+        return fetch(what, dataset, profile, seeds, progress=False, **kwargs)
     except AktError as exc:
         display(Markdown(f"**No stored {'curves' if what == 'curves' else 'results'} yet.** {exc}"))
         return None
+
+
+# ---- beyond the paper: white-box evaluation and the eps sweep (records of ``robustness``) ----------
+def whitebox_table(records: pd.DataFrame) -> pd.DataFrame:
+    """Targets x "attack @ eps": accuracy in % (mean ± std over seeds) of white-box records."""
+    from .graph import VARIANTS
+
+    df = records.assign(column=records["attack"] + " @ " + records["eps_256"].map(_eps_words))
+    g = df.groupby(["model", "column"])["accuracy"]
+    cell = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n": g.count()}).reset_index()
+    cell["text"] = [f"{m:.2f}" + (f" ± {s:.2f}" if n > 1 else "") for m, s, n in zip(cell["mean"], cell["std"], cell["n"])]
+    wide = cell.pivot(index="model", columns="column", values="text").fillna("–")
+    order = sorted(wide.columns, key=lambda c: (c.split(" @ ")[0] != "PGD-20", -_eps_value(c.split(" @ ")[1])))
+    return wide.loc[[v for v in VARIANTS if v in wide.index], order]
+
+
+def _eps_words(eps_256: float) -> str:
+    """16.0 -> '16/256'; 7.9686 -> '8/255' (the field's budget, which is not a whole number of 1/256)."""
+    if abs(eps_256 - round(eps_256)) < 1e-6:
+        return f"{int(round(eps_256))}/256"
+    return f"{eps_256 * 255 / 256:.0f}/255"
+
+
+def _eps_value(words: str) -> float:
+    num, den = words.split("/")
+    return float(num) / float(den)
+
+
+SWEEP_PANELS = (("FGSM", "Res26", "FGSM transfer from the held-out Res26"),
+                ("I-FGSM", "Res26", "I-FGSM transfer from the held-out Res26"),
+                ("PGD-20", "white-box", "white-box PGD-20"))
+
+
+def matching_eps(sweep: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """At which eps (in 1/256) our accuracy falls to the paper's reported value at eps = 16/256.
+
+    For every variant and each of the paper's FGSM and I-FGSM columns (Tables 2-4), the first crossing
+    of our mean accuracy curve with the paper's value, linearly interpolated between sweep points, for
+    the same attack transferred from the held-out Res26 and for white-box PGD-20. ``>max`` when our
+    curve stays above the paper's value on the whole grid, ``<min`` when it starts below it."""
+    paper = paper_numbers()
+    paper = paper[(paper["table"].isin([2, 3, 4])) & (paper["dataset"] == dataset)]
+    rows = []
+    mean = sweep.groupby(["model", "attack", "source", "eps_256"])["accuracy"].mean()
+    for (model, column), value in paper.set_index(["model", "column"])["value"].items():
+        if column not in ("FGSM", "I-FGSM") or pd.isna(value):
+            continue
+        row = {"model": model, "paper attack": column, "paper @ 16/256": value}
+        for attack, source, name in ((column, "Res26", f"{column} transfer"), ("PGD-20", "white-box", "PGD-20 white-box")):
+            try:
+                curve = mean.loc[(model, attack, source)].sort_index()
+            except KeyError:
+                row[f"eps/256: {name}"] = "missing"
+                continue
+            row[f"eps/256: {name}"] = _crossing(curve.index.to_numpy(float), curve.to_numpy(float), value)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _crossing(eps: np.ndarray, acc: np.ndarray, value: float) -> str:
+    if acc[0] <= value:
+        return f"<{eps[0]:g}"
+    for i in range(1, len(eps)):
+        if acc[i] <= value:
+            t = (acc[i - 1] - value) / (acc[i - 1] - acc[i])
+            return f"{eps[i - 1] + t * (eps[i] - eps[i - 1]):.1f}"
+    return f">{eps[-1]:g}"
+
+
+def plot_sweep(sweep: pd.DataFrame, dataset: str, axes=None):
+    """Accuracy against eps, one panel per attack, one line per variant; the paper's value at 16/256
+    is marked (x) in the panel of the same attack, and the paper's budget as a dotted line."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    if axes is None:
+        axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(15, 4.3), sharey=True)[1]
+    paper = paper_numbers()
+    paper = paper[(paper["table"].isin([2, 3, 4])) & (paper["dataset"] == dataset)]
+    models = list(dict.fromkeys(sweep["model"]))
+    palette = dict(zip(models, sns.color_palette("tab10", len(models))))
+    for ax, (attack, source, title) in zip(axes, SWEEP_PANELS):
+        df = sweep[(sweep["attack"] == attack) & (sweep["source"] == source)]
+        sns.lineplot(data=df, x="eps_256", y="accuracy", hue="model", palette=palette, marker="o",
+                     errorbar=("sd") if df["seed"].nunique() > 1 else None, ax=ax, legend=ax is axes[0])
+        for model, value in paper[paper["column"] == attack].set_index("model")["value"].items():
+            if model in palette and not pd.isna(value):
+                ax.scatter([16], [value], marker="x", s=70, color=palette[model], zorder=5)
+        ax.axvline(16, color="grey", lw=1, ls=":")
+        ax.set(xscale="log", xlabel="eps (x 1/256, log scale)", ylabel="accuracy (%)", title=title, ylim=(0, 101))
+        ax.set_xticks(sorted(df["eps_256"].unique()) or [16], labels=[f"{v:g}" for v in sorted(df["eps_256"].unique())] or ["16"])
+    if axes[0].get_legend():
+        axes[0].legend(fontsize=7, loc="lower left")
+    return axes

@@ -77,3 +77,24 @@ def synthetic_test_batch():
 
     te = load("synthetic", "test")
     return to_float(te.x[:32]), te.y[:32]
+
+
+# ---- the whole pipeline at a toy size, fast enough for the unit suite ----------------------------
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """Every table and the curves on 64 synthetic training images, 1 epoch, under a 'tiny' profile."""
+    from akt_core import graph as G, profiles as P
+    from akt_core.store import Store
+
+    datasets = ("mnist", "cifar10", "cifar100", "synthetic")
+    prof = P.Profile("tiny", n_train=dict.fromkeys(datasets, 64), n_test=40, epochs=dict.fromkeys(datasets, 1),
+                     batch_size=32, n_curve=24, published=False, description="unit tests", eval_batch_size=50,
+                     n_whitebox=24, n_autoattack=8)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(P.PROFILES, "tiny", prof)
+        root = tmp_path_factory.mktemp("tiny_store")
+        store = Store(root)
+        logs: list[str] = []
+        log = lambda *a: logs.append(" ".join(map(str, a)))
+        df = G.require("all", "synthetic", "tiny", compute=True, store=store, progress=False, log=log)
+        yield {"root": root, "store": store, "logs": logs, "df": df}

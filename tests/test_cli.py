@@ -36,7 +36,7 @@ def test_unknown_variant(capsys, tmp_path):
 
 def test_unknown_result_name(capsys, tmp_path):
     err = _fail(capsys, ["build", "table5", "--dataset", "synthetic", "--store", str(tmp_path)])
-    assert "'table5'" in err and "variants" in err and "curves" in err
+    assert "'table5'" in err and "variants" in err and "curves" in err and "sweep" in err
 
 
 def test_unknown_blackbox_and_device(capsys, tmp_path):

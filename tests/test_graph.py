@@ -240,24 +240,6 @@ def test_e2e_curves_include_res8_cln(e2e):
     assert len(cur) == 2 * len(G.RES8_VARIANTS)
 
 
-# ---- the same pipeline at a toy size, fast enough for the unit suite --------------------------
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """Every table and the curves on 64 synthetic training images, 1 epoch, under a 'tiny' profile."""
-    from akt_core import profiles as P
-
-    datasets = ("mnist", "cifar10", "cifar100", "synthetic")
-    prof = P.Profile("tiny", n_train=dict.fromkeys(datasets, 64), n_test=40, epochs=dict.fromkeys(datasets, 1),
-                     batch_size=32, n_curve=24, published=False, description="unit tests", eval_batch_size=50)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(P.PROFILES, "tiny", prof)
-        root = tmp_path_factory.mktemp("tiny_store")
-        store = Store(root)
-        logs, log = _log()
-        df = G.require("all", "synthetic", "tiny", compute=True, store=store, progress=False, log=log)
-        yield {"root": root, "store": store, "logs": logs, "df": df}
-
-
 def test_tiny_all_tables(tiny):
     df = tiny["df"]
     started = TRAIN_START(tiny["logs"])
@@ -312,3 +294,36 @@ def test_tiny_curves_other_variants(tiny):
     cur = G.require("curves", "synthetic", "tiny", compute=False, store=tiny["store"])
     assert set(cur["model"]) == set(G.RES8_VARIANTS)
     assert (cur["epoch"] == 1).all() and cur["clean_acc"].between(0, 100).all()
+
+
+def test_tiny_stale_rows_of_an_earlier_profile_definition_are_not_shown(tiny):
+    """Rows whose models were trained under other settings (other keys) never reach a table."""
+    store = tiny["store"]
+    recs = store.read("tiny", "records")
+    stale = recs.head(3).assign(key=["stale0", "stale1", "stale2"], accuracy=[1.0, 2.0, 3.0],
+                                model_key="0" * 16)
+    store.append("tiny", "records", stale.to_dict("records"), unique=("key",))
+    try:
+        df = G.require("all", "synthetic", "tiny", store=store)
+        assert not df["key"].str.startswith("stale").any()
+        assert len(df) == len(tiny["df"])
+    finally:
+        keep = store.read("tiny", "records")
+        keep = keep[~keep["key"].str.startswith("stale")]
+        store._csv("tiny", "records").write_text(keep.to_csv(index=False, lineterminator="\n"))
+
+
+def test_tiny_records_carry_training_settings(tiny):
+    df = tiny["df"]
+    assert (df["train_images"] == 64).all() and (df["epochs"] == 1).all() and (df["batch_size"] == 32).all()
+    from akt_core import report
+
+    assert "trained on 64 images x 1 epoch (batch 32)" in report.label(df)
+
+
+def test_current_keys_match_what_a_runner_writes(tiny):
+    recs = tiny["store"].read("tiny", "records")
+    assert G.current_keys("all", "synthetic", "tiny", recs) == set(recs["key"])
+    cur = tiny["store"].read("tiny", "curves")
+    want = G.current_keys("curves", "synthetic", "tiny", cur)
+    assert len(want) == len(G.RES8_VARIANTS) and want <= set(cur["key"])

@@ -35,6 +35,7 @@ PLAN = {
     "tables_5_7_sources": True,
     "tables_8_10_attacks": True,
     "figs_3_4_convergence": True,
+    "beyond_robustness": True,
 }
 ONCE_DATASET = "cifar10"  #: the dataset of notebooks run once (Table 1 is measured at 32x32, CIFAR-10)
 DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
@@ -45,6 +46,7 @@ TITLES = {
     "tables_5_7_sources": lambda ds: f"Table {5 + DATASETS.index(ds)}: {DATASET_NAMES[ds]}",
     "tables_8_10_attacks": lambda ds: f"Table {8 + DATASETS.index(ds)}: {DATASET_NAMES[ds]}",
     "figs_3_4_convergence": lambda ds: f"Figures 3–4: {DATASET_NAMES[ds]}",
+    "beyond_robustness": lambda ds: f"White-box attacks and eps sweep: {DATASET_NAMES[ds]}",
 }
 
 

@@ -1,0 +1,184 @@
+"""Beyond the paper: white-box PGD-20 and AutoAttack, and an eps sweep, on the paper's models.
+
+The paper evaluates only black-box transfer attacks at one budget (eps = 16/256). A reader asks two
+more questions, answered here with the same models, test data, store and provenance as the paper's
+tables (records go to ``robustness.csv`` beside ``records.csv``):
+
+``whitebox``
+    Each target attacked on itself with PGD-20 (Madry et al. 2018: uniform random start, step eps/4,
+    20 steps, the field's 2/255 at 8/255) and with AutoAttack (Croce & Hein 2020, torchattacks'
+    implementation, ``attacks.autoattack``), at the paper's eps 16/256 and at the field's 8/255.
+``sweep``
+    Accuracy against eps for FGSM and I-FGSM transferred from the held-out black-box Res26 (the
+    paper's protocol, eps/5 x 5 steps) and for white-box PGD-20, so that a reader sees at which eps
+    our models reach the paper's reported numbers (``report.matching_eps``).
+
+White-box attacks run on ``profile.n_whitebox`` test images (AutoAttack on ``profile.n_autoattack``;
+0 skips it), a fixed random subset shared by every target. PGD's random start is seeded per
+(record, seed), so a record is a pure function of its key.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+
+from . import AktError, check_choice
+from . import data as data_mod
+from . import profiles as profiles_mod
+from .attacks import ATTACKS, EPS, autoattack, pgd
+from .evaluate import correct, craft
+from .graph import BLACKBOX, RES8_VARIANTS, VARIANTS, Experiment, Runner
+from .store import Store, config_key
+
+#: the paper's budget and the field's (RobustBench / AutoAttack convention on CIFAR)
+WHITEBOX_EPS: dict[str, float] = {"16/256": EPS, "8/255": 8 / 255}
+#: eps grid of the sweep, in 1/256 units as the paper writes its budget
+SWEEP_EPS_256: tuple[int, ...] = (2, 4, 8, 16, 32, 64)
+SWEEP_TRANSFER = ("FGSM", "I-FGSM")
+GROUPS = ("whitebox", "sweep")
+WHITEBOX_SOURCE = "white-box"
+
+
+@dataclass(frozen=True)
+class Need:
+    """One record: ``target`` under ``attack`` at ``eps``, crafted on the held-out black-box source of
+    depth ``source`` (transfer) or on the target itself (``source=None``, white-box)."""
+
+    target: str
+    attack: str
+    source: int | None
+    eps: float
+
+
+Attack = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor]
+
+
+def pgd20(seed: int, device: torch.device) -> Attack:
+    """White-box PGD-20: uniform random start, step eps/4 (= 2/255 at eps 8/255), 20 steps. One
+    generator seeded with ``seed`` draws the starts of all batches in turn."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    return lambda m, x, y, eps: pgd(m, x, y, eps, eps / 4, 20, random_start=True, generator=g)
+
+
+def autoattack_std(seed: int, device: torch.device) -> Attack:
+    """AutoAttack, standard version (see ``attacks.autoattack`` for its step counts)."""
+    return lambda m, x, y, eps: autoattack(m, x, y, eps, seed=seed)
+
+
+#: white-box attacks by record name: each maps (seed, device) to an attack (model, x, y, eps) -> x_adv
+WHITEBOX_ATTACKS: dict[str, Callable[[int, torch.device], Attack]] = {"PGD-20": pgd20, "AutoAttack": autoattack_std}
+
+
+def needs(what: str, dataset: str, profile: str) -> list[Need]:
+    """Every record ``what`` (``whitebox`` or ``sweep``) shows on ``dataset`` under ``profile``."""
+    check_choice("robustness result", what, GROUPS)
+    data_mod.spec(dataset)
+    prof = profiles_mod.get(profile)
+    out: list[Need] = []
+    if what == "whitebox":
+        for eps in WHITEBOX_EPS.values():
+            out += [Need(t, "PGD-20", None, eps) for t in VARIANTS]
+            if prof.n_autoattack:
+                out += [Need(t, "AutoAttack", None, eps) for t in RES8_VARIANTS]
+    else:
+        for k in SWEEP_EPS_256:
+            for t in VARIANTS:
+                out += [Need(t, a, 26, k / 256) for a in SWEEP_TRANSFER] + [Need(t, "PGD-20", None, k / 256)]
+    return out
+
+
+def n_examples(prof: profiles_mod.Profile, attack: str) -> int | None:
+    return prof.n_autoattack if attack == "AutoAttack" else prof.n_whitebox
+
+
+def record_key(exp: Experiment, need: Need) -> str:
+    src = exp.blackbox_source(need.source).key if need.source else WHITEBOX_SOURCE
+    return config_key({"kind": "robustness", "target": exp.model(need.target).key, "attack": need.attack,
+                       "source": src, "eps": round(need.eps, 8), "n": n_examples(exp.prof, need.attack)})
+
+
+def evaluate(runner: Runner, todo: list[Need]) -> pd.DataFrame:
+    """Robustness records for ``todo``; computes (and trains, through ``runner``) only what is missing.
+
+    Transfer sets are crafted once per (attack, source, eps) and scored on every target; white-box
+    sets are crafted per target."""
+    e, store, p = runner.exp, runner.store, runner.exp.profile
+    have = store.read(p, "robustness")
+    have_keys = set(have["key"]) if len(have) else set()
+    groups: dict[tuple, list[Need]] = {}
+    for nd in todo:
+        if record_key(e, nd) not in have_keys:
+            groups.setdefault((nd.attack, nd.source, nd.eps) if nd.source else (nd,), []).append(nd)
+    bs = e.prof.eval_batch_size
+    for group, members in groups.items():
+        nd0 = members[0]
+        n = n_examples(e.prof, nd0.attack)
+        test = runner.test.subset(n)
+        t0 = time.perf_counter()
+        if nd0.source:
+            src = e.blackbox_source(nd0.source)
+            runner.log(f"[attack] {nd0.attack} eps {nd0.eps:.4f} on {src.name} over {len(test)} test images")
+            x_eval = craft(ATTACKS[nd0.attack], runner.model(src), test.x, test.y, nd0.eps, bs)
+        else:
+            runner.log(f"[attack] white-box {nd0.attack} eps {nd0.eps:.4f} on {nd0.target} over {len(test)} test images")
+            seed = int(record_key(e, nd0)[:8], 16)  # random starts: a pure function of the record
+            attack = WHITEBOX_ATTACKS[nd0.attack](seed, runner.device)
+            x_eval = craft(attack, runner.model(e.model(nd0.target)), test.x, test.y, nd0.eps, bs)
+        craft_s = time.perf_counter() - t0
+        rows = []
+        for nd in members:
+            t1 = time.perf_counter()
+            k = correct(runner.model(e.model(nd.target)), x_eval, test.y, bs, runner.amp)
+            rows.append({"key": record_key(e, nd), "dataset": e.dataset, "model": nd.target, "attack": nd.attack,
+                         "source": f"Res{nd.source}" if nd.source else WHITEBOX_SOURCE,
+                         "eps": round(nd.eps, 6), "eps_256": round(nd.eps * 256, 3),
+                         "accuracy": round(100.0 * k / len(test), 4), "correct": k, "n_examples": len(test),
+                         "model_key": e.model(nd.target).key,
+                         **runner.provenance(wall_s=round(craft_s + time.perf_counter() - t1, 2))})
+        store.append(p, "robustness", rows, unique=("key",))
+    out = store.read(p, "robustness")
+    keys = {record_key(e, nd) for nd in todo}
+    return out[out["key"].isin(keys)].reset_index(drop=True) if len(out) else out
+
+
+def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = False,
+            store: Store | None = None, data_root: str | Path | None = None, device: str | None = None,
+            blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print,
+            dataset_variant: str | None = None) -> pd.DataFrame:
+    """Stored robustness records of ``what`` (``whitebox`` or ``sweep``); with ``compute=True`` the
+    missing ones are built first (as ``graph.require`` does for the paper's tables)."""
+    check_choice("robustness result", what, GROUPS)
+    data_mod.spec(dataset)
+    profiles_mod.get(profile)
+    check_choice("black-box source choice", blackbox, BLACKBOX)
+    store = store or Store()
+    seeds = [int(s) for s in seeds]
+    todo = needs(what, dataset, profile)
+    if compute:
+        for seed in seeds:
+            runner = Runner(Experiment(dataset, profile, seed, blackbox=blackbox), store, data_root, device,
+                            download, progress, log)
+            evaluate(runner, todo)
+    df = store.read(profile, "robustness")
+    if len(df):
+        df = df[(df["dataset"] == dataset) & (df["seed"].isin(seeds)) & (df["blackbox"] == blackbox)]
+        if dataset_variant is not None:
+            df = df[df["dataset_variant"] == dataset_variant]
+        elif df["dataset_variant"].nunique() > 1:
+            raise AktError(f"stored robustness records for {dataset!r} ({profile}) come from several dataset "
+                           f"variants; pass dataset_variant= one of: {', '.join(sorted(df['dataset_variant'].unique()))}")
+        keys = set()
+        for seed, variant in df[["seed", "dataset_variant"]].drop_duplicates().itertuples(index=False):
+            exp = Experiment(dataset, profile, int(seed), variant=str(variant), blackbox=blackbox)
+            keys |= {record_key(exp, nd) for nd in todo}
+        df = df[df["key"].isin(keys)]
+    if not len(df):
+        raise AktError(f"no stored robustness records for {what!r} on {dataset!r} under profile {profile!r} "
+                       f"(seeds {seeds}); compute them with `akt build {what} --dataset {dataset} --profile "
+                       f"{profile}` or pass compute=True")
+    return df.reset_index(drop=True)

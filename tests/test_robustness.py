@@ -1,0 +1,122 @@
+"""Beyond the paper: white-box PGD-20 / AutoAttack and the eps sweep, on the tiny pipeline's models."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from akt_core import AktError, attacks
+from akt_core import graph as G
+from akt_core import robustness as R
+from akt_core.evaluate import correct
+
+pytestmark = pytest.mark.usefixtures("isolated")
+
+
+def test_needs_cover_every_variant_attack_and_eps():
+    wb = R.needs("whitebox", "mnist", "smoke")  # smoke runs AutoAttack on a few images
+    assert {(n.attack, round(n.eps, 6)) for n in wb} == {(a, round(e, 6)) for a in R.WHITEBOX_ATTACKS
+                                                          for e in R.WHITEBOX_EPS.values()}
+    assert {n.target for n in wb if n.attack == "PGD-20"} == set(G.VARIANTS)
+    assert {n.target for n in wb if n.attack == "AutoAttack"} == set(G.RES8_VARIANTS)
+    assert all(n.source is None for n in wb)
+    assert not [n for n in R.needs("whitebox", "mnist", "reduced") if n.attack == "AutoAttack"]  # n_autoattack=0
+    sw = R.needs("sweep", "cifar10", "reduced")
+    assert len(sw) == len(R.SWEEP_EPS_256) * len(G.VARIANTS) * 3
+    assert {n.source for n in sw if n.attack in R.SWEEP_TRANSFER} == {26}
+
+
+def test_bad_group_names_the_choices():
+    with pytest.raises(AktError, match="whitebox.*sweep"):
+        R.needs("blackbox", "mnist", "reduced")
+
+
+@pytest.fixture(scope="module")
+def robust(tiny):
+    logs: list[str] = []
+    log = lambda *a: logs.append(" ".join(map(str, a)))
+    wb = R.require("whitebox", "synthetic", "tiny", compute=True, store=tiny["store"], progress=False, log=log)
+    sw = R.require("sweep", "synthetic", "tiny", compute=True, store=tiny["store"], progress=False, log=log)
+    return {"wb": wb, "sw": sw, "logs": logs, "store": tiny["store"]}
+
+
+def test_records_complete_with_provenance(robust):
+    wb, sw = robust["wb"], robust["sw"]
+    assert len(wb) == len(R.needs("whitebox", "synthetic", "tiny")) == 2 * (8 + 6)
+    assert len(sw) == len(R.needs("sweep", "synthetic", "tiny"))
+    assert (wb.loc[wb["attack"] == "PGD-20", "n_examples"] == 24).all()
+    assert (wb.loc[wb["attack"] == "AutoAttack", "n_examples"] == 8).all()
+    for col in ("git_commit", "torch_version", "device", "dataset_variant", "seed", "train_images", "eps"):
+        assert wb[col].notna().all()
+    assert set(sw["source"]) == {"Res26", "white-box"}
+    assert not robust["logs"] or not [line for line in robust["logs"] if line.startswith("[train]")]
+
+
+def test_second_call_computes_nothing(robust):
+    logs: list[str] = []
+    again = R.require("sweep", "synthetic", "tiny", compute=True, store=robust["store"], progress=False,
+                      log=lambda *a: logs.append(" ".join(map(str, a))))
+    assert logs == []
+    key = lambda d: d.sort_values("key").reset_index(drop=True)[["key", "accuracy"]]
+    assert key(again).equals(key(robust["sw"]))
+
+
+def test_whitebox_record_recomputed_by_hand(robust, tiny):
+    """A stored PGD-20 record equals PGD-20 run again with the record's seed on the same images."""
+    exp = G.Experiment("synthetic", "tiny", 0, variant="generated")
+    runner = G.Runner(G.Experiment("synthetic", "tiny", 0), tiny["store"], progress=False, log=lambda *a: None)
+    need = R.Need("Res8(adv-trans)", "PGD-20", None, 16 / 256)
+    row = robust["wb"].set_index("key").loc[R.record_key(exp, need)]
+    model = runner.model(exp.model(need.target))
+    test = runner.test.subset(24)
+    from akt_core.evaluate import craft
+
+    x_adv = craft(R.pgd20(int(R.record_key(exp, need)[:8], 16), torch.device("cpu")), model, test.x, test.y,
+                  need.eps, 50)
+    assert correct(model, x_adv, test.y) == row["correct"]
+    assert correct(model, test.x, test.y) >= row["correct"]  # PGD can only lose accuracy vs clean
+
+
+def test_sweep_is_monotone_for_pgd_and_shares_transfer_sets(robust):
+    sw = robust["sw"]
+    pgd = sw[sw["attack"] == "PGD-20"].sort_values("eps")
+    for _, g in pgd.groupby("model"):  # a larger ball contains the smaller one; PGD finds at least ~as much
+        acc = g["accuracy"].tolist()
+        assert acc[-1] <= acc[0]
+    fg = sw[(sw["attack"] == "FGSM") & (sw["eps_256"] == 16)]
+    assert len(fg) == len(G.VARIANTS) and (fg["n_examples"] == 24).all()
+
+
+def test_stale_robustness_rows_are_left_out(robust):
+    store = robust["store"]
+    rows = store.read("tiny", "robustness").head(2).assign(key=["stale-a", "stale-b"])
+    store.append("tiny", "robustness", rows.to_dict("records"), unique=("key",))
+    try:
+        got = R.require("whitebox", "synthetic", "tiny", store=store)
+        assert not got["key"].str.startswith("stale").any()
+    finally:
+        keep = store.read("tiny", "robustness")
+        keep[~keep["key"].str.startswith("stale")].to_csv(store._csv("tiny", "robustness"), index=False)
+
+
+def test_missing_results_name_the_command(tmp_path):
+    from akt_core.store import Store
+
+    with pytest.raises(AktError, match="akt build sweep --dataset mnist --profile reduced"):
+        R.require("sweep", "mnist", "reduced", store=Store(tmp_path))
+
+
+def test_autoattack_contract(trained_model, synthetic_test_batch):
+    """torchattacks' AutoAttack under our contract: eps-ball, [0, 1], model mode and RNG untouched, at
+    most the accuracy of PGD's start set... and no stronger claim than that."""
+    x, y = synthetic_test_batch
+    x, y = x[:8], y[:8]
+    m = trained_model.train()  # mode must come back as it was
+    state = torch.get_rng_state()
+    x_adv = attacks.autoattack(m, x, y, 16 / 256, seed=0)
+    assert m.training and torch.equal(torch.get_rng_state(), state)
+    assert all(p.grad is None for p in m.parameters())
+    assert (x_adv - x).abs().max() <= 16 / 256 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    m.eval()
+    assert correct(m, x_adv, y) <= correct(m, x, y)
+    again = attacks.autoattack(m, x, y, 16 / 256, seed=0)
+    assert torch.equal(again, x_adv)  # seeded: the same examples every run
