@@ -22,11 +22,14 @@ STEPS = 5  #: iterations of I-FGSM and Iter-LL (Tables 8-10)
 
 
 @contextmanager
-def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and frozen parameters for the duration of an attack; both restored afterwards."""
+def attack_mode(model: nn.Module, eval_mode: bool = True) -> Iterator[nn.Module]:
+    """Eval mode and frozen parameters for the duration of an attack; both restored afterwards.
+
+    ``eval_mode=False`` keeps the model's mode (ARD's inner attack runs the student in train mode)."""
     was_training = model.training
     flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
+    if eval_mode:
+        model.eval()
     for p, _ in flags:
         p.requires_grad_(False)
     try:
@@ -69,9 +72,9 @@ def least_likely(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _iterate(model: nn.Module, x: torch.Tensor, target: torch.Tensor, eps: float, alpha: float,
-             steps: int, sign: float, start: torch.Tensor | None = None) -> torch.Tensor:
+             steps: int, sign: float, start: torch.Tensor | None = None, eval_mode: bool = True) -> torch.Tensor:
     x = x.detach()
-    with attack_mode(model):
+    with attack_mode(model, eval_mode):
         if steps == 1 and start is None and alpha == eps:  # one full step from x: only [0, 1] can bind
             g = _input_grad(model, x, target)
             return g.sign_().mul_(sign * eps).add_(x).clamp_(0.0, 1.0)
@@ -112,10 +115,11 @@ def iter_ll(model: nn.Module, x: torch.Tensor, eps: float = EPS,
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS,
         alpha: float | None = None, steps: int = 20, random_start: bool = True,
-        generator: torch.Generator | None = None) -> torch.Tensor:
+        generator: torch.Generator | None = None, eval_mode: bool = True) -> torch.Tensor:
     """PGD (Madry et al. 2018): I-FGSM from a uniform random start in the eps-ball (white-box use).
 
-    ``steps=0`` returns the random start itself."""
+    ``steps=0`` returns the random start itself. ``eval_mode=False`` runs the model in the mode it is
+    in (ARD's inner attack: the student in train mode, BatchNorm on batch statistics)."""
     _check(x, eps, steps + 1)
     alpha = eps / 4 if alpha is None else alpha
     x = x.detach()
@@ -124,7 +128,31 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS,
         noise = torch.rand(x.shape, generator=generator, device="cpu" if generator is None
                            else generator.device, dtype=x.dtype).to(x.device)
         start = (x + (2 * noise - 1) * eps).clamp(0.0, 1.0)
-    return _iterate(model, x, y, eps, alpha, steps, +1.0, start)
+    return _iterate(model, x, y, eps, alpha, steps, +1.0, start, eval_mode)
+
+
+def pgd_kl(model: nn.Module, x: torch.Tensor, target_probs: torch.Tensor, eps: float = EPS,
+           alpha: float | None = None, steps: int = 10, generator: torch.Generator | None = None,
+           init_std: float = 0.001) -> torch.Tensor:
+    """The inner maximisation of RSLAD and PeerAiD: x' ascends KL(p || softmax(f(x'))) (summed over
+    the batch) for a target distribution ``p``, from x + init_std * N(0, 1), with L-inf steps of
+    ``alpha`` (default eps/4) inside the eps-ball and [0, 1], the model in eval mode
+    (zibojia/RSLAD rslad_loss.py ``rslad_inner_loss``; jaewonalive/PeerAiD attack_function.py)."""
+    _check(x, eps, steps)
+    alpha = eps / 4 if alpha is None else alpha
+    x = x.detach()
+    gen_device = "cpu" if generator is None else generator.device
+    noise = torch.randn(x.shape, generator=generator, device=gen_device, dtype=x.dtype).to(x.device)
+    lo, hi = (x - eps).clamp_(min=0.0), (x + eps).clamp_(max=1.0)
+    x_adv = torch.minimum(torch.maximum(x + init_std * noise, lo), hi)
+    target_probs = target_probs.detach()
+    with attack_mode(model), torch.enable_grad():
+        for _ in range(steps):
+            xa = x_adv.requires_grad_(True)
+            loss = F.kl_div(F.log_softmax(model(xa), dim=1), target_probs, reduction="sum")
+            g = torch.autograd.grad(loss, xa)[0]
+            x_adv = _step(x_adv.detach(), g, alpha, lo, hi)
+    return x_adv.detach()
 
 
 def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS, seed: int = 0,

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=None, help="where to put them (default $AKT_DATA_ROOT or data/datasets)")
     p.add_argument("--datasets", nargs="+", default=["mnist", "cifar10", "cifar100"])
     p = sub.add_parser("train", help="train one variant (and whatever it depends on)")
-    p.add_argument("variant", help=f"one of: {', '.join(graph.VARIANTS)}")
+    p.add_argument("variant", help=f"one of: {', '.join(graph.ALL_VARIANTS)}")
     _common(p)
     p = sub.add_parser("build", help="compute the results of a table group, the curves, all of them, "
                                      "or the white-box / eps-sweep evaluations beyond the paper")
@@ -77,7 +77,7 @@ def run(argv: list[str] | None = None) -> int:
     opts = dict(store=store, data_root=args.data_root, device=args.device, download=args.download,
                 progress=not args.quiet)
     if args.cmd == "train":
-        graph.VARIANTS.get(args.variant) or graph.check_choice("variant", args.variant, graph.VARIANTS)
+        graph.check_choice("variant", args.variant, graph.ALL_VARIANTS)
         for seed in args.seed:
             exp = graph.Experiment(args.dataset, args.profile, seed, blackbox=args.blackbox)
             runner = graph.Runner(exp, **opts)

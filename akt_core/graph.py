@@ -52,6 +52,11 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
     Variant("Res8(adv-trans)", 8, "adv-trans"),
 ]}
 RES8_VARIANTS = [v for v in VARIANTS if v.startswith("Res8")]
+#: Later adversarial-distillation methods (beyond the paper), same Res8 student and Res26(adv) teacher.
+BEYOND_VARIANTS: dict[str, Variant] = {v.name: v for v in [
+    Variant("Res8(ard)", 8, "ard"), Variant("Res8(rslad)", 8, "rslad"),
+]}
+ALL_VARIANTS: dict[str, Variant] = {**VARIANTS, **BEYOND_VARIANTS}
 PAPER_ATTACKS = tuple(ATTACKS)
 
 
@@ -136,10 +141,12 @@ class Experiment:
                 **self.prof.as_config(self.dataset)}
 
     def _model(self, name: str, depth: int, method: str, seed: int, deps: tuple[Node, ...] = (),
-               curve: Node | None = None) -> Node:
+               curve: Node | None = None, teacher: Node | None = None) -> Node:
         m = methods_mod.get(method)
         cfg = {**self._data_config(), "depth": depth, "method": method, "params": m.params, "seed": seed,
                "curve_source": curve.key if curve else None}
+        if teacher is not None:  # only live-teacher methods carry the field (other keys stay as they were)
+            cfg["teacher"] = teacher.key
         return _node("model", name, cfg, deps + ((curve,) if curve else ()))
 
     def blackbox_source(self, depth: int) -> Node:
@@ -164,11 +171,14 @@ class Experiment:
         return _node("logits", f"logits:{teacher}{'+D_adv' if on_dadv else ''}", self._data_config(), deps)
 
     def model(self, variant: str) -> Node:
-        check_choice("variant", variant, VARIANTS)
-        v = VARIANTS[variant]
+        check_choice("variant", variant, ALL_VARIANTS)
+        v = ALL_VARIANTS[variant]
         m = methods_mod.get(v.method)
         if v.method == "cln":
             return self.static_source(v.depth)
+        if m.live_teacher:
+            teacher = self.model(m.teacher)
+            return self._model(variant, v.depth, v.method, self.seed, (teacher,), self.curve_source(), teacher)
         deps: tuple[Node, ...] = ()
         if m.uses_dadv:
             deps += (self.dadv(),)
@@ -277,6 +287,8 @@ class Runner:
                 t = self.array(dep)
                 inp.teacher = t[0]
                 inp.teacher_adv = t[1:] if len(t) > 1 else None
+            elif dep.key == cfg.get("teacher"):
+                inp.teacher_model = self.model(dep)
         inp.curve_x, inp.curve_y = self.curve.x, self.curve.y
         if cfg["curve_source"]:
             src = next(d for d in node.deps if d.key == cfg["curve_source"])

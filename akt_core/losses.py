@@ -57,3 +57,38 @@ def adversarial_transfer_loss(student_clean: torch.Tensor, y_clean: torch.Tensor
     """
     return (lam * distillation_loss(student_clean, y_clean, teacher_clean, t1, alpha)
             + (1 - lam) * distillation_loss(student_adv, y_adv, teacher_adv, t2, alpha))
+
+
+# ---- later adversarial-distillation methods (beyond the paper; RELATED_METHODS.md) ----------------
+def kl_mean(student_logits: torch.Tensor, target_probs: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """KL(p || softmax(z / T)) with PyTorch's default ``nn.KLDivLoss()`` reduction: summed over the
+    batch and the classes, divided by batch x classes (``KL_mean`` in RELATED_METHODS.md)."""
+    log_q = F.log_softmax(student_logits / temperature, dim=1)
+    return (torch.xlogy(target_probs, target_probs) - target_probs * log_q).mean()
+
+
+def ard_loss(student_adv: torch.Tensor, student_clean: torch.Tensor, y: torch.Tensor,
+             teacher_clean: torch.Tensor, alpha: float = 1.0, tau: float = 30.0) -> torch.Tensor:
+    """ARD (Goldblum et al., AAAI 2020; goldblum/AdversariallyRobustDistillation, main.py):
+
+    alpha * tau^2 * KL_mean(softmax(T(x)/tau) || softmax(S(x')/tau)) + (1 - alpha) * CE(S(x), y),
+
+    the student's adversarial output matched to the teacher's clean one. Their defaults: alpha = 1
+    (no hard-label term), tau = 30.
+    """
+    soft = kl_mean(student_adv, soft_labels(teacher_clean, tau), tau)
+    return alpha * tau**2 * soft + (1 - alpha) * F.cross_entropy(student_clean, y)
+
+
+def rslad_loss(student_adv: torch.Tensor, student_clean: torch.Tensor, teacher_clean: torch.Tensor) -> torch.Tensor:
+    """RSLAD (Zi et al., ICCV 2021; zibojia/RSLAD, rslad_loss.py and the training script):
+
+    (K / 10) * [5/6 * KL_mean(T(x) || S(x')) + 1/6 * KL_mean(T(x) || S(x))], tau = 1,
+
+    robust soft labels softmax(T(x)) from the teacher's clean logits and no cross-entropy term.
+    The factor K/10 (K classes) is their x10 on CIFAR-100, which compensates the mean over classes;
+    their code adds 1e-5 inside the teacher's log, which we leave out (exact KL).
+    """
+    p = soft_labels(teacher_clean, 1.0)
+    scale = student_adv.shape[1] / 10
+    return scale * (5 / 6 * kl_mean(student_adv, p) + 1 / 6 * kl_mean(student_clean, p))

@@ -13,7 +13,14 @@ key             what it is                                                 loss
 ``dist-cln``    Hinton distillation from Res26(cln), clean data            Hinton KD
 ``dist-adv``    Hinton distillation from Res26(adv), clean data            Hinton KD
 ``adv-trans``   stage 2: adversarial knowledge transfer from Res26(adv)    Eq. (11)
+``ard``         ARD (Goldblum et al. 2020) from Res26(adv), beyond paper   ``ard_loss``
+``rslad``       RSLAD (Zi et al. 2021) from Res26(adv), beyond the paper   ``rslad_loss``
 ==============  ========================================================  ==============
+
+The two later methods run an inner attack on the student every step (``Method.inner``) and read
+a live teacher model on the same augmented batch (``live_teacher``), as their reference code does.
+Our protocol, not theirs: the paper's eps (16/256) with their ratio of step to eps (1/4) and their
+10 steps, the paper's schedule and epochs per profile, a Res26 teacher and a Res8 student.
 """
 from __future__ import annotations
 
@@ -25,7 +32,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import check_choice
-from .losses import adversarial_transfer_loss, distillation_loss, ensemble_adversarial_loss
+from .attacks import pgd, pgd_kl
+from .losses import (adversarial_transfer_loss, ard_loss, distillation_loss, ensemble_adversarial_loss,
+                     rslad_loss, soft_labels)
 
 
 @dataclass
@@ -46,6 +55,8 @@ class StepBatch:
 
 
 LossFn = Callable[[nn.Module, StepBatch, dict], torch.Tensor]
+#: an inner attack: (student, batch with clean x, y and teacher logits t, params, eps, generator) -> x'
+InnerFn = Callable[[nn.Module, StepBatch, dict, float, torch.Generator], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,8 @@ class Method:
     uses_dadv: bool = False  #: needs the static D_adv of stage 1
     self_adv: bool = False  #: crafts FGSM examples on the model being trained, every step
     teacher: str | None = None  #: variant name of the teacher whose logits are distilled
+    live_teacher: bool = False  #: the teacher model runs on each (augmented) batch, not cached logits
+    inner: InnerFn | None = None  #: attack on the model being trained, on the whole batch, every step
 
 
 def _joint(model: nn.Module, b: StepBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,6 +98,24 @@ def _eq11(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
                                      p["alpha"], p["lam"], p["t1"], p["t2"])
 
 
+def _ard_inner(model: nn.Module, b: StepBatch, p: dict, eps: float, g: torch.Generator) -> torch.Tensor:
+    """ARD's inner attack: PGD on CE(S(x'), y), uniform start, student in train mode."""
+    return pgd(model, b.x, b.y, eps, eps * p["step"], p["steps"], random_start=True, generator=g, eval_mode=False)
+
+
+def _kl_inner(model: nn.Module, b: StepBatch, p: dict, eps: float, g: torch.Generator) -> torch.Tensor:
+    """RSLAD's inner attack: maximise KL(T(x) || S(x')) from x + 0.001 N(0, 1), student in eval mode."""
+    return pgd_kl(model, b.x, soft_labels(b.t, 1.0), eps, eps * p["step"], p["steps"], generator=g)
+
+
+def _ard(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
+    return ard_loss(model(b.x_adv), model(b.x), b.y, b.t, p["alpha"], p["tau"])
+
+
+def _rslad(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
+    return rslad_loss(model(b.x_adv), model(b.x), b.t)
+
+
 METHODS: dict[str, Method] = {m.name: m for m in [
     Method("cln", _cln, "clean training"),
     Method("self-adv", _eq10, "FGSM adversarial training on its own examples (Eq. 10)",
@@ -98,6 +129,12 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     Method("adv-trans", _eq11, "adversarial knowledge transfer from Res26(adv) (Eq. 11, Algorithm 2)",
            {"alpha": 0.1, "lam": 0.5, "t1": 3.0, "t2": 5.0, "source_choice": "random"},
            adv_share=0.5, uses_dadv=True, teacher="Res26(adv)"),
+    Method("ard", _ard, "ARD (Goldblum et al. 2020): student's adversarial output matched to the teacher's "
+           "clean one", {"alpha": 1.0, "tau": 30.0, "steps": 10, "step": 0.25},
+           teacher="Res26(adv)", live_teacher=True, inner=_ard_inner),
+    Method("rslad", _rslad, "RSLAD (Zi et al. 2021): robust soft labels of the teacher on clean and "
+           "adversarial inputs", {"steps": 10, "step": 0.25},
+           teacher="Res26(adv)", live_teacher=True, inner=_kl_inner),
 ]}
 
 #: How an epoch walks D_adv (the paper is silent): ``random`` draws one static source per

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from .attacks import fgsm
 from .data import Split, augment, batches, to_float
-from .evaluate import _autocast, accuracy
+from .evaluate import _autocast, accuracy, logits
 from .methods import SOURCE_CHOICES, Method, StepBatch
 from .store import atomic_torch_save
 
@@ -36,6 +36,7 @@ class TrainInputs:
     curve_x: torch.Tensor | None = None  #: uint8 test subset for the per-epoch curves
     curve_y: torch.Tensor | None = None
     curve_adv: torch.Tensor | None = None  #: the same subset attacked on a held-out source (float)
+    teacher_model: nn.Module | None = None  #: a live teacher (methods with ``live_teacher``), eval mode
 
 
 @dataclass
@@ -63,6 +64,12 @@ def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs
     cidx, aidx = idx[: len(idx) - n_adv], idx[len(idx) - n_adv:]
     aug = (lambda t: augment(t, g)) if inp.augment else (lambda t: t)
     b = StepBatch(x=aug(to_float(inp.train.x[cidx])), y=inp.train.y[cidx])
+    if method.inner is not None:  # ARD, RSLAD: live teacher on this batch, inner attack on the student
+        b.t = logits(inp.teacher_model, b.x, batch_size=len(b.x), amp=amp)
+        with _autocast(dev, amp):
+            b.x_adv = method.inner(model, b, params, inp.eps, g)
+        b.y_adv = b.y
+        return b
     if method.teacher:
         b.t = inp.teacher[cidx]
     if n_adv == 0:
@@ -94,6 +101,8 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
 
     if method.uses_dadv and params.get("source_choice") not in SOURCE_CHOICES:
         raise ValueError(f"source_choice must be one of {SOURCE_CHOICES}")
+    if method.live_teacher and inp.teacher_model is None:
+        raise ValueError(f"method {method.name!r} needs a live teacher model (TrainInputs.teacher_model)")
     dev = inp.train.x.device
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)

@@ -243,3 +243,21 @@ def test_iterative_attacks_need_a_step(model, batch, steps):
         A.ifgsm(model, x, y, EPS, steps=steps)
     with pytest.raises(AktError, match="step"):
         A.iter_ll(model, x, EPS, steps=steps)
+
+
+def test_pgd_kl_contract_and_ascent(trained_model, synthetic_test_batch):
+    """RSLAD / PeerAiD inner attack: inside the ball and [0, 1], raises KL(p || f(x')) from ~0."""
+    import torch.nn.functional as F
+
+    from akt_core.attacks import pgd_kl
+
+    x, y = synthetic_test_batch
+    m = trained_model
+    p = F.softmax(m(x), dim=1).detach()
+    kl = lambda xa: F.kl_div(F.log_softmax(m(xa), dim=1), p, reduction="sum").item()
+    x_adv = pgd_kl(m, x, p, 16 / 256, steps=5, generator=torch.Generator().manual_seed(0))
+    assert (x_adv - x).abs().max() <= 16 / 256 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    assert kl(x) < 1e-6 < 0.1 < kl(x_adv)
+    assert not m.training and all(q.grad is None for q in m.parameters())
+    again = pgd_kl(m, x, p, 16 / 256, steps=5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again, x_adv)

@@ -327,3 +327,16 @@ def test_current_keys_match_what_a_runner_writes(tiny):
     cur = tiny["store"].read("tiny", "curves")
     want = G.current_keys("curves", "synthetic", "tiny", cur)
     assert len(want) == len(G.RES8_VARIANTS) and want <= set(cur["key"])
+
+
+def test_tiny_beyond_variant_trains_with_its_live_teacher(tiny):
+    """Res8(rslad) depends on the Res26(adv) model itself (not cached logits); only it is trained."""
+    logs, log = _log()
+    runner = G.Runner(G.Experiment("synthetic", "tiny", 0), tiny["store"], progress=False, log=log)
+    node = runner.exp.model("Res8(rslad)")
+    assert node.config["teacher"] == runner.exp.model("Res26(adv)").key
+    assert "teacher" not in runner.exp.model("Res8(adv-trans)").config  # the paper's keys are unchanged
+    model = runner.model(node)
+    assert TRAIN_START(logs) == ["Res8(rslad)"]
+    assert 0 <= runner.store.read("tiny", "curves").query("model == 'Res8(rslad)'")["clean_acc"].iloc[-1] <= 100
+    assert not model.training

@@ -146,3 +146,42 @@ def test_float32_matches_float64():
     assert got.item() == pytest.approx(adversarial_transfer_loss(t(Z), ti(Y), t(T), t(ZA), ti(YA), t(TA),
                                                                   alpha=0.2, lam=0.3, t1=2.0, t2=4.0).item(),
                                        rel=1e-6)
+
+
+# ---- beyond the paper: ARD and RSLAD ------------------------------------------------------------
+def kl_mean_ref(student, probs, temp=1.0):
+    """sum_i sum_c p_ic (log p_ic - log q_ic) / (N * K), written out."""
+    tot = 0.0
+    for z, pr in zip(student, probs):
+        lq = log_softmax(z, temp)
+        tot += sum(p * (math.log(p) - l) for p, l in zip(pr, lq) if p > 0)
+    return tot / (len(student) * len(student[0]))
+
+
+def test_kl_mean_by_hand_and_against_torch():
+    from akt_core.losses import kl_mean
+
+    probs = [softmax(r) for r in T]
+    got = kl_mean(t(Z), t(probs)).item()
+    assert got == pytest.approx(kl_mean_ref(Z, probs), rel=1e-12)
+    ref = torch.nn.KLDivLoss()(F.log_softmax(t(Z), dim=1), t(probs)).item()  # PyTorch's default reduction
+    assert got == pytest.approx(ref, rel=1e-12)
+    assert kl_mean(t(T), t(probs)).item() == pytest.approx(0.0, abs=1e-15)  # KL(p || p) = 0
+
+
+@pytest.mark.parametrize("alpha,tau", [(1.0, 30.0), (0.7, 4.0)])
+def test_ard_loss_by_hand(alpha, tau):
+    from akt_core.losses import ard_loss
+
+    soft = kl_mean_ref(ZA, [softmax(r, tau) for r in T], tau)
+    want = alpha * tau**2 * soft + (1 - alpha) * ce(Z, Y)
+    assert ard_loss(t(ZA), t(Z), ti(Y), t(T), alpha, tau).item() == pytest.approx(want, rel=1e-12)
+
+
+def test_rslad_loss_by_hand_and_class_scaling():
+    from akt_core.losses import rslad_loss
+
+    p = [softmax(r) for r in T]
+    want = 3 / 10 * (5 / 6 * kl_mean_ref(ZA, p) + 1 / 6 * kl_mean_ref(Z, p))  # K = 3 classes -> x 3/10
+    assert rslad_loss(t(ZA), t(Z), t(T)).item() == pytest.approx(want, rel=1e-12)
+    assert rslad_loss(t(T), t(T), t(T)).item() == pytest.approx(0.0, abs=1e-15)
