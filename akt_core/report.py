@@ -316,7 +316,7 @@ def matching_eps(sweep: pd.DataFrame, dataset: str) -> pd.DataFrame:
         if column not in ("FGSM", "I-FGSM") or pd.isna(value):
             continue
         row = {"model": model, "paper attack": column, "paper @ 16/256": value}
-        for attack, source, name in ((column, "Res26", f"{column} transfer"), ("PGD-20", "white-box", "PGD-20 white-box")):
+        for attack, source, name in ((column, "Res26", "same attack, transfer"), ("PGD-20", "white-box", "PGD-20 white-box")):
             try:
                 curve = mean.loc[(model, attack, source)].sort_index()
             except KeyError:
@@ -347,18 +347,24 @@ def plot_sweep(sweep: pd.DataFrame, dataset: str, axes=None):
         axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(15, 4.3), sharey=True)[1]
     paper = paper_numbers()
     paper = paper[(paper["table"].isin([2, 3, 4])) & (paper["dataset"] == dataset)]
-    models = list(dict.fromkeys(sweep["model"]))
+    from matplotlib.ticker import NullLocator
+
+    from .graph import ALL_VARIANTS
+
+    models = [v for v in ALL_VARIANTS if v in set(sweep["model"])]
     palette = dict(zip(models, sns.color_palette("tab10", len(models))))
     for ax, (attack, source, title) in zip(axes, SWEEP_PANELS):
         df = sweep[(sweep["attack"] == attack) & (sweep["source"] == source)]
-        sns.lineplot(data=df, x="eps_256", y="accuracy", hue="model", palette=palette, marker="o",
+        sns.lineplot(data=df, x="eps_256", y="accuracy", hue="model", hue_order=models, palette=palette, marker="o",
                      errorbar=("sd") if df["seed"].nunique() > 1 else None, ax=ax, legend=ax is axes[0])
         for model, value in paper[paper["column"] == attack].set_index("model")["value"].items():
             if model in palette and not pd.isna(value):
                 ax.scatter([16], [value], marker="x", s=70, color=palette[model], zorder=5)
         ax.axvline(16, color="grey", lw=1, ls=":")
         ax.set(xscale="log", xlabel="eps (x 1/256, log scale)", ylabel="accuracy (%)", title=title, ylim=(0, 101))
-        ax.set_xticks(sorted(df["eps_256"].unique()) or [16], labels=[f"{v:g}" for v in sorted(df["eps_256"].unique())] or ["16"])
+        ticks = sorted(df["eps_256"].unique()) or [16]
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticks(ticks, labels=[f"{v:g}" for v in ticks])
     if axes[0].get_legend():
         axes[0].legend(fontsize=7, loc="lower left")
     return axes

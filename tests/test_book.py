@@ -18,8 +18,8 @@ PUBLISHED = [p for p in profiles.PROFILES.values() if p.published]
 DS_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 
 
-def _with_results(profile: str) -> set[str]:
-    df = Store().read(profile)
+def _with_results(profile: str, what: str = "records") -> set[str]:
+    df = Store().read(profile, what)
     return set(df["dataset"]) if len(df) else set()
 
 
@@ -68,6 +68,13 @@ def test_every_table_and_figure_is_in_the_book(html):
         if ds in datasets:
             assert "Fig. 3" in figs or "Figures 3" in figs
             assert figs.count("<img") >= 1, "the convergence figure is missing"
+        beyond = _page(html, f"beyond_robustness_{ds}")
+        if ds in _with_results("reduced", "robustness"):
+            assert "White-box robustness" in beyond and "REDUCED profile" in beyond
+            assert "PGD-20 @ 16/256" in beyond and beyond.count("<img") >= 1  # the table and the sweep figure
+            assert "At which eps" in beyond
+        else:
+            assert "No stored results yet" in beyond
 
 
 def test_paper_numbers_ship_with_the_project():

@@ -106,11 +106,12 @@ def test_missing_results_name_the_command(tmp_path):
 
 
 def test_autoattack_contract(trained_model, synthetic_test_batch):
-    """torchattacks' AutoAttack under our contract: eps-ball, [0, 1], model mode and RNG untouched, at
-    most the accuracy of PGD's start set... and no stronger claim than that."""
+    """torchattacks' AutoAttack under our contract: eps-ball, [0, 1], model mode and RNG untouched,
+    seeded, and on these 8 images at least as strong as PGD-20 (one image of slack)."""
     x, y = synthetic_test_batch
     x, y = x[:8], y[:8]
     m = trained_model.train()  # mode must come back as it was
+    m.zero_grad(set_to_none=True)  # whatever an earlier test left on the shared model
     state = torch.get_rng_state()
     x_adv = attacks.autoattack(m, x, y, 16 / 256, seed=0)
     assert m.training and torch.equal(torch.get_rng_state(), state)
@@ -120,3 +121,41 @@ def test_autoattack_contract(trained_model, synthetic_test_batch):
     assert correct(m, x_adv, y) <= correct(m, x, y)
     again = attacks.autoattack(m, x, y, 16 / 256, seed=0)
     assert torch.equal(again, x_adv)  # seeded: the same examples every run
+    pgd_start = R.pgd20(0, torch.device("cpu"))(m, x, y, 16 / 256)
+    assert correct(m, x_adv, y) <= correct(m, pgd_start, y) + 1  # AutoAttack is not weaker than PGD-20 here
+
+
+# ---- report: the eps at which our curve meets the paper's value --------------------------------
+def test_crossing_interpolates_between_sweep_points():
+    import numpy as np
+
+    from akt_core.report import _crossing
+
+    eps = np.array([2.0, 4.0, 8.0, 16.0])
+    assert _crossing(eps, np.array([90.0, 80.0, 40.0, 10.0]), 60.0) == "6.0"  # halfway from 4 to 8
+    assert _crossing(eps, np.array([90.0, 80.0, 40.0, 10.0]), 85.0) == "3.0"
+    assert _crossing(eps, np.array([50.0, 40.0, 30.0, 20.0]), 60.0) == "<2"
+    assert _crossing(eps, np.array([99.0, 98.0, 97.0, 96.0]), 60.0) == ">16"
+
+
+def test_eps_words():
+    from akt_core.report import _eps_words
+
+    assert _eps_words(16.0) == "16/256" and _eps_words(8 / 255 * 256) == "8/255" and _eps_words(2.0) == "2/256"
+
+
+def test_matching_eps_on_a_made_up_sweep():
+    """Res8(adv)'s paper FGSM value on MNIST is 94.23: a transfer curve 98, 96, 92 over eps 8, 16, 32
+    crosses it at 16 + (96 - 94.23) / (96 - 92) * 16 = 23.08."""
+    import pandas as pd
+
+    from akt_core.report import matching_eps
+
+    rows = [("Res8(adv)", "FGSM", "Res26", e, a) for e, a in ((8, 98.0), (16, 96.0), (32, 92.0))]
+    rows += [("Res8(adv)", "PGD-20", "white-box", e, a) for e, a in ((8, 50.0), (16, 10.0), (32, 0.0))]
+    sweep = pd.DataFrame(rows, columns=["model", "attack", "source", "eps_256", "accuracy"])
+    got = matching_eps(sweep, "mnist").set_index(["model", "paper attack"])
+    row = got.loc[("Res8(adv)", "FGSM")]
+    assert row["paper @ 16/256"] == 94.23
+    assert row["eps/256: same attack, transfer"] == "23.1" and row["eps/256: PGD-20 white-box"] == "<8"
+    assert got.loc[("Res8(adv)", "I-FGSM"), "eps/256: same attack, transfer"] == "missing"
