@@ -54,7 +54,7 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
 RES8_VARIANTS = [v for v in VARIANTS if v.startswith("Res8")]
 #: Later adversarial-distillation methods (beyond the paper), same Res8 student and Res26(adv) teacher.
 BEYOND_VARIANTS: dict[str, Variant] = {v.name: v for v in [
-    Variant("Res8(ard)", 8, "ard"), Variant("Res8(rslad)", 8, "rslad"),
+    Variant("Res8(ard)", 8, "ard"), Variant("Res8(rslad)", 8, "rslad"), Variant("Res8(sa-mdrad)", 8, "sa-mdrad"),
 ]}
 ALL_VARIANTS: dict[str, Variant] = {**VARIANTS, **BEYOND_VARIANTS}
 PAPER_ATTACKS = tuple(ATTACKS)
@@ -166,6 +166,12 @@ class Experiment:
         deps = tuple(self.static_source(d) for d in SOURCE_DEPTHS)
         return _node("dadv", "D_adv", self._data_config(), deps)
 
+    def static_logits(self, depths: tuple[int, ...]) -> Node:
+        """Logits of several clean static models on the clean training set, (M, N, K) (SA-MDRAD-style)."""
+        deps = tuple(self.static_source(d) for d in depths)
+        return _node("logits", "logits:" + "+".join(f"static:Res{d}" for d in depths),
+                     {**self._data_config(), "multi": True}, deps)
+
     def teacher_logits(self, teacher: str, on_dadv: bool) -> Node:
         deps = (self.model(teacher),) + ((self.dadv(),) if on_dadv else ())
         return _node("logits", f"logits:{teacher}{'+D_adv' if on_dadv else ''}", self._data_config(), deps)
@@ -179,6 +185,9 @@ class Experiment:
         if m.live_teacher:
             teacher = self.model(m.teacher)
             return self._model(variant, v.depth, v.method, self.seed, (teacher,), self.curve_source(), teacher)
+        if m.static_teachers:
+            return self._model(variant, v.depth, v.method, self.seed, (self.static_logits(m.static_teachers),),
+                               self.curve_source())
         deps: tuple[Node, ...] = ()
         if m.uses_dadv:
             deps += (self.dadv(),)
@@ -283,6 +292,8 @@ class Runner:
         for dep in node.deps:
             if dep.kind == "dadv":
                 inp.dadv_sign = self.array(dep)
+            elif dep.kind == "logits" and dep.config.get("multi"):
+                inp.teacher = self.array(dep).permute(1, 0, 2)  # (N, M, K): all teachers of an image
             elif dep.kind == "logits":
                 t = self.array(dep)
                 inp.teacher = t[0]
@@ -356,8 +367,10 @@ class Runner:
         """Teacher logits on the clean training set and, if asked, on every D_adv source: (1 + S, N, K)."""
         from .train import dadv_images
 
-        teacher = self.model(node.deps[0])
         bs = self.exp.prof.eval_batch_size
+        if node.config.get("multi"):
+            return torch.stack([logits(self.model(d), self.train.x, bs, self.amp) for d in node.deps]).cpu()
+        teacher = self.model(node.deps[0])
         out = [logits(teacher, self.train.x, bs, self.amp)]
         if len(node.deps) > 1:
             signs = self.array(node.deps[1])

@@ -92,3 +92,37 @@ def rslad_loss(student_adv: torch.Tensor, student_clean: torch.Tensor, teacher_c
     p = soft_labels(teacher_clean, 1.0)
     scale = student_adv.shape[1] / 10
     return scale * (5 / 6 * kl_mean(student_adv, p) + 1 / 6 * kl_mean(student_clean, p))
+
+
+def rectify(teacher_logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Dynamic rectification (Amik et al. 2022, as SA-MDRAD uses it): where a teacher's top class is
+    not the true one, swap the two logits, so the rectified distribution ranks y first and keeps the
+    rest of the teacher's "dark knowledge" as it was. Rows already right are unchanged."""
+    z = teacher_logits.clone()
+    top = z.argmax(dim=1)
+    rows = torch.arange(len(z), device=z.device)
+    z_top, z_y = z[rows, top].clone(), z[rows, y].clone()
+    z[rows, top], z[rows, y] = z_y, z_top
+    return z
+
+
+def adaptive_fusion(teacher_logits: torch.Tensor, y: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """SA-MDRAD-style soft labels from M teachers, ``teacher_logits`` (N, M, K): each teacher's
+    rectified distribution softmax(rectify(z_m) / T), weighted per sample by softmax over teachers of
+    -CE(z_m, y) (the teachers that are right and sure about this sample weigh most). Our reading of
+    Li et al. (2024), whose code is not public. Returns (N, K) probabilities."""
+    n, m, k = teacher_logits.shape
+    flat = teacher_logits.reshape(n * m, k)
+    y_rep = y.repeat_interleave(m)
+    ce = F.cross_entropy(flat, y_rep, reduction="none").view(n, m)
+    w = F.softmax(-ce, dim=1)  # (N, M)
+    probs = F.softmax(rectify(flat, y_rep) / temperature, dim=1).view(n, m, k)
+    return (w.unsqueeze(2) * probs).sum(dim=1)
+
+
+def sa_mdrad_loss(student_adv: torch.Tensor, student_clean: torch.Tensor, fused_probs: torch.Tensor) -> torch.Tensor:
+    """SA-MDRAD-style: RSLAD's form with the fused multi-teacher soft labels in place of one robust
+    teacher's, (K / 10) * [5/6 * KL_mean(p || S(x')) + 1/6 * KL_mean(p || S(x))]. Our reading: the
+    paper also distils features, which we leave out (logits only)."""
+    scale = student_adv.shape[1] / 10
+    return scale * (5 / 6 * kl_mean(student_adv, fused_probs) + 1 / 6 * kl_mean(student_clean, fused_probs))

@@ -15,6 +15,7 @@ key             what it is                                                 loss
 ``adv-trans``   stage 2: adversarial knowledge transfer from Res26(adv)    Eq. (11)
 ``ard``         ARD (Goldblum et al. 2020) from Res26(adv), beyond paper   ``ard_loss``
 ``rslad``       RSLAD (Zi et al. 2021) from Res26(adv), beyond the paper   ``rslad_loss``
+``sa-mdrad``    SA-MDRAD-style (Li et al. 2024): clean Res26/20/14 fused  ``sa_mdrad_loss``
 ==============  ========================================================  ==============
 
 The two later methods run an inner attack on the student every step (``Method.inner``) and read
@@ -33,8 +34,8 @@ import torch.nn.functional as F
 
 from . import check_choice
 from .attacks import pgd, pgd_kl
-from .losses import (adversarial_transfer_loss, ard_loss, distillation_loss, ensemble_adversarial_loss,
-                     rslad_loss, soft_labels)
+from .losses import (adaptive_fusion, adversarial_transfer_loss, ard_loss, distillation_loss,
+                     ensemble_adversarial_loss, rslad_loss, sa_mdrad_loss, soft_labels)
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Method:
     teacher: str | None = None  #: variant name of the teacher whose logits are distilled
     live_teacher: bool = False  #: the teacher model runs on each (augmented) batch, not cached logits
     inner: InnerFn | None = None  #: attack on the model being trained, on the whole batch, every step
+    static_teachers: tuple[int, ...] = ()  #: depths of the clean static models whose cached logits are fused
 
 
 def _joint(model: nn.Module, b: StepBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,6 +110,20 @@ def _kl_inner(model: nn.Module, b: StepBatch, p: dict, eps: float, g: torch.Gene
     return pgd_kl(model, b.x, soft_labels(b.t, 1.0), eps, eps * p["step"], p["steps"], generator=g)
 
 
+def _fused(b: StepBatch, p: dict) -> torch.Tensor:
+    """SA-MDRAD-style soft labels of the batch from the (n, M, K) logits of its M clean teachers."""
+    return adaptive_fusion(b.t, b.y, p["tau"])
+
+
+def _fused_inner(model: nn.Module, b: StepBatch, p: dict, eps: float, g: torch.Generator) -> torch.Tensor:
+    """SA-MDRAD-style inner attack (our reading): RSLAD's, against the fused soft labels."""
+    return pgd_kl(model, b.x, _fused(b, p), eps, eps * p["step"], p["steps"], generator=g)
+
+
+def _sa_mdrad(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
+    return sa_mdrad_loss(model(b.x_adv), model(b.x), _fused(b, p))
+
+
 def _ard(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
     return ard_loss(model(b.x_adv), model(b.x), b.y, b.t, p["alpha"], p["tau"])
 
@@ -135,6 +151,9 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     Method("rslad", _rslad, "RSLAD (Zi et al. 2021): robust soft labels of the teacher on clean and "
            "adversarial inputs", {"steps": 10, "step": 0.25},
            teacher="Res26(adv)", live_teacher=True, inner=_kl_inner),
+    Method("sa-mdrad", _sa_mdrad, "SA-MDRAD-style (Li et al. 2024, our reading): soft labels of three clean "
+           "teachers of different depths, rectified and fused per sample", {"tau": 1.0, "steps": 10, "step": 0.25},
+           inner=_fused_inner, static_teachers=(26, 20, 14)),
 ]}
 
 #: How an epoch walks D_adv (the paper is silent): ``random`` draws one static source per

@@ -64,8 +64,11 @@ def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs
     cidx, aidx = idx[: len(idx) - n_adv], idx[len(idx) - n_adv:]
     aug = (lambda t: augment(t, g)) if inp.augment else (lambda t: t)
     b = StepBatch(x=aug(to_float(inp.train.x[cidx])), y=inp.train.y[cidx])
-    if method.inner is not None:  # ARD, RSLAD: live teacher on this batch, inner attack on the student
-        b.t = logits(inp.teacher_model, b.x, batch_size=len(b.x), amp=amp)
+    if method.inner is not None:  # ARD, RSLAD, SA-MDRAD: teacher(s) on this batch, inner attack on the student
+        if method.live_teacher:
+            b.t = logits(inp.teacher_model, b.x, batch_size=len(b.x), amp=amp)
+        else:  # cached logits of the clean images, (n, M, K) for M static teachers
+            b.t = inp.teacher[cidx]
         with _autocast(dev, amp):
             b.x_adv = method.inner(model, b, params, inp.eps, g)
         b.y_adv = b.y
@@ -103,6 +106,8 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
         raise ValueError(f"source_choice must be one of {SOURCE_CHOICES}")
     if method.live_teacher and inp.teacher_model is None:
         raise ValueError(f"method {method.name!r} needs a live teacher model (TrainInputs.teacher_model)")
+    if method.static_teachers and (inp.teacher is None or inp.teacher.ndim != 3):
+        raise ValueError(f"method {method.name!r} needs the (N, M, K) logits of its static teachers (TrainInputs.teacher)")
     dev = inp.train.x.device
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)

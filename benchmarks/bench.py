@@ -38,7 +38,9 @@ def training_throughput(n: int = 1024, batch: int = 128) -> list[dict]:
             inp = TrainInputs(data.Split(x, y, "random"), True, attacks.EPS)
             if m.uses_dadv:
                 inp.dadv_sign = torch.randint(-1, 2, (4, n, 3, 32, 32), dtype=torch.int8, generator=g)
-            if m.teacher:
+            if m.live_teacher:  # ARD, RSLAD: a Res26 teacher runs on every batch
+                inp.teacher_model = resnet(26, 10, 3, spec.mean, spec.std).eval()
+            elif m.teacher:
                 inp.teacher = torch.randn(n, 10, generator=g)
                 inp.teacher_adv = torch.randn(4, n, 10, generator=g)
             model = resnet(depth, 10, 3, spec.mean, spec.std)

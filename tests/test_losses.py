@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -164,7 +165,9 @@ def test_kl_mean_by_hand_and_against_torch():
     probs = [softmax(r) for r in T]
     got = kl_mean(t(Z), t(probs)).item()
     assert got == pytest.approx(kl_mean_ref(Z, probs), rel=1e-12)
-    ref = torch.nn.KLDivLoss()(F.log_softmax(t(Z), dim=1), t(probs)).item()  # PyTorch's default reduction
+    with warnings.catch_warnings():  # PyTorch warns that 'mean' divides by batch x classes: that is the point
+        warnings.simplefilter("ignore")
+        ref = torch.nn.KLDivLoss()(F.log_softmax(t(Z), dim=1), t(probs)).item()  # the default reduction
     assert got == pytest.approx(ref, rel=1e-12)
     assert kl_mean(t(T), t(probs)).item() == pytest.approx(0.0, abs=1e-15)  # KL(p || p) = 0
 
@@ -185,3 +188,36 @@ def test_rslad_loss_by_hand_and_class_scaling():
     want = 3 / 10 * (5 / 6 * kl_mean_ref(ZA, p) + 1 / 6 * kl_mean_ref(Z, p))  # K = 3 classes -> x 3/10
     assert rslad_loss(t(ZA), t(Z), t(T)).item() == pytest.approx(want, rel=1e-12)
     assert rslad_loss(t(T), t(T), t(T)).item() == pytest.approx(0.0, abs=1e-15)
+
+
+def test_rectify_swaps_the_top_and_true_logits_only_where_wrong():
+    from akt_core.losses import rectify
+
+    z = t([[2.0, 0.0, -1.0], [0.5, 1.5, 1.0]])  # row 0 predicts 0, row 1 predicts 1
+    got = rectify(z, ti([0, 2]))  # row 0 right (unchanged); row 1 wrong: swap classes 1 and 2
+    assert got.tolist() == [[2.0, 0.0, -1.0], [0.5, 1.0, 1.5]]
+    assert z.tolist() == [[2.0, 0.0, -1.0], [0.5, 1.5, 1.0]]  # input untouched
+
+
+def test_adaptive_fusion_by_hand():
+    """Two teachers, one sample, label 1. Teacher A = T[0] (wrong: predicts 0), teacher B = TA[0]
+    (right: predicts 1). Weights softmax(-CE); A's logits rectified (classes 0 and 1 swapped)."""
+    from akt_core.losses import adaptive_fusion
+
+    a, b, y = T[0], TA[0], 1
+    ce_a, ce_b = -log_softmax(a)[y], -log_softmax(b)[y]
+    wa, wb = softmax([-ce_a, -ce_b])
+    a_rect = [a[1], a[0], a[2]]
+    for temp in (1.0, 2.0):
+        want = [wa * pa + wb * pb for pa, pb in zip(softmax(a_rect, temp), softmax(b, temp))]
+        got = adaptive_fusion(t([[a, b]]), ti([y]), temp)[0].tolist()
+        assert got == pytest.approx(want, rel=1e-12)
+        assert sum(got) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_sa_mdrad_loss_by_hand():
+    from akt_core.losses import sa_mdrad_loss
+
+    p = [softmax(r) for r in T]
+    want = 3 / 10 * (5 / 6 * kl_mean_ref(ZA, p) + 1 / 6 * kl_mean_ref(Z, p))
+    assert sa_mdrad_loss(t(ZA), t(Z), t(p)).item() == pytest.approx(want, rel=1e-12)

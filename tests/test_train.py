@@ -288,3 +288,18 @@ def test_ard_inner_attack_runs_the_student_in_train_mode_and_rslad_in_eval_mode(
         assert (x_adv - x).abs().max() <= EPS + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
         assert all(p.grad is None for p in student.parameters())
     hook.remove()
+
+
+def test_sa_mdrad_trains_on_cached_multi_teacher_logits(data):
+    tr, te = data[0], data[1]
+    m = M.get("sa-mdrad")
+    oracle = 6.0 * torch.nn.functional.one_hot(tr.y, 10).float()
+    g = torch.Generator().manual_seed(5)
+    teachers = torch.stack([oracle, oracle + torch.randn(N, 10, generator=g), torch.randn(N, 10, generator=g)], 1)
+    inp = T.TrainInputs(tr, True, EPS, curve_x=te.x, curve_y=te.y, teacher=teachers)
+    res = T.train_model(make_model(), m, m.params, {**CFG, "epochs": 3, "lr_milestones": [0.9, 0.95]}, inp, 0,
+                        progress=False)
+    losses = [c["train_loss"] for c in res.curves]
+    assert losses[0] > losses[-1] > 0
+    with pytest.raises(ValueError, match="static teachers"):
+        T.train_model(make_model(), m, m.params, CFG, T.TrainInputs(tr, True, EPS, teacher=oracle), 0, progress=False)
