@@ -215,7 +215,11 @@ def test_make_batch_self_adv_is_fgsm_on_current_model(data):
 
 
 def test_methods_registry():
-    assert set(M.METHODS) == {"cln", "self-adv", "adv", "dist-cln", "dist-adv", "adv-trans"}
+    paper = {"cln", "self-adv", "adv", "dist-cln", "dist-adv", "adv-trans"}  # the paper's names, as keys
+    assert set(M.METHODS) == paper | {"ard", "rslad", "sa-mdrad"}  # ... and the later methods
+    assert M.get("ard").params == {"alpha": 1.0, "tau": 30.0, "steps": 10, "step": 0.25}  # ARD's defaults
+    assert M.get("ard").live_teacher and M.get("rslad").live_teacher and M.get("sa-mdrad").static_teachers == (26, 20, 14)
+    assert all(M.get(k).inner is None for k in paper)
     assert M.get("adv-trans").params == {"alpha": 0.1, "lam": 0.5, "t1": 3.0, "t2": 5.0, "source_choice": "random"}
     assert M.get("dist-adv").teacher == "Res26(adv)" and M.get("dist-cln").teacher == "Res26(cln)"
     assert M.get("adv").adv_share == 0.5 and M.get("adv").uses_dadv and not M.get("self-adv").uses_dadv
