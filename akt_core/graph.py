@@ -20,6 +20,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -432,18 +433,45 @@ def figure_variants() -> list[str]:
     return list(RES8_VARIANTS)
 
 
+def keys_per_run(stored: pd.DataFrame, dataset: str, profile: str, blackbox: str,
+                 keys_of: Callable[[Experiment], set[str]]) -> set[str]:
+    """The union of ``keys_of(experiment)`` over every (seed, dataset variant) present in ``stored``."""
+    keys: set[str] = set()
+    for seed, variant in stored[["seed", "dataset_variant"]].drop_duplicates().itertuples(index=False):
+        keys |= keys_of(Experiment(dataset, profile, int(seed), variant=str(variant), blackbox=blackbox))
+    return keys
+
+
 def current_keys(what: str, dataset: str, profile: str, stored: pd.DataFrame, blackbox: str = "held-out") -> set[str]:
     """Keys of the records (or, for ``curves``, the models) that ``what`` needs under the profile's
     current settings, for every (seed, dataset variant) present in ``stored``. Pure: no data is read."""
+    return keys_per_run(stored, dataset, profile, blackbox, _keys_of(what, dataset))
+
+
+def _keys_of(what: str, dataset: str) -> Callable[[Experiment], set[str]]:
+    """For one run (an Experiment): the keys of the records ``what`` needs, or of the models whose
+    curves Figs. 3-4 draw."""
+    if what == "curves":
+        return lambda e: {e.model(v).key for v in figure_variants()}
     groups = list(GROUPS) if what == "all" else [what] if what in GROUPS else []
-    keys: set[str] = set()
-    for seed, variant in stored[["seed", "dataset_variant"]].drop_duplicates().itertuples(index=False):
-        exp = Experiment(dataset, profile, int(seed), variant=str(variant), blackbox=blackbox)
-        if what == "curves":
-            keys |= {exp.model(v).key for v in figure_variants()}
-        else:
-            keys |= {exp.record_key(*n) for g in groups for n in table_needs(table_for(g, dataset))}
-    return keys
+    needs = [n for g in groups for n in table_needs(table_for(g, dataset))]
+    return lambda e: {e.record_key(*n) for n in needs}
+
+
+def select_stored(df: pd.DataFrame, what: str, dataset: str, profile: str, seeds: list[int], blackbox: str,
+                  dataset_variant: str | None, keys_of: Callable[[Experiment], set[str]]) -> pd.DataFrame:
+    """Stored rows of one dataset, seeds and black-box choice, of one dataset variant, whose keys are
+    those of the profile's current settings (``keys_of`` per run): rows of models trained under an
+    earlier definition of the profile have other keys and are left out."""
+    if not len(df):
+        return df
+    df = df[(df["dataset"] == dataset) & (df["seed"].isin(seeds)) & (df["blackbox"] == blackbox)]
+    if dataset_variant is not None:
+        df = df[df["dataset_variant"] == dataset_variant]
+    elif df["dataset_variant"].nunique() > 1:
+        raise AktError(f"stored {what} for {dataset!r} ({profile}) come from several dataset variants; "
+                       f"pass dataset_variant= one of: {', '.join(sorted(df['dataset_variant'].unique()))}")
+    return df[df["key"].isin(keys_per_run(df, dataset, profile, blackbox, keys_of))]
 
 
 def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = False,
@@ -475,17 +503,9 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
                 for v in figure_variants():
                     runner.model(runner.exp.model(v))
     kind = "curves" if what == "curves" else "records"
-    df = store.read(profile, kind)
+    df = select_stored(store.read(profile, kind), kind, dataset, profile, seeds, blackbox, dataset_variant,
+                       _keys_of(what, dataset))
     if len(df):
-        df = df[(df["dataset"] == dataset) & (df["seed"].isin(seeds)) & (df["blackbox"] == blackbox)]
-        if dataset_variant is not None:
-            df = df[df["dataset_variant"] == dataset_variant]
-        elif df["dataset_variant"].nunique() > 1:
-            raise AktError(f"stored {kind} for {dataset!r} ({profile}) come from several dataset variants; "
-                           f"pass dataset_variant= one of: {', '.join(sorted(df['dataset_variant'].unique()))}")
-        # Only results of the profile's current settings: a store may still hold rows of models trained
-        # under an earlier definition of the profile; their keys differ, so they are left out here.
-        df = df[df["key"].isin(current_keys(what, dataset, profile, df, blackbox))]
         if kind == "curves":  # the clean Res8 is the static source model: show it under its variant name
             df = df.assign(model=df["model"].replace(STATIC_ALIASES))
             df = df[df["model"].isin(figure_variants())]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import profiles as profiles_mod
-from .graph import TABLES, TableSpec
+from .graph import GROUPS, TABLES, TableSpec
 
 PAPER_CSV = Path(__file__).resolve().parent.parent / "data" / "paper_tables.csv"
 ATTACK_COLUMNS = ("FGSM", "I-FGSM", "Step-LL", "Iter-LL")
@@ -301,6 +301,12 @@ SWEEP_PANELS = (("FGSM", "Res26", "FGSM transfer from the held-out Res26"),
                 ("PGD-20", "white-box", "white-box PGD-20"))
 
 
+def _paper_variants(dataset: str) -> pd.DataFrame:
+    """The paper's numbers of the variants table (2, 3 or 4) of ``dataset``, tidy."""
+    paper = paper_numbers()
+    return paper[paper["table"].isin(GROUPS["variants"]) & (paper["dataset"] == dataset)]
+
+
 def matching_eps(sweep: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """At which eps (in 1/256) our accuracy falls to the paper's reported value at eps = 16/256.
 
@@ -308,8 +314,7 @@ def matching_eps(sweep: pd.DataFrame, dataset: str) -> pd.DataFrame:
     of our mean accuracy curve with the paper's value, linearly interpolated between sweep points, for
     the same attack transferred from the held-out Res26 and for white-box PGD-20. ``>max`` when our
     curve stays above the paper's value on the whole grid, ``<min`` when it starts below it."""
-    paper = paper_numbers()
-    paper = paper[(paper["table"].isin([2, 3, 4])) & (paper["dataset"] == dataset)]
+    paper = _paper_variants(dataset)
     rows = []
     mean = sweep.groupby(["model", "attack", "source", "eps_256"])["accuracy"].mean()
     for (model, column), value in paper.set_index(["model", "column"])["value"].items():
@@ -345,8 +350,7 @@ def plot_sweep(sweep: pd.DataFrame, dataset: str, axes=None):
 
     if axes is None:
         axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(15, 4.3), sharey=True)[1]
-    paper = paper_numbers()
-    paper = paper[(paper["table"].isin([2, 3, 4])) & (paper["dataset"] == dataset)]
+    paper = _paper_variants(dataset)
     from matplotlib.ticker import NullLocator
 
     from .graph import ALL_VARIANTS

@@ -32,7 +32,7 @@ from . import data as data_mod
 from . import profiles as profiles_mod
 from .attacks import ATTACKS, EPS, autoattack, pgd
 from .evaluate import correct, craft
-from .graph import BLACKBOX, RES8_VARIANTS, VARIANTS, Experiment, Runner
+from .graph import BLACKBOX, RES8_VARIANTS, VARIANTS, Experiment, Runner, select_stored
 from .store import Store, config_key
 
 #: the paper's budget and the field's (RobustBench / AutoAttack convention on CIFAR)
@@ -164,19 +164,8 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
             runner = Runner(Experiment(dataset, profile, seed, blackbox=blackbox), store, data_root, device,
                             download, progress, log)
             evaluate(runner, todo)
-    df = store.read(profile, "robustness")
-    if len(df):
-        df = df[(df["dataset"] == dataset) & (df["seed"].isin(seeds)) & (df["blackbox"] == blackbox)]
-        if dataset_variant is not None:
-            df = df[df["dataset_variant"] == dataset_variant]
-        elif df["dataset_variant"].nunique() > 1:
-            raise AktError(f"stored robustness records for {dataset!r} ({profile}) come from several dataset "
-                           f"variants; pass dataset_variant= one of: {', '.join(sorted(df['dataset_variant'].unique()))}")
-        keys = set()
-        for seed, variant in df[["seed", "dataset_variant"]].drop_duplicates().itertuples(index=False):
-            exp = Experiment(dataset, profile, int(seed), variant=str(variant), blackbox=blackbox)
-            keys |= {record_key(exp, nd) for nd in todo}
-        df = df[df["key"].isin(keys)]
+    df = select_stored(store.read(profile, "robustness"), "robustness records", dataset, profile, seeds, blackbox,
+                       dataset_variant, lambda exp: {record_key(exp, nd) for nd in todo})
     if not len(df):
         raise AktError(f"no stored robustness records for {what!r} on {dataset!r} under profile {profile!r} "
                        f"(seeds {seeds}); compute them with `akt build {what} --dataset {dataset} --profile "

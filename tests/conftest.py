@@ -81,8 +81,10 @@ def synthetic_test_batch():
 
 # ---- the whole pipeline at a toy size, fast enough for the unit suite ----------------------------
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    """Every table and the curves on 64 synthetic training images, 1 epoch, under a 'tiny' profile."""
+def tiny_built(tmp_path_factory):
+    """Every table and the curves on 64 synthetic training images, 1 epoch, under a 'tiny' profile,
+    built once per session. The profile is registered only while building (and, through ``tiny``,
+    during each test that uses it), so it never shows up in other tests' profile lists."""
     from akt_core import graph as G, profiles as P
     from akt_core.store import Store
 
@@ -97,4 +99,13 @@ def tiny(tmp_path_factory):
         logs: list[str] = []
         log = lambda *a: logs.append(" ".join(map(str, a)))
         df = G.require("all", "synthetic", "tiny", compute=True, store=store, progress=False, log=log)
-        yield {"root": root, "store": store, "logs": logs, "df": df}
+    return {"root": root, "store": store, "logs": logs, "df": df, "profile": prof}
+
+
+@pytest.fixture
+def tiny(tiny_built, monkeypatch):
+    """``tiny_built`` with its 'tiny' profile registered for the duration of one test."""
+    from akt_core import profiles as P
+
+    monkeypatch.setitem(P.PROFILES, "tiny", tiny_built["profile"])
+    return tiny_built

@@ -31,15 +31,20 @@ def test_bad_group_names_the_choices():
 
 
 @pytest.fixture(scope="module")
-def robust(tiny):
+def robust(tiny_built):
+    from akt_core import profiles as P
+
     logs: list[str] = []
     log = lambda *a: logs.append(" ".join(map(str, a)))
-    wb = R.require("whitebox", "synthetic", "tiny", compute=True, store=tiny["store"], progress=False, log=log)
-    sw = R.require("sweep", "synthetic", "tiny", compute=True, store=tiny["store"], progress=False, log=log)
-    return {"wb": wb, "sw": sw, "logs": logs, "store": tiny["store"]}
+    store = tiny_built["store"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(P.PROFILES, "tiny", tiny_built["profile"])
+        wb = R.require("whitebox", "synthetic", "tiny", compute=True, store=store, progress=False, log=log)
+        sw = R.require("sweep", "synthetic", "tiny", compute=True, store=store, progress=False, log=log)
+    return {"wb": wb, "sw": sw, "logs": logs, "store": store}
 
 
-def test_records_complete_with_provenance(robust):
+def test_records_complete_with_provenance(robust, tiny):
     wb, sw = robust["wb"], robust["sw"]
     assert len(wb) == len(R.needs("whitebox", "synthetic", "tiny")) == 2 * (8 + 6)
     assert len(sw) == len(R.needs("sweep", "synthetic", "tiny"))
@@ -51,7 +56,7 @@ def test_records_complete_with_provenance(robust):
     assert not robust["logs"] or not [line for line in robust["logs"] if line.startswith("[train]")]
 
 
-def test_second_call_computes_nothing(robust):
+def test_second_call_computes_nothing(robust, tiny):
     logs: list[str] = []
     again = R.require("sweep", "synthetic", "tiny", compute=True, store=robust["store"], progress=False,
                       log=lambda *a: logs.append(" ".join(map(str, a))))
@@ -76,7 +81,7 @@ def test_whitebox_record_recomputed_by_hand(robust, tiny):
     assert correct(model, test.x, test.y) >= row["correct"]  # PGD can only lose accuracy vs clean
 
 
-def test_sweep_is_monotone_for_pgd_and_shares_transfer_sets(robust):
+def test_sweep_is_monotone_for_pgd_and_shares_transfer_sets(robust, tiny):
     sw = robust["sw"]
     pgd = sw[sw["attack"] == "PGD-20"].sort_values("eps")
     for _, g in pgd.groupby("model"):  # a larger ball contains the smaller one; PGD finds at least ~as much
@@ -86,7 +91,7 @@ def test_sweep_is_monotone_for_pgd_and_shares_transfer_sets(robust):
     assert len(fg) == len(G.VARIANTS) and (fg["n_examples"] == 24).all()
 
 
-def test_stale_robustness_rows_are_left_out(robust):
+def test_stale_robustness_rows_are_left_out(robust, tiny):
     store = robust["store"]
     rows = store.read("tiny", "robustness").head(2).assign(key=["stale-a", "stale-b"])
     store.append("tiny", "robustness", rows.to_dict("records"), unique=("key",))
