@@ -56,6 +56,7 @@ RES8_VARIANTS = [v for v in VARIANTS if v.startswith("Res8")]
 #: Later adversarial-distillation methods (beyond the paper), same Res8 student and Res26(adv) teacher.
 BEYOND_VARIANTS: dict[str, Variant] = {v.name: v for v in [
     Variant("Res8(ard)", 8, "ard"), Variant("Res8(rslad)", 8, "rslad"), Variant("Res8(sa-mdrad)", 8, "sa-mdrad"),
+    Variant("Res8(peeraid)", 8, "peeraid"),
 ]}
 ALL_VARIANTS: dict[str, Variant] = {**VARIANTS, **BEYOND_VARIANTS}
 PAPER_ATTACKS = tuple(ATTACKS)
@@ -309,6 +310,8 @@ class Runner:
                  f"{len(self.train)} images, key {node.key})")
         torch.manual_seed(cfg["seed"])
         model = self._new_model(cfg["depth"])
+        if method.peer:  # initialised right after the student, from the same seed
+            inp.peer_model = self._new_model(cfg["params"]["peer_depth"])
         res = train_model(model, method, cfg["params"], cfg, inp, cfg["seed"], self.amp,
                           self.store.partial_path(node.key), self.progress, desc=node.name)
         prov = self.provenance(seed=cfg["seed"], n_examples=len(self.train), wall_s=round(res.wall_s, 2))

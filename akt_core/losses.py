@@ -126,3 +126,34 @@ def sa_mdrad_loss(student_adv: torch.Tensor, student_clean: torch.Tensor, fused_
     paper also distils features, which we leave out (logits only)."""
     scale = student_adv.shape[1] / 10
     return scale * (5 / 6 * kl_mean(student_adv, fused_probs) + 1 / 6 * kl_mean(student_clean, fused_probs))
+
+
+def peeraid_peer_loss(peer_adv: torch.Tensor, student_adv: torch.Tensor, y: torch.Tensor,
+                      gamma1: float = 1.0, gamma2: float = 0.1, tau_p: float = 1.0) -> torch.Tensor:
+    """PeerAiD's peer loss (Jung et al., CVPR 2024; jaewonalive/PeerAiD, main.py ``train_kd``):
+
+    gamma1 * CE(P(x'), y) + gamma2 * tau_p^2 * KL_mean(softmax(S(x')/tau_p) || softmax(P(x')/tau_p)),
+
+    the peer P learns the student's own adversarial examples x', pulled towards the student's output
+    on them. ``student_adv`` is not detached (as in their code: the term also moves the student).
+    Their values: gamma1 = 1, gamma2 = 0.1 on CIFAR-10 (1 on CIFAR-100), tau_p = 1.
+    """
+    soft = kl_mean(peer_adv, F.softmax(student_adv / tau_p, dim=1), tau_p)
+    return gamma1 * F.cross_entropy(peer_adv, y) + gamma2 * tau_p**2 * soft
+
+
+def peeraid_student_loss(student_adv: torch.Tensor, student_clean: torch.Tensor, peer_adv: torch.Tensor,
+                         y: torch.Tensor, lam1: float = 0.0, lam2: float = 1.0, lam3: float = 1.0,
+                         temperature: float = 5.0) -> torch.Tensor:
+    """PeerAiD's student loss (jaewonalive/PeerAiD, main.py ``train_kd``), T = ``temperature``:
+
+    lam1 * CE(S(x'), y) + lam2 * T^2 * KL_mean(softmax(P(x')/T) || softmax(S(x')/T))
+    + lam3 * T^2 * KL_mean(softmax(S(x)/T) || softmax(S(x')/T)),
+
+    the peer's output on x' detached, the student's clean output not (as in their code). Their
+    values: lam1 = 0, lam2 = lam3 = 1, T = 5.
+    """
+    T = temperature
+    peer = kl_mean(student_adv, F.softmax(peer_adv.detach() / T, dim=1), T)
+    own = kl_mean(student_adv, F.softmax(student_clean / T, dim=1), T)
+    return lam1 * F.cross_entropy(student_adv, y) + lam2 * T**2 * peer + lam3 * T**2 * own

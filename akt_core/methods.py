@@ -16,10 +16,12 @@ key             what it is                                                 loss
 ``ard``         ARD (Goldblum et al. 2020) from Res26(adv), beyond paper   ``ard_loss``
 ``rslad``       RSLAD (Zi et al. 2021) from Res26(adv), beyond the paper   ``rslad_loss``
 ``sa-mdrad``    SA-MDRAD-style (Li et al. 2024): clean Res26/20/14 fused  ``sa_mdrad_loss``
+``peeraid``     PeerAiD (Jung et al. 2024): a peer trained with the student  ``peeraid_*_loss``
 ==============  ========================================================  ==============
 
-The two later methods run an inner attack on the student every step (``Method.inner``) and read
-a live teacher model on the same augmented batch (``live_teacher``), as their reference code does.
+The later methods run an inner attack on the student every step (``Method.inner``) and read a live
+teacher model on the same augmented batch (``live_teacher``), as their reference code does; PeerAiD's
+"teacher" is a peer (``Method.peer``) trained from scratch in the same loop, on the same steps.
 Our protocol, not theirs: the paper's eps (16/256) with their ratio of step to eps (1/4) and their
 10 steps, the paper's schedule and epochs per profile, a Res26 teacher and a Res8 student.
 """
@@ -35,7 +37,8 @@ import torch.nn.functional as F
 from . import check_choice
 from .attacks import pgd, pgd_kl
 from .losses import (adaptive_fusion, adversarial_transfer_loss, ard_loss, distillation_loss,
-                     ensemble_adversarial_loss, rslad_loss, sa_mdrad_loss, soft_labels)
+                     ensemble_adversarial_loss, peeraid_peer_loss, peeraid_student_loss, rslad_loss,
+                     sa_mdrad_loss, soft_labels)
 
 
 @dataclass
@@ -53,6 +56,7 @@ class StepBatch:
     y_adv: torch.Tensor | None = None
     t: torch.Tensor | None = None
     t_adv: torch.Tensor | None = None
+    peer: nn.Module | None = None  #: PeerAiD's peer, in train mode (``Method.peer``)
 
 
 LossFn = Callable[[nn.Module, StepBatch, dict], torch.Tensor]
@@ -73,6 +77,7 @@ class Method:
     live_teacher: bool = False  #: the teacher model runs on each (augmented) batch, not cached logits
     inner: InnerFn | None = None  #: attack on the model being trained, on the whole batch, every step
     static_teachers: tuple[int, ...] = ()  #: depths of the clean static models whose cached logits are fused
+    peer: bool = False  #: a peer of depth ``params["peer_depth"]`` is trained jointly (same optimiser)
 
 
 def _joint(model: nn.Module, b: StepBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,6 +133,16 @@ def _ard(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
     return ard_loss(model(b.x_adv), model(b.x), b.y, b.t, p["alpha"], p["tau"])
 
 
+def _peeraid(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
+    """Peer and student losses summed, so that one backward and one optimiser step update both (their
+    code: two optimisers with the same settings, stepped together). One forward of S(x') serves both
+    terms (their code runs two identical train-mode forwards)."""
+    peer_adv, s_adv = b.peer(b.x_adv), model(b.x_adv)
+    return (peeraid_peer_loss(peer_adv, s_adv, b.y, p["gamma1"], p["gamma2"], p["tau_p"])
+            + peeraid_student_loss(s_adv, model(b.x), peer_adv, b.y, p["lam1"], p["lam2"], p["lam3"],
+                                   p["temperature"]))
+
+
 def _rslad(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
     return rslad_loss(model(b.x_adv), model(b.x), b.t)
 
@@ -154,6 +169,12 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     Method("sa-mdrad", _sa_mdrad, "SA-MDRAD-style (Li et al. 2024, our reading): soft labels of three clean "
            "teachers of different depths, rectified and fused per sample", {"tau": 1.0, "steps": 10, "step": 0.25},
            inner=_fused_inner, static_teachers=(26, 20, 14)),
+    # PeerAiD's inner attack is RSLAD's, against the peer's clean soft labels (P in eval mode, no grad).
+    Method("peeraid", _peeraid, "PeerAiD (Jung et al. 2024): a peer (Res26 here) trained jointly on the "
+           "student's adversarial examples; the student distils from it", {
+               "peer_depth": 26, "gamma1": 1.0, "gamma2": 0.1, "tau_p": 1.0, "lam1": 0.0, "lam2": 1.0,
+               "lam3": 1.0, "temperature": 5.0, "steps": 10, "step": 0.25},
+           inner=_kl_inner, peer=True),
 ]}
 
 #: How an epoch walks D_adv (the paper is silent): ``random`` draws one static source per

@@ -37,6 +37,7 @@ class TrainInputs:
     curve_y: torch.Tensor | None = None
     curve_adv: torch.Tensor | None = None  #: the same subset attacked on a held-out source (float)
     teacher_model: nn.Module | None = None  #: a live teacher (methods with ``live_teacher``), eval mode
+    peer_model: nn.Module | None = None  #: a freshly initialised peer (methods with ``peer``), trained here
 
 
 @dataclass
@@ -64,8 +65,11 @@ def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs
     cidx, aidx = idx[: len(idx) - n_adv], idx[len(idx) - n_adv:]
     aug = (lambda t: augment(t, g)) if inp.augment else (lambda t: t)
     b = StepBatch(x=aug(to_float(inp.train.x[cidx])), y=inp.train.y[cidx])
-    if method.inner is not None:  # ARD, RSLAD, SA-MDRAD: teacher(s) on this batch, inner attack on the student
-        if method.live_teacher:
+    if method.inner is not None:  # ARD, RSLAD, SA-MDRAD, PeerAiD: teacher(s) on this batch, inner attack on the student
+        if method.peer:  # the peer's clean logits in eval mode, no gradient (``logits`` restores train mode)
+            b.peer = inp.peer_model
+            b.t = logits(inp.peer_model, b.x, batch_size=len(b.x), amp=amp)
+        elif method.live_teacher:
             b.t = logits(inp.teacher_model, b.x, batch_size=len(b.x), amp=amp)
         else:  # cached logits of the clean images, (n, M, K) for M static teachers
             b.t = inp.teacher[cidx]
@@ -108,12 +112,18 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
         raise ValueError(f"method {method.name!r} needs a live teacher model (TrainInputs.teacher_model)")
     if method.static_teachers and (inp.teacher is None or inp.teacher.ndim != 3):
         raise ValueError(f"method {method.name!r} needs the (N, M, K) logits of its static teachers (TrainInputs.teacher)")
+    if method.peer and inp.peer_model is None:
+        raise ValueError(f"method {method.name!r} trains a peer with the model (TrainInputs.peer_model)")
     dev = inp.train.x.device
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     model = model.to(dev).to(memory_format=torch.channels_last)
+    trained = [model]  # the model, and a peer trained with it (same optimiser, schedule and weight decay)
+    if method.peer:
+        inp.peer_model = inp.peer_model.to(dev).to(memory_format=torch.channels_last)
+        trained.append(inp.peer_model)
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for p in (p for m in trained for p in m.parameters()):
         (no_decay if p.ndim <= 1 else decay).append(p)
     opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg["weight_decay"]},
                            {"params": no_decay, "weight_decay": 0.0}],
@@ -126,13 +136,16 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
     if partial and partial.exists():
         state = torch.load(partial, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
+        if method.peer:
+            inp.peer_model.load_state_dict(state["peer"])
         opt.load_state_dict(state["opt"])
         g.set_state(state["gen"])
         torch.set_rng_state(state["rng"])
         start_epoch, curves, wall = state["epoch"], state["curves"], state["wall_s"]
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
-        model.train()
+        for m in trained:
+            m.train()
         loss_sum = torch.zeros((), device=dev)
         bar = tqdm(batches(n, bs, g, drop_last=True), total=steps_per_epoch, leave=False,
                    desc=f"{desc} ep {epoch + 1}/{epochs}", disable=not progress, mininterval=2)
@@ -161,8 +174,10 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
         if partial:
             atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "gen": g.get_state(),
                                "rng": torch.get_rng_state(), "epoch": epoch + 1, "curves": curves,
-                               "wall_s": wall}, partial)
-    model.eval()
+                               "wall_s": wall, **({"peer": inp.peer_model.state_dict()} if method.peer else {})},
+                              partial)
+    for m in trained:
+        m.eval()
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     seen = steps_per_epoch * bs * epochs
     return TrainResult(state, curves, wall, seen / wall if wall and seen else math.nan)

@@ -357,3 +357,49 @@ def test_tiny_sa_mdrad_fuses_the_cached_logits_of_three_clean_static_models(tiny
     from akt_core.evaluate import logits
 
     assert torch.equal(t[1], logits(runner.model(multi.deps[1]), runner.train.x, 50).cpu())
+
+
+def test_tiny_peeraid_trains_a_peer_with_the_student_and_resumes_to_the_same_bits(tiny, tmp_path, monkeypatch):
+    """Res8(peeraid) has no teacher in the graph: its Res26 peer is born and trained in the same run.
+    A run killed after epoch 1 and resumed (with differently initialised models) gives the same student."""
+    import torch
+
+    from akt_core import methods
+    from akt_core import train as T
+
+    runner = G.Runner(G.Experiment("synthetic", "tiny", 0), tiny["store"], progress=False, log=lambda m: None)
+    node = runner.exp.model("Res8(peeraid)")
+    assert [d.name for d in node.deps] == ["heldout:Res26"]  # only the curve source
+    assert node.config["params"]["peer_depth"] == 26
+    m = methods.get("peeraid")
+    cfg = {**node.config, "epochs": 2}
+
+    def run(init_seed, partial=None):
+        torch.manual_seed(init_seed)
+        student, peer = runner._new_model(8), runner._new_model(26)
+        inp = T.TrainInputs(runner.train, False, runner.exp.eps, peer_model=peer)
+        return T.train_model(student, m, m.params, cfg, inp, 0, partial=partial, progress=False), peer
+
+    straight, peer = run(0)
+    torch.manual_seed(0)
+    fresh = runner._new_model(26).state_dict()
+    assert any(not torch.equal(a, fresh[k]) for k, a in peer.state_dict().items())  # the peer was trained
+    assert not peer.training
+
+    real_save = T.atomic_torch_save
+
+    def killed_at_epoch_two(obj, path):
+        if obj["epoch"] == 2:
+            raise KeyboardInterrupt
+        assert "peer" in obj
+        real_save(obj, path)
+
+    monkeypatch.setattr(T, "atomic_torch_save", killed_at_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        run(0, tmp_path / "partial.pt")
+    monkeypatch.setattr(T, "atomic_torch_save", real_save)
+    resumed, _ = run(99, tmp_path / "partial.pt")
+    assert all(torch.equal(straight.state_dict[k], resumed.state_dict[k]) for k in straight.state_dict)
+    with pytest.raises(ValueError, match="peer"):
+        T.train_model(runner._new_model(8), m, m.params, cfg, T.TrainInputs(runner.train, False, runner.exp.eps), 0,
+                      progress=False)

@@ -221,3 +221,37 @@ def test_sa_mdrad_loss_by_hand():
     p = [softmax(r) for r in T]
     want = 3 / 10 * (5 / 6 * kl_mean_ref(ZA, p) + 1 / 6 * kl_mean_ref(Z, p))
     assert sa_mdrad_loss(t(ZA), t(Z), t(p)).item() == pytest.approx(want, rel=1e-12)
+
+
+# ---- PeerAiD --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("gamma1,gamma2,tau_p", [(1.0, 0.1, 1.0), (0.5, 1.0, 2.0)])
+def test_peeraid_peer_loss_by_hand(gamma1, gamma2, tau_p):
+    """P = T (peer's adversarial logits), S(x') = ZA: CE(P, y) + gamma2 tau^2 KL(softmax(S/tau) || softmax(P/tau))."""
+    from akt_core.losses import peeraid_peer_loss
+
+    want = gamma1 * ce(T, Y) + gamma2 * tau_p**2 * kl_mean_ref(T, [softmax(r, tau_p) for r in ZA], tau_p)
+    got = peeraid_peer_loss(t(T), t(ZA), ti(Y), gamma1, gamma2, tau_p).item()
+    assert got == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("lam1,temp", [(0.0, 5.0), (0.3, 2.0)])
+def test_peeraid_student_loss_by_hand(lam1, temp):
+    from akt_core.losses import peeraid_student_loss
+
+    want = (lam1 * ce(ZA, Y) + temp**2 * kl_mean_ref(ZA, [softmax(r, temp) for r in TA], temp)
+            + 0.5 * temp**2 * kl_mean_ref(ZA, [softmax(r, temp) for r in Z], temp))
+    got = peeraid_student_loss(t(ZA), t(Z), t(TA), ti(Y), lam1, 1.0, 0.5, temp).item()
+    assert got == pytest.approx(want, rel=1e-12)
+
+
+def test_peeraid_gradients_flow_as_in_their_code():
+    """The student loss never moves the peer (P(x') detached) but does move S(x) (not detached); the
+    peer loss moves the student through its soft target (S(x') not detached)."""
+    from akt_core.losses import peeraid_peer_loss, peeraid_student_loss
+
+    s_adv, s_cln, p_adv = (t(v).requires_grad_(True) for v in (ZA, Z, TA))
+    peeraid_student_loss(s_adv, s_cln, p_adv, ti(Y)).backward()
+    assert p_adv.grad is None and s_cln.grad.abs().sum() > 0 and s_adv.grad.abs().sum() > 0
+    s_adv, p_adv = (t(v).requires_grad_(True) for v in (ZA, TA))
+    peeraid_peer_loss(p_adv, s_adv, ti(Y), 1.0, 0.1).backward()
+    assert s_adv.grad.abs().sum() > 0 and p_adv.grad.abs().sum() > 0
