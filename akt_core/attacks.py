@@ -131,6 +131,28 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS,
     return _iterate(model, x, y, eps, alpha, steps, +1.0, start, eval_mode)
 
 
+def pgd_exits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS,
+              alpha: float | None = None, steps: int = 7, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The "average attack" on a multi-exit model (Hu et al. 2020, as NEO-KD trains with it): PGD that
+    ascends the mean over exits of J(f_i(x'), y), from a uniform random start, steps of ``alpha``
+    (default eps/4), model in eval mode. ``model.exits(x)`` gives every exit's logits."""
+    _check(x, eps, steps)
+    alpha = eps / 4 if alpha is None else alpha
+    x = x.detach()
+    noise = torch.rand(x.shape, generator=generator, device="cpu" if generator is None else generator.device,
+                       dtype=x.dtype).to(x.device)
+    lo, hi = (x - eps).clamp_(min=0.0), (x + eps).clamp_(max=1.0)
+    x_adv = torch.minimum(torch.maximum(x + (2 * noise - 1) * eps, lo), hi)
+    with attack_mode(model), torch.enable_grad():
+        for _ in range(steps):
+            xa = x_adv.requires_grad_(True)
+            outs = model.exits(xa)
+            loss = sum(F.cross_entropy(o, y) for o in outs) / len(outs)
+            g = torch.autograd.grad(loss, xa)[0]
+            x_adv = _step(x_adv.detach(), g, alpha, lo, hi)
+    return x_adv.detach()
+
+
 def pgd_kl(model: nn.Module, x: torch.Tensor, target_probs: torch.Tensor, eps: float = EPS,
            alpha: float | None = None, steps: int = 10, generator: torch.Generator | None = None,
            init_std: float = 0.001) -> torch.Tensor:

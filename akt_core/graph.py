@@ -32,7 +32,7 @@ from . import methods as methods_mod
 from . import profiles as profiles_mod
 from .attacks import ATTACKS, EPS, fgsm
 from .evaluate import correct, craft, logits
-from .models import resnet
+from .models import ExitView, MultiExitResNet, resnet
 from .store import Store, config_key
 from .train import TrainInputs, train_model
 
@@ -44,6 +44,12 @@ class Variant:
     name: str
     depth: int
     method: str
+    exit: int | None = None  #: one exit of a multi-exit model, evaluated as a model of its own
+
+    @property
+    def base(self) -> str:
+        """The trained model this variant reads (itself, or the multi-exit model of an exit)."""
+        return self.name.split("/")[0]
 
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in [
@@ -56,9 +62,13 @@ RES8_VARIANTS = [v for v in VARIANTS if v.startswith("Res8")]
 #: Later adversarial-distillation methods (beyond the paper), same Res8 student and Res26(adv) teacher.
 BEYOND_VARIANTS: dict[str, Variant] = {v.name: v for v in [
     Variant("Res8(ard)", 8, "ard"), Variant("Res8(rslad)", 8, "rslad"), Variant("Res8(sa-mdrad)", 8, "sa-mdrad"),
-    Variant("Res8(peeraid)", 8, "peeraid"),
+    Variant("Res8(peeraid)", 8, "peeraid"), Variant("Res26(neo-kd)", 26, "neo-kd"),
 ]}
-ALL_VARIANTS: dict[str, Variant] = {**VARIANTS, **BEYOND_VARIANTS}
+#: Each exit of the multi-exit Res26(neo-kd) as an edge model of its own (exit 3 is the whole network).
+EXIT_VARIANTS: dict[str, Variant] = {f"Res26(neo-kd)/exit{k}": Variant(f"Res26(neo-kd)/exit{k}", 26, "neo-kd", k)
+                                     for k in (1, 2, 3)}
+EXIT_BASES = {v.base for v in EXIT_VARIANTS.values()}  #: multi-exit models, evaluated exit by exit
+ALL_VARIANTS: dict[str, Variant] = {**VARIANTS, **BEYOND_VARIANTS, **EXIT_VARIANTS}
 PAPER_ATTACKS = tuple(ATTACKS)
 
 
@@ -181,6 +191,8 @@ class Experiment:
     def model(self, variant: str) -> Node:
         check_choice("variant", variant, ALL_VARIANTS)
         v = ALL_VARIANTS[variant]
+        if v.exit is not None:  # an exit reads the multi-exit model it belongs to
+            return self.model(v.base)
         m = methods_mod.get(v.method)
         if v.method == "cln":
             return self.static_source(v.depth)
@@ -200,7 +212,13 @@ class Experiment:
     def record_key(self, target: str, attack: str, source: int | None) -> str:
         src = self.blackbox_source(source).key if source else None
         return config_key({"target": self.model(target).key, "attack": attack, "source": src,
-                           "eps": self.eps, "n_test": self.prof.n_test})
+                           "eps": self.eps, "n_test": self.prof.n_test, **exit_field(target)})
+
+
+def exit_field(variant: str) -> dict:
+    """``{"exit": k}`` for an exit variant, else nothing (so the keys of every other record stay as they were)."""
+    k = ALL_VARIANTS[variant].exit
+    return {} if k is None else {"exit": k}
 
 
 # ---- provenance ------------------------------------------------------------------------------
@@ -269,9 +287,17 @@ class Runner:
                 "batch_size": e.prof.batch_size, "results_version": RESULTS_VERSION, "git_commit": self.commit,
                 "torch_version": torch.__version__, "device": device_name(self.device), **extra}
 
-    def _new_model(self, depth: int) -> torch.nn.Module:
+    def _new_model(self, depth: int, multi_exit: bool = False) -> torch.nn.Module:
         s = self.spec
+        if multi_exit:
+            return MultiExitResNet(depth, s.num_classes, s.channels, s.mean, s.std)
         return resnet(depth, s.num_classes, s.channels, s.mean, s.std)
+
+    def target(self, variant: str) -> torch.nn.Module:
+        """The model a record of ``variant`` scores: its trained model, or one exit of it."""
+        m = self.model(self.exp.model(variant))
+        k = ALL_VARIANTS[variant].exit
+        return m if k is None else ExitView(m, k).eval()
 
     # ---- artefacts --------------------------------------------------------------------------
     def model(self, node: Node) -> torch.nn.Module:
@@ -281,7 +307,7 @@ class Runner:
         state = self.store.load("model", node.key, node.config)
         if state is None:
             state = self._train(node)
-        m = self._new_model(node.config["depth"])
+        m = self._new_model(node.config["depth"], methods_mod.get(node.config["method"]).multi_exit)
         m.load_state_dict(state)
         m = m.to(self.device).to(memory_format=torch.channels_last).eval()
         self._models[node.key] = m
@@ -309,7 +335,7 @@ class Runner:
         self.log(f"[train] {self.exp.dataset} {node.name} seed {cfg['seed']} ({cfg['epochs']} epochs, "
                  f"{len(self.train)} images, key {node.key})")
         torch.manual_seed(cfg["seed"])
-        model = self._new_model(cfg["depth"])
+        model = self._new_model(cfg["depth"], method.multi_exit)
         if method.peer:  # initialised right after the student, from the same seed
             inp.peer_model = self._new_model(cfg["params"]["peer_depth"])
         res = train_model(model, method, cfg["params"], cfg, inp, cfg["seed"], self.amp,
@@ -411,7 +437,7 @@ class Runner:
             rows = []
             for target in dict.fromkeys(targets):
                 t1 = time.perf_counter()
-                k = correct(self.model(e.model(target)), x_eval, yt, e.prof.eval_batch_size, self.amp)
+                k = correct(self.target(target), x_eval, yt, e.prof.eval_batch_size, self.amp)
                 rows.append({"key": e.record_key(target, attack, source), "dataset": e.dataset,
                              "model": target, "attack": attack, "source": src_name,
                              "eps": round(e.eps, 6) if attack != "clean" else 0.0,

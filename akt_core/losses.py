@@ -157,3 +157,47 @@ def peeraid_student_loss(student_adv: torch.Tensor, student_clean: torch.Tensor,
     peer = kl_mean(student_adv, F.softmax(peer_adv.detach() / T, dim=1), T)
     own = kl_mean(student_adv, F.softmax(student_clean / T, dim=1), T)
     return lam1 * F.cross_entropy(student_adv, y) + lam2 * T**2 * peer + lam3 * T**2 * own
+
+
+def kl_batchmean(student_logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """KL(p || softmax(z)) summed over classes, averaged over the batch (``reduction="batchmean"``)."""
+    return (torch.xlogy(target_probs, target_probs) - target_probs * F.log_softmax(student_logits, dim=1)).sum(1).mean()
+
+
+def neighbour_labels(clean_exits: list[torch.Tensor], i: int) -> torch.Tensor:
+    """NKD's teacher for exit ``i`` (0-based): the mean of the softmax outputs on clean x of the exits
+    i-1, i, i+1 that exist (our reading: the paper's text names i-1 and i+1; we keep exit i itself, so
+    the first and last exits are not taught by one weaker or one stronger neighbour alone)."""
+    nb = [clean_exits[j] for j in (i - 1, i, i + 1) if 0 <= j < len(clean_exits)]
+    return torch.stack([F.softmax(z, dim=1) for z in nb]).mean(0)
+
+
+def orthogonal_labels(clean_logits: torch.Tensor, y: torch.Tensor, class_exit: torch.Tensor, i: int) -> torch.Tensor:
+    """EOKD's soft label for exit ``i`` (0-based): softmax(f_i(x)) kept on the true class and on the
+    non-true classes allotted to exit i (``class_exit[c] == i``), zero elsewhere, renormalised. The
+    allotment partitions the non-true classes across exits, so the exits' soft labels are orthogonal
+    apart from the true class."""
+    keep = (class_exit.unsqueeze(0) == i) | F.one_hot(y, clean_logits.shape[1]).bool()
+    p = F.softmax(clean_logits, dim=1) * keep
+    return p / p.sum(dim=1, keepdim=True)
+
+
+def neo_kd_loss(clean_exits: list[torch.Tensor], adv_exits: list[torch.Tensor], y: torch.Tensor,
+                class_exit: torch.Tensor, alpha: float = 3.0, beta: float = 1.0,
+                gamma: tuple[float, ...] | list[float] = (1.0, 1.0, 1.0)) -> torch.Tensor:
+    """NEO-KD (Ham et al., NeurIPS 2023; no public code: our reading, "NEO-KD-style"):
+
+    (1/L) sum_i [ 1/2 J(f_i(x), y) + 1/2 J(f_i(x'), y)
+                  + gamma_i * (alpha * KL(NKD_i || f_i(x')) + beta * KL(EOKD_i || f_i(x'))) ]
+
+    over the L exits, NKD_i = ``neighbour_labels``, EOKD_i = ``orthogonal_labels`` (both from clean x,
+    detached), KL per sample (batch mean), temperature 1. Their values: alpha = 3, beta = 1, gamma = 1
+    on MNIST and CIFAR-10. The half clean / half adversarial cross-entropy and the 1/L are ours (Hu
+    et al.'s multi-exit adversarial training sums 1/2 clean + 1/2 adversarial over exits).
+    """
+    total = clean_exits[0].new_zeros(())
+    for i, (zc, za) in enumerate(zip(clean_exits, adv_exits)):
+        nkd = kl_batchmean(za, neighbour_labels(clean_exits, i).detach())
+        eokd = kl_batchmean(za, orthogonal_labels(zc.detach(), y, class_exit, i))
+        total = total + 0.5 * F.cross_entropy(zc, y) + 0.5 * F.cross_entropy(za, y) + gamma[i] * (alpha * nkd + beta * eokd)
+    return total / len(clean_exits)

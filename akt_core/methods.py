@@ -17,6 +17,7 @@ key             what it is                                                 loss
 ``rslad``       RSLAD (Zi et al. 2021) from Res26(adv), beyond the paper   ``rslad_loss``
 ``sa-mdrad``    SA-MDRAD-style (Li et al. 2024): clean Res26/20/14 fused  ``sa_mdrad_loss``
 ``peeraid``     PeerAiD (Jung et al. 2024): a peer trained with the student  ``peeraid_*_loss``
+``neo-kd``      NEO-KD-style (Ham et al. 2023): a multi-exit Res26          ``neo_kd_loss``
 ==============  ========================================================  ==============
 
 The later methods run an inner attack on the student every step (``Method.inner``) and read a live
@@ -35,10 +36,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import check_choice
-from .attacks import pgd, pgd_kl
+from .attacks import pgd, pgd_exits, pgd_kl
 from .losses import (adaptive_fusion, adversarial_transfer_loss, ard_loss, distillation_loss,
-                     ensemble_adversarial_loss, peeraid_peer_loss, peeraid_student_loss, rslad_loss,
-                     sa_mdrad_loss, soft_labels)
+                     ensemble_adversarial_loss, neo_kd_loss, peeraid_peer_loss, peeraid_student_loss,
+                     rslad_loss, sa_mdrad_loss, soft_labels)
 
 
 @dataclass
@@ -57,6 +58,7 @@ class StepBatch:
     t: torch.Tensor | None = None
     t_adv: torch.Tensor | None = None
     peer: nn.Module | None = None  #: PeerAiD's peer, in train mode (``Method.peer``)
+    class_exit: torch.Tensor | None = None  #: NEO-KD: the exit each class is allotted to this step (EOKD)
 
 
 LossFn = Callable[[nn.Module, StepBatch, dict], torch.Tensor]
@@ -78,6 +80,7 @@ class Method:
     inner: InnerFn | None = None  #: attack on the model being trained, on the whole batch, every step
     static_teachers: tuple[int, ...] = ()  #: depths of the clean static models whose cached logits are fused
     peer: bool = False  #: a peer of depth ``params["peer_depth"]`` is trained jointly (same optimiser)
+    multi_exit: bool = False  #: the model is a ``models.MultiExitResNet`` (an exit after each stage)
 
 
 def _joint(model: nn.Module, b: StepBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,6 +146,15 @@ def _peeraid(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
                                    p["temperature"]))
 
 
+def _exits_inner(model: nn.Module, b: StepBatch, p: dict, eps: float, g: torch.Generator) -> torch.Tensor:
+    """NEO-KD-style inner attack: the average attack over exits (their training uses max-average)."""
+    return pgd_exits(model, b.x, b.y, eps, eps * p["step"], p["steps"], generator=g)
+
+
+def _neo_kd(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
+    return neo_kd_loss(model.exits(b.x), model.exits(b.x_adv), b.y, b.class_exit, p["alpha"], p["beta"], p["gamma"])
+
+
 def _rslad(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
     return rslad_loss(model(b.x_adv), model(b.x), b.t)
 
@@ -175,6 +187,10 @@ METHODS: dict[str, Method] = {m.name: m for m in [
                "peer_depth": 26, "gamma1": 1.0, "gamma2": 0.1, "tau_p": 1.0, "lam1": 0.0, "lam2": 1.0,
                "lam3": 1.0, "temperature": 5.0, "steps": 10, "step": 0.25},
            inner=_kl_inner, peer=True),
+    Method("neo-kd", _neo_kd, "NEO-KD-style (Ham et al. 2023, our reading): a multi-exit Res26 adversarially "
+           "trained with neighbour and exit-wise orthogonal distillation", {
+               "alpha": 3.0, "beta": 1.0, "gamma": [1.0, 1.0, 1.0], "steps": 7, "step": 0.25},
+           inner=_exits_inner, multi_exit=True),
 ]}
 
 #: How an epoch walks D_adv (the paper is silent): ``random`` draws one static source per

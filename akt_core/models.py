@@ -97,6 +97,70 @@ class ResNet(nn.Module):
         return self.fc(out)
 
 
+class MultiExitResNet(ResNet):
+    """A ResNet-(6n+2) with an exit (classifier) after each of its three stages (NEO-KD's setting).
+
+    Exit ``i`` (1, 2, 3) reads stage ``i``'s output; exit 3 is the plain ResNet's own head, so
+    ``forward`` returns the same thing a ``ResNet`` returns and every attack and evaluation treats the
+    model as an ordinary classifier. Exits 1 and 2 are small heads of ours (NEO-KD uses SmallCNN and
+    MSDNet, not a ResNet): conv3x3 (stride 2, to the last stage's width) - BN - ReLU - global average
+    pooling - linear. ``exits(x)`` returns all exits' logits; ``ExitView`` makes one exit a model.
+    """
+
+    n_exits = 3
+
+    def __init__(self, depth: int, num_classes: int = 10, in_channels: int = 3,
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 widths: Sequence[int] = (16, 32, 64)) -> None:
+        super().__init__(depth, num_classes, in_channels, mean, std, widths)
+        self.n_per_stage = (depth - 2) // 6
+        self.heads = nn.ModuleList(nn.Sequential(
+            nn.Conv2d(w, widths[-1], 3, 2, 1, bias=False), nn.BatchNorm2d(widths[-1]), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], num_classes)) for w in widths[:-1])
+        for m in self.heads.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def exits(self, x: torch.Tensor, upto: int | None = None, last_only: bool = False) -> list[torch.Tensor]:
+        """Logits of exits 1..``upto`` (default: all), computing only the stages they need; with
+        ``last_only`` the heads of the earlier exits are skipped (a device that stops at ``upto``)."""
+        upto = self.n_exits if upto is None else upto
+        out = F.relu(self.bn1(self.conv1(self.normalize(x))))
+        logits = []
+        for stage in range(upto):
+            out = self.blocks[stage * self.n_per_stage:(stage + 1) * self.n_per_stage](out)
+            if last_only and stage < upto - 1:
+                continue
+            if stage < self.n_exits - 1:
+                logits.append(self.heads[stage](out))
+            else:
+                logits.append(self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1)))
+        return logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.exits(x, last_only=True)[-1]
+
+
+class ExitView(nn.Module):
+    """Exit ``exit`` (1-based) of a ``MultiExitResNet`` as a classifier of its own: the edge model that
+    stops there. Shares the parameters; its forward computes only the stages up to that exit."""
+
+    def __init__(self, model: MultiExitResNet, exit: int) -> None:
+        super().__init__()
+        if not 1 <= exit <= model.n_exits:
+            raise AktError(f"exit {exit!r} does not exist; choose one of 1..{model.n_exits}")
+        self.model, self.exit = model, exit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.exits(x, upto=self.exit, last_only=True)[-1]
+
+    def path_parameters(self) -> list[nn.Parameter]:
+        """The parameters this exit's forward pass uses (its share of the backbone and its head)."""
+        m, k = self.model, self.exit
+        mods = [m.conv1, m.bn1, m.blocks[:k * m.n_per_stage], m.fc if k == m.n_exits else m.heads[k - 1]]
+        return [p for mod in mods for p in mod.parameters()]
+
+
 def resnet(depth: int, num_classes: int = 10, in_channels: int = 3,
            mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> ResNet:
     """The paper's ResNet-``depth`` (depth = 6n+2). Inputs in [0, 1]; ``mean``/``std`` normalise inside."""
@@ -131,8 +195,15 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     return counter.get_total_flops() // 2
 
 
-def model_cost(model: ResNet, input_shape: Sequence[int]) -> ModelCost:
-    """Parameters, MACs (torch.utils.flop_counter) and serialized size of ``model``."""
+def model_cost(model: ResNet | ExitView, input_shape: Sequence[int]) -> ModelCost:
+    """Parameters, MACs (torch.utils.flop_counter) and serialized size of ``model``; for an
+    ``ExitView``, of what a device that stops at that exit must hold and compute."""
+    if isinstance(model, ExitView):
+        params = model.path_parameters()
+        buf = io.BytesIO()
+        torch.save([p.detach() for p in params], buf)
+        return ModelCost(depth=model.model.depth, params=sum(p.numel() for p in params),
+                         macs=count_macs(model, input_shape), size_mb=buf.tell() / 2**20)
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
     return ModelCost(depth=model.depth, params=sum(p.numel() for p in model.parameters()),

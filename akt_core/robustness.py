@@ -32,7 +32,8 @@ from . import data as data_mod
 from . import profiles as profiles_mod
 from .attacks import ATTACKS, EPS, autoattack, pgd
 from .evaluate import correct, craft
-from .graph import BLACKBOX, RES8_VARIANTS, VARIANTS, Experiment, Runner, select_stored
+from .graph import (BEYOND_VARIANTS, BLACKBOX, EXIT_BASES, EXIT_VARIANTS, RES8_VARIANTS, VARIANTS, Experiment, Runner,
+                    exit_field, select_stored)
 from .store import Store, config_key
 
 #: the paper's budget and the field's (RobustBench / AutoAttack convention on CIFAR)
@@ -40,7 +41,13 @@ WHITEBOX_EPS: dict[str, float] = {"16/256": EPS, "8/255": 8 / 255}
 #: eps grid of the sweep, in 1/256 units as the paper writes its budget
 SWEEP_EPS_256: tuple[int, ...] = (2, 4, 8, 16, 32, 64)
 SWEEP_TRANSFER = ("FGSM", "I-FGSM")
-GROUPS = ("whitebox", "sweep")
+GROUPS = ("whitebox", "sweep", "compare")
+#: the comparison beyond the paper: the paper's reference Res8 models, every later method, and each
+#: exit of the multi-exit Res26(neo-kd) as an edge model of its own
+COMPARE_TARGETS: tuple[str, ...] = ("Res8(cln)", "Res8(adv)", "Res8(adv-trans)",
+                                    *(v for v in BEYOND_VARIANTS if v not in EXIT_BASES), *EXIT_VARIANTS)
+#: the paper's columns in the comparison (Tables 2-4: clean and the four attacks from the held-out Res26)
+COMPARE_PAPER_COLUMNS: tuple[tuple[str, int | None], ...] = (("clean", None),) + tuple((a, 26) for a in ATTACKS)
 WHITEBOX_SOURCE = "white-box"
 
 
@@ -74,22 +81,36 @@ def autoattack_std(seed: int, device: torch.device) -> Attack:
 WHITEBOX_ATTACKS: dict[str, Callable[[int, torch.device], Attack]] = {"PGD-20": pgd20, "AutoAttack": autoattack_std}
 
 
-def needs(what: str, dataset: str, profile: str) -> list[Need]:
-    """Every record ``what`` (``whitebox`` or ``sweep``) shows on ``dataset`` under ``profile``."""
+def needs(what: str, dataset: str, profile: str, targets: tuple[str, ...] | None = None) -> list[Need]:
+    """Every robustness record ``what`` (``whitebox``, ``sweep`` or ``compare``) shows on ``dataset``
+    under ``profile``, or only those of ``targets``."""
     check_choice("robustness result", what, GROUPS)
     data_mod.spec(dataset)
     prof = profiles_mod.get(profile)
     out: list[Need] = []
-    if what == "whitebox":
+    if what in ("whitebox", "compare"):
+        every, aa = (VARIANTS, RES8_VARIANTS) if what == "whitebox" else (COMPARE_TARGETS, COMPARE_TARGETS)
         for eps in WHITEBOX_EPS.values():
-            out += [Need(t, "PGD-20", None, eps) for t in VARIANTS]
+            out += [Need(t, "PGD-20", None, eps) for t in every]
             if prof.n_autoattack:
-                out += [Need(t, "AutoAttack", None, eps) for t in RES8_VARIANTS]
+                out += [Need(t, "AutoAttack", None, eps) for t in aa]
     else:
         for k in SWEEP_EPS_256:
             for t in VARIANTS:
                 out += [Need(t, a, 26, k / 256) for a in SWEEP_TRANSFER] + [Need(t, "PGD-20", None, k / 256)]
+    if targets is not None:
+        for t in targets:
+            check_choice("target", t, {n.target for n in out})
+        out = [n for n in out if n.target in targets]
     return out
+
+
+def paper_needs(what: str, targets: tuple[str, ...] | None = None) -> list[tuple[str, str, int | None]]:
+    """The records of the paper's protocol (``records.csv``) that ``what`` shows: for ``compare``, the
+    clean and transfer columns of Tables 2-4 for each compared model; nothing for the other groups."""
+    if what != "compare":
+        return []
+    return [(t, a, s) for t in (targets or COMPARE_TARGETS) for a, s in COMPARE_PAPER_COLUMNS]
 
 
 def n_examples(prof: profiles_mod.Profile, attack: str) -> int | None:
@@ -99,7 +120,8 @@ def n_examples(prof: profiles_mod.Profile, attack: str) -> int | None:
 def record_key(exp: Experiment, need: Need) -> str:
     src = exp.blackbox_source(need.source).key if need.source else WHITEBOX_SOURCE
     return config_key({"kind": "robustness", "target": exp.model(need.target).key, "attack": need.attack,
-                       "source": src, "eps": round(need.eps, 8), "n": n_examples(exp.prof, need.attack)})
+                       "source": src, "eps": round(need.eps, 8), "n": n_examples(exp.prof, need.attack),
+                       **exit_field(need.target)})
 
 
 def evaluate(runner: Runner, todo: list[Need]) -> pd.DataFrame:
@@ -128,12 +150,12 @@ def evaluate(runner: Runner, todo: list[Need]) -> pd.DataFrame:
             runner.log(f"[attack] white-box {nd0.attack} eps {nd0.eps:.4f} on {nd0.target} over {len(test)} test images")
             seed = int(record_key(e, nd0)[:8], 16)  # random starts: a pure function of the record
             attack = WHITEBOX_ATTACKS[nd0.attack](seed, runner.device)
-            x_eval = craft(attack, runner.model(e.model(nd0.target)), test.x, test.y, nd0.eps, bs)
+            x_eval = craft(attack, runner.target(nd0.target), test.x, test.y, nd0.eps, bs)
         craft_s = time.perf_counter() - t0
         rows = []
         for nd in members:
             t1 = time.perf_counter()
-            k = correct(runner.model(e.model(nd.target)), x_eval, test.y, bs, runner.amp)
+            k = correct(runner.target(nd.target), x_eval, test.y, bs, runner.amp)
             rows.append({"key": record_key(e, nd), "dataset": e.dataset, "model": nd.target, "attack": nd.attack,
                          "source": f"Res{nd.source}" if nd.source else WHITEBOX_SOURCE,
                          "eps": round(nd.eps, 6), "eps_256": round(nd.eps * 256, 3),
@@ -149,23 +171,41 @@ def evaluate(runner: Runner, todo: list[Need]) -> pd.DataFrame:
 def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = False,
             store: Store | None = None, data_root: str | Path | None = None, device: str | None = None,
             blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print,
-            dataset_variant: str | None = None) -> pd.DataFrame:
-    """Stored robustness records of ``what`` (``whitebox`` or ``sweep``); with ``compute=True`` the
-    missing ones are built first (as ``graph.require`` does for the paper's tables)."""
+            dataset_variant: str | None = None, targets: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Stored robustness records of ``what`` (``whitebox``, ``sweep`` or ``compare``), or only those of
+    ``targets``; with ``compute=True`` the missing ones are built first (as ``graph.require`` does for
+    the paper's tables).
+
+    ``compare`` also returns the clean and transfer records of the compared models (from
+    ``records.csv``, the paper's protocol on the full test set; their ``source`` is ``Res26`` or
+    ``-``), and every row carries ``train_s``, the wall time of training its model (``runs.csv``)."""
     check_choice("robustness result", what, GROUPS)
     data_mod.spec(dataset)
     profiles_mod.get(profile)
     check_choice("black-box source choice", blackbox, BLACKBOX)
     store = store or Store()
     seeds = [int(s) for s in seeds]
-    todo = needs(what, dataset, profile)
+    todo = needs(what, dataset, profile, targets)
+    paper = paper_needs(what, targets)
     if compute:
         for seed in seeds:
             runner = Runner(Experiment(dataset, profile, seed, blackbox=blackbox), store, data_root, device,
                             download, progress, log)
+            if paper:
+                runner.evaluate(paper)
             evaluate(runner, todo)
     df = select_stored(store.read(profile, "robustness"), "robustness records", dataset, profile, seeds, blackbox,
                        dataset_variant, lambda exp: {record_key(exp, nd) for nd in todo})
+    if paper:
+        recs = select_stored(store.read(profile, "records"), "records", dataset, profile, seeds, blackbox,
+                             dataset_variant, lambda exp: {exp.record_key(*n) for n in paper})
+        if len(recs):
+            recs = recs.assign(eps_256=recs["eps"] * 256)
+            df = pd.concat([recs, df], ignore_index=True) if len(df) else recs
+        if len(df):
+            runs = store.read(profile, "runs")
+            wall = dict(zip(runs["key"], runs["wall_s"])) if len(runs) else {}
+            df = df.assign(train_s=df["model_key"].map(wall))
     if not len(df):
         raise AktError(f"no stored robustness records for {what!r} on {dataset!r} under profile {profile!r} "
                        f"(seeds {seeds}); compute them with `akt build {what} --dataset {dataset} --profile "

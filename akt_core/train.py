@@ -71,8 +71,10 @@ def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs
             b.t = logits(inp.peer_model, b.x, batch_size=len(b.x), amp=amp)
         elif method.live_teacher:
             b.t = logits(inp.teacher_model, b.x, batch_size=len(b.x), amp=amp)
-        else:  # cached logits of the clean images, (n, M, K) for M static teachers
+        elif method.static_teachers:  # cached logits of the clean images, (n, M, K) for M static teachers
             b.t = inp.teacher[cidx]
+        if method.multi_exit:  # NEO-KD: allot the classes to exits at random, afresh every step (EOKD)
+            b.class_exit = (torch.randperm(model.num_classes, generator=g) % model.n_exits).to(dev)
         with _autocast(dev, amp):
             b.x_adv = method.inner(model, b, params, inp.eps, g)
         b.y_adv = b.y

@@ -263,3 +263,21 @@ def test_pgd_kl_contract_and_ascent(trained_model, synthetic_test_batch):
     assert not m.training and all(q.grad is None for q in m.parameters())
     again = pgd_kl(m, x, p, 16 / 256, steps=5, generator=torch.Generator().manual_seed(0))
     assert torch.equal(again, x_adv)
+
+
+def test_pgd_exits_contract_and_it_raises_the_mean_exit_loss():
+    """The average attack on a multi-exit Res26: eps-ball, [0, 1], eval mode restored, no parameter
+    gradients, and a higher mean cross-entropy over the exits than the clean images have."""
+    from akt_core.attacks import pgd_exits
+    from akt_core.models import MultiExitResNet
+
+    torch.manual_seed(0)
+    m = MultiExitResNet(26, 10, 1).train()
+    x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    mean_ce = lambda xx: sum(F.cross_entropy(o, y) for o in m.exits(xx)).item() / 3
+    xa = pgd_exits(m, x, y, 16 / 256, steps=3, generator=torch.Generator().manual_seed(1))
+    assert m.training and all(p.grad is None for p in m.parameters())
+    assert (xa - x).abs().max() <= 16 / 256 + 1e-6 and xa.min() >= 0 and xa.max() <= 1
+    m.eval()
+    with torch.no_grad():
+        assert mean_ce(xa) > mean_ce(x)

@@ -403,3 +403,48 @@ def test_tiny_peeraid_trains_a_peer_with_the_student_and_resumes_to_the_same_bit
     with pytest.raises(ValueError, match="peer"):
         T.train_model(runner._new_model(8), m, m.params, cfg, T.TrainInputs(runner.train, False, runner.exp.eps), 0,
                       progress=False)
+
+
+def test_tiny_neo_kd_exits_are_models_of_their_own(tiny):
+    """Res26(neo-kd) trains as one multi-exit model; its exits share its key but get records of their own,
+    and exit 3 scores exactly as the whole model does."""
+    import torch
+
+    from akt_core.models import ExitView, MultiExitResNet
+
+    runner = G.Runner(G.Experiment("synthetic", "tiny", 0), tiny["store"], progress=False, log=lambda m: None)
+    e = runner.exp
+    node = e.model("Res26(neo-kd)")
+    assert {e.model(f"Res26(neo-kd)/exit{k}").key for k in (1, 2, 3)} == {node.key}
+    assert len({e.record_key(f"Res26(neo-kd)/exit{k}", "FGSM", 26) for k in (1, 2, 3)}) == 3
+    model = runner.model(node)
+    assert isinstance(model, MultiExitResNet) and isinstance(runner.target("Res26(neo-kd)/exit1"), ExitView)
+    recs = runner.evaluate([(f"Res26(neo-kd)/exit{k}", a, s) for k in (1, 2, 3) for a, s in (("clean", None), ("FGSM", 26))])
+    assert len(recs) == 6 and set(recs["model"]) == {f"Res26(neo-kd)/exit{k}" for k in (1, 2, 3)}
+    x, y = runner.test.x, runner.test.y
+    from akt_core.evaluate import correct
+
+    want = 100.0 * correct(model, x, y) / len(y)
+    got = recs.query("model == 'Res26(neo-kd)/exit3' and attack == 'clean'")["accuracy"].item()
+    assert got == pytest.approx(want)
+    for k in (1, 2):  # an exit's record is that exit's accuracy
+        want = 100.0 * correct(runner.target(f"Res26(neo-kd)/exit{k}"), x, y) / len(y)
+        assert recs.query(f"model == 'Res26(neo-kd)/exit{k}' and attack == 'clean'")["accuracy"].item() == pytest.approx(want)
+
+
+def test_tiny_compare_joins_paper_records_whitebox_records_and_training_time(tiny):
+    from akt_core import robustness as R
+
+    df = R.require("compare", "synthetic", "tiny", compute=True, store=tiny["store"], progress=False,
+                   log=lambda m: None, targets=("Res8(adv-trans)", "Res8(sa-mdrad)"))
+    assert set(df["model"]) == {"Res8(adv-trans)", "Res8(sa-mdrad)"}
+    aa = ["AutoAttack"] * 2 if tiny["profile"].n_autoattack else []  # one per eps (16/256 and 8/255)
+    assert sorted(df.query("model == 'Res8(sa-mdrad)'")["attack"]) == sorted(
+        ["clean", "FGSM", "I-FGSM", "Step-LL", "Iter-LL", "PGD-20", "PGD-20", *aa])
+    runs = tiny["store"].read("tiny", "runs").set_index("key")["wall_s"]
+    row = df.query("model == 'Res8(sa-mdrad)'").iloc[0]
+    assert row["train_s"] == runs[row["model_key"]]
+    again = R.require("compare", "synthetic", "tiny", store=tiny["store"], targets=("Res8(adv-trans)", "Res8(sa-mdrad)"))
+    assert len(again) == len(df)
+    with pytest.raises(AktError, match="Res8\\(bogus\\)"):
+        R.needs("compare", "synthetic", "tiny", ("Res8(bogus)",))

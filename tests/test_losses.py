@@ -255,3 +255,55 @@ def test_peeraid_gradients_flow_as_in_their_code():
     s_adv, p_adv = (t(v).requires_grad_(True) for v in (ZA, TA))
     peeraid_peer_loss(p_adv, s_adv, ti(Y), 1.0, 0.1).backward()
     assert s_adv.grad.abs().sum() > 0 and p_adv.grad.abs().sum() > 0
+
+
+# ---- NEO-KD-style ---------------------------------------------------------------------------------
+def kl_ref(student, probs):
+    """sum_c p_c (log p_c - log q_c), batch mean, written out."""
+    tot = 0.0
+    for z, pr in zip(student, probs):
+        lq = log_softmax(z)
+        tot += sum(p * (math.log(p) - l) for p, l in zip(pr, lq) if p > 0)
+    return tot / len(student)
+
+
+def test_orthogonal_labels_by_hand_and_disjoint_across_exits():
+    from akt_core.losses import orthogonal_labels
+
+    z = [[1.0, 2.0, 0.5, -1.0], [0.0, 0.3, 3.0, 1.0]]
+    y, class_exit = [1, 3], [0, 1, 1, 0]  # classes 0, 3 -> exit 0; classes 1, 2 -> exit 1
+    got0 = orthogonal_labels(t(z), ti(y), ti(class_exit), 0).tolist()
+    p = softmax(z[0])  # row 0, exit 0: keep classes 0 and 3 (allotted) and 1 (true), renormalise
+    s0 = p[0] + p[1] + p[3]
+    assert got0[0] == pytest.approx([p[0] / s0, p[1] / s0, 0.0, p[3] / s0], rel=1e-12)
+    got1 = orthogonal_labels(t(z), ti(y), ti(class_exit), 1).tolist()
+    q = softmax(z[1])  # row 1, exit 1: keep classes 1, 2 and 3 (true)
+    s = q[1] + q[2] + q[3]
+    assert got1[1] == pytest.approx([0.0, q[1] / s, q[2] / s, q[3] / s], rel=1e-12)
+    for row in range(2):  # apart from the true class, the exits' supports do not overlap
+        support = [{c for c, v in enumerate(g[row]) if v > 0} - {y[row]} for g in (got0, got1)]
+        assert not support[0] & support[1]
+
+
+def test_neo_kd_loss_by_hand():
+    """Two exits (so every exit's neighbours are both exits), K = 3, classes 0 and 2 on exit 0."""
+    from akt_core.losses import neo_kd_loss
+
+    clean, adv, class_exit = [Z, T], [ZA, TA], [0, 1, 0]
+    nb = [[(a + b) / 2 for a, b in zip(softmax(r1), softmax(r2))] for r1, r2 in zip(Z, T)]
+
+    def ortho(rows, i):
+        out = []
+        for r, y in zip(rows, Y):
+            p = softmax(r)
+            keep = [p[c] if (class_exit[c] == i or c == y) else 0.0 for c in range(3)]
+            out.append([v / sum(keep) for v in keep])
+        return out
+
+    alpha, beta, gamma = 3.0, 1.0, [1.0, 2.0]
+    want = 0.0
+    for i in range(2):
+        want += 0.5 * ce(clean[i], Y) + 0.5 * ce(adv[i], Y) + gamma[i] * (
+            alpha * kl_ref(adv[i], nb) + beta * kl_ref(adv[i], ortho(clean[i], i)))
+    got = neo_kd_loss([t(v) for v in clean], [t(v) for v in adv], ti(Y), ti(class_exit), alpha, beta, gamma)
+    assert got.item() == pytest.approx(want / 2, rel=1e-12)

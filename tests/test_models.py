@@ -182,3 +182,26 @@ def test_init_is_he_normal_fan_out_and_bn_identity():
 
 def test_isinstance():
     assert isinstance(resnet(8), ResNet)
+
+
+def test_multi_exit_res26_exits_and_their_cost():
+    """Exit 3 is the plain Res26 (same parameters, same MACs); each ExitView computes only its path."""
+    from akt_core.models import ExitView, MultiExitResNet
+
+    torch.manual_seed(0)
+    m = MultiExitResNet(26, 10, 3).eval()
+    x = torch.rand(2, 3, 32, 32)
+    outs = m.exits(x)
+    assert len(outs) == 3 and all(o.shape == (2, 10) for o in outs)
+    assert all(torch.equal(ExitView(m, k)(x), outs[k - 1]) for k in (1, 2, 3)) and torch.equal(m(x), outs[-1])
+    plain = model_cost(resnet(26, 10, 3), (3, 32, 32))
+    costs = [model_cost(ExitView(m, k), (3, 32, 32)) for k in (1, 2, 3)]
+    assert (costs[2].params, costs[2].macs) == (plain.params, plain.macs)
+    assert costs[0].macs < costs[1].macs < costs[2].macs and costs[0].params < costs[1].params < costs[2].params
+    # exit 1: the stem, 4 blocks of 16 channels, its head (conv 16->64 stride 2, BN, linear 64->10)
+    stem = 3 * 16 * 9 + 2 * 16
+    blocks = 4 * (2 * (16 * 16 * 9) + 4 * 16)
+    head = 16 * 64 * 9 + 2 * 64 + 64 * 10 + 10
+    assert costs[0].params == stem + blocks + head
+    with pytest.raises(AktError, match="exit 4"):
+        ExitView(m, 4)
