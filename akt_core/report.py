@@ -372,3 +372,123 @@ def plot_sweep(sweep: pd.DataFrame, dataset: str, axes=None):
     if axes[0].get_legend():
         axes[0].legend(fontsize=7, loc="lower left")
     return axes
+
+
+# ---- beyond the paper: the later methods side by side (records of ``robustness.require("compare")``) --
+#: what each compared model needs before it can be trained, in words (its training time excludes these)
+NEEDS_FIRST = {
+    "Res8(cln)": "nothing",
+    "Res8(adv)": "4 clean static models + D_adv",
+    "Res8(adv-trans)": "4 clean static models + D_adv + Res26(adv)",
+    "Res8(ard)": "Res26(adv) (so also the static models + D_adv)",
+    "Res8(rslad)": "Res26(adv) (so also the static models + D_adv)",
+    "Res8(sa-mdrad)": "3 clean static models (Res26/20/14)",
+    "Res8(peeraid)": "nothing (its Res26 peer trains in the same run)",
+}
+
+
+def _compare_column(attack: str, source: str, eps_256: float) -> str:
+    if attack == "clean":
+        return "clean"
+    if source == "Res26":
+        return f"{attack} (transfer)"
+    return f"{attack} @ {_eps_words(eps_256)}"
+
+
+def compare_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Compared models x (clean, the paper's four transfer attacks from the held-out Res26, white-box
+    PGD-20 / AutoAttack at 16/256 and 8/255, training time): accuracy in % (mean ± std over seeds)."""
+    from .robustness import COMPARE_TARGETS
+
+    df = df.assign(column=[_compare_column(a, s, e) for a, s, e in zip(df["attack"], df["source"], df["eps_256"])])
+    g = df.groupby(["model", "column"])["accuracy"]
+    cell = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n": g.count()}).reset_index()
+    cell["text"] = [f"{m:.2f}" + (f" ± {s:.2f}" if n > 1 else "") for m, s, n in zip(cell["mean"], cell["std"], cell["n"])]
+    wide = cell.pivot(index="model", columns="column", values="text")
+    white = sorted((c for c in wide.columns if " @ " in c),
+                   key=lambda c: (c.split(" @ ")[0] != "PGD-20", -_eps_value(c.split(" @ ")[1])))
+    order = ["clean", *(f"{a} (transfer)" for a in ATTACK_COLUMNS), *white]
+    wide = wide.reindex(columns=[c for c in order if c in wide.columns]).fillna("–")
+    train = df.groupby("model")["train_s"].mean() if "train_s" in df else pd.Series(dtype=float)
+    wide["train (min)"] = [f"{train[m] / 60:.1f}" if m in train and pd.notna(train[m]) else "–" for m in wide.index]
+    wide["trained after"] = [NEEDS_FIRST.get(m, "nothing (one multi-exit model)") for m in wide.index]
+    return wide.loc[[m for m in COMPARE_TARGETS if m in wide.index]]
+
+
+def exit_table(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """NEO-KD-style Res26 exit by exit: what a device that stops there holds and computes (parameters,
+    MACs from torch's FLOP counter on the architecture) and its accuracy columns of ``compare_table``."""
+    import torch
+
+    from .data import spec
+    from .graph import EXIT_VARIANTS
+    from .models import ExitView, MultiExitResNet, model_cost
+
+    exits = [v for v in EXIT_VARIANTS if v in set(df["model"])]
+    if not exits:
+        return pd.DataFrame()
+    s = spec(dataset)
+    torch.manual_seed(0)
+    net = MultiExitResNet(26, s.num_classes, s.channels, s.mean, s.std)
+    acc = compare_table(df[df["model"].isin(exits)]).drop(columns=["trained after"])
+    rows = []
+    for v in exits:
+        c = model_cost(ExitView(net, EXIT_VARIANTS[v].exit), (s.channels, s.size, s.size))
+        rows.append({"model": v, "params (k)": f"{c.params / 1e3:.1f}", "MMACs": f"{c.macs / 1e6:.1f}"})
+    return pd.DataFrame(rows).set_index("model").join(acc)
+
+
+def compare_summary(df: pd.DataFrame) -> str:
+    """What the comparison says, in sentences computed from the records: for the paper's FGSM transfer
+    column and for white-box PGD-20 at each eps, the best model, and whether the paper's Res8(adv-trans)
+    is ahead of each later method (by more than the seeds' spread where there are several seeds)."""
+    cols = {"FGSM transfer": ("FGSM", "Res26", None), "PGD-20 @ 16/256": ("PGD-20", "white-box", 16.0),
+            "PGD-20 @ 8/255": ("PGD-20", "white-box", 8 * 256 / 255)}
+    lines = []
+    for name, (attack, source, eps) in cols.items():
+        sel = df[(df["attack"] == attack) & (df["source"] == source)]
+        if eps is not None:
+            sel = sel[(sel["eps_256"] - eps).abs() < 1e-3]
+        mean = sel.groupby("model")["accuracy"].mean()
+        if mean.empty:
+            continue
+        best = mean.idxmax()
+        text = f"- **{name}**: best {best} ({mean[best]:.2f} %)"
+        if "Res8(adv-trans)" in mean:
+            ours = mean["Res8(adv-trans)"]
+            later = [m for m in mean.index if m in NEEDS_FIRST and m not in ("Res8(cln)", "Res8(adv)", "Res8(adv-trans)")]
+            later += [m for m in mean.index if m.startswith("Res26(neo-kd)")]
+            ahead = [m for m in later if ours > mean[m]]
+            behind = [m for m in later if ours <= mean[m]]
+            text += (f"; Res8(adv-trans) ({ours:.2f} %) is ahead of {', '.join(ahead) or 'none'}"
+                     f" and not ahead of {', '.join(behind) or 'none'}")
+        lines.append(text + ".")
+    return "\n".join(lines)
+
+
+def plot_compare(df: pd.DataFrame, ax=None):
+    """Clean accuracy against robust accuracy, one point per model and one panel per attack: the paper's
+    FGSM transfer and white-box PGD-20 at 16/256 (upper right is better)."""
+    import matplotlib.pyplot as plt
+
+    from .robustness import COMPARE_TARGETS
+
+    panels = (("FGSM", "Res26", None, "FGSM transfer from the held-out Res26"),
+              ("PGD-20", "white-box", 16.0, "white-box PGD-20 @ 16/256"))
+    if ax is None:
+        ax = plt.subplots(1, len(panels), figsize=(12, 4.6), sharex=True)[1]
+    clean = df[df["attack"] == "clean"].groupby("model")["accuracy"].mean()
+    for a, (attack, source, eps, title) in zip(ax, panels):
+        sel = df[(df["attack"] == attack) & (df["source"] == source)]
+        if eps is not None:
+            sel = sel[(sel["eps_256"] - eps).abs() < 1e-3]
+        rob = sel.groupby("model")["accuracy"].mean()
+        models = [m for m in COMPARE_TARGETS if m in rob.index and m in clean.index]
+        for m in models:
+            paper_side = m in ("Res8(cln)", "Res8(adv)", "Res8(adv-trans)")
+            a.scatter(clean[m], rob[m], s=60, marker="s" if paper_side else "o",
+                      color="tab:red" if m == "Res8(adv-trans)" else ("tab:grey" if paper_side else "tab:blue"))
+            a.annotate(m, (clean[m], rob[m]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        a.set(xlabel="clean accuracy (%)", ylabel="robust accuracy (%)", title=title)
+        a.grid(alpha=0.3)
+    return ax

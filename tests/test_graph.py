@@ -448,3 +448,25 @@ def test_tiny_compare_joins_paper_records_whitebox_records_and_training_time(tin
     assert len(again) == len(df)
     with pytest.raises(AktError, match="Res8\\(bogus\\)"):
         R.needs("compare", "synthetic", "tiny", ("Res8(bogus)",))
+
+
+def test_tiny_compare_and_exit_tables_show_the_stored_numbers(tiny):
+    from akt_core import report
+    from akt_core import robustness as R
+
+    targets = ("Res8(adv-trans)", "Res26(neo-kd)/exit1", "Res26(neo-kd)/exit3")
+    df = R.require("compare", "synthetic", "tiny", compute=True, store=tiny["store"], progress=False,
+                   log=lambda m: None, targets=targets)
+    table = report.compare_table(df)
+    assert list(table.index) == list(targets)
+    assert list(table.columns[:5]) == ["clean", "FGSM (transfer)", "I-FGSM (transfer)", "Step-LL (transfer)",
+                                       "Iter-LL (transfer)"]
+    assert "PGD-20 @ 16/256" in table.columns and "PGD-20 @ 8/255" in table.columns
+    rec = df.query("model == 'Res26(neo-kd)/exit1' and attack == 'PGD-20' and eps_256 == 16")["accuracy"].item()
+    assert table.loc["Res26(neo-kd)/exit1", "PGD-20 @ 16/256"] == f"{rec:.2f}"
+    train_s = df.loc[df["model"] == "Res8(adv-trans)", "train_s"].iloc[0]
+    assert table.loc["Res8(adv-trans)", "train (min)"] == f"{train_s / 60:.1f}"
+    ex = report.exit_table(df, "synthetic")
+    assert list(ex.index) == ["Res26(neo-kd)/exit1", "Res26(neo-kd)/exit3"]
+    assert float(ex.loc["Res26(neo-kd)/exit1", "MMACs"]) < float(ex.loc["Res26(neo-kd)/exit3", "MMACs"])
+    assert ex.loc["Res26(neo-kd)/exit3", "clean"] == table.loc["Res26(neo-kd)/exit3", "clean"]

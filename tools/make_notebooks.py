@@ -179,6 +179,42 @@ if sweep is not None:
     display(report.matching_eps(sweep, dataset))'''
 
 
+COMPARE = '''\
+compared = report.stored("compare", dataset, profile, seeds, compute=compute, data_root=data_root,
+                         device=device, blackbox=blackbox)
+if compared is not None:
+    display(Markdown(f"### Later methods beside the paper's ({dataset}): accuracy in %\\n\\n"
+                     f"*{report.label(compared)}*\\n\\n"
+                     "Clean and the paper's four attacks transferred from the held-out Res26 (full test set, as "
+                     "in Tables 2-4); white-box PGD-20 and AutoAttack on each model itself "
+                     f"({PROFILE.n_whitebox or 'all'} test images; AutoAttack on {PROFILE.n_autoattack or 'none'}). "
+                     "`train (min)`: wall time of training that model alone, on the device its provenance "
+                     "records; `trained after`: what must exist first. A row is missing where its model is not "
+                     "trained under this profile yet."))
+    display(report.compare_table(compared))
+    display(Markdown(report.compare_summary(compared)))'''
+
+COMPARE_PLOT = '''\
+if compared is not None:
+    import matplotlib.pyplot as plt
+    report.plot_compare(compared)
+    plt.gcf().suptitle(f"Clean against robust accuracy on {dataset}: squares are the paper's models, "
+                       f"red its Res8(adv-trans) ({PROFILE.label_for(dataset)})", fontsize=9)
+    plt.tight_layout()
+    plt.show()'''
+
+EXITS = '''\
+if compared is not None:
+    exits = report.exit_table(compared, dataset)
+    display(Markdown("### NEO-KD-style Res26, exit by exit\\n\\n"
+                     "Each exit is an edge model of its own: a device that stops there holds the parameters and "
+                     "computes the multiply-accumulates (torch's FLOP counter) shown, for the accuracies beside "
+                     "them. White-box attacks target that exit alone (a single-exit attack)." +
+                     ("" if len(exits) else "\\n\\n**Not trained under this profile yet.**")))
+    if len(exits):
+        display(exits)'''
+
+
 def main() -> None:
     HERE.mkdir(exist_ok=True)
     for group, stem in TABLE_FILES.items():
@@ -198,6 +234,14 @@ def main() -> None:
                   "sweep shows at which budget our models fall to the accuracies the paper reports.",
                   BEYOND_DEFAULT_DATASET, [WHITEBOX, SWEEP])
     nbf.write(nb, HERE / "beyond_robustness.ipynb")
+    nb = notebook("Beyond the paper: later adversarial-distillation methods",
+                  "ARD, RSLAD, PeerAiD, an SA-MDRAD-style and a NEO-KD-style method, trained with this companion's "
+                  "one training loop on the paper's data, models and budget (eps = 16/256), beside the paper's "
+                  "Res8(adv-trans): clean accuracy, the paper's transfer attacks, white-box PGD-20 and AutoAttack, "
+                  "and training time. Where our protocol differs from each method's own, the book's 'Beyond the "
+                  "paper' page says so in one table.",
+                  BEYOND_DEFAULT_DATASET, [COMPARE, COMPARE_PLOT, EXITS])
+    nbf.write(nb, HERE / "beyond_compare.ipynb")
     nb = notebook("Table 1: model cost on edge devices",
                   "Parameters, multiply-accumulates (torch's FLOP counter), serialized size and single-image "
                   "latency of our ResNets, measured here with PyTorch and with onnxruntime on an ONNX export, "
