@@ -90,9 +90,9 @@ def needs(what: str, dataset: str, profile: str, targets: tuple[str, ...] | None
     out: list[Need] = []
     if what in ("whitebox", "compare"):
         every, aa = (VARIANTS, RES8_VARIANTS) if what == "whitebox" else (COMPARE_TARGETS, COMPARE_TARGETS)
-        for eps in WHITEBOX_EPS.values():
+        for words, eps in WHITEBOX_EPS.items():
             out += [Need(t, "PGD-20", None, eps) for t in every]
-            if prof.n_autoattack:
+            if prof.n_autoattack and words in prof.autoattack_eps:
                 out += [Need(t, "AutoAttack", None, eps) for t in aa]
     else:
         for k in SWEEP_EPS_256:

@@ -75,6 +75,13 @@ def test_every_table_and_figure_is_in_the_book(html):
             assert "At which eps" in beyond
         else:
             assert "No stored results yet" in beyond
+        # the comparison reads the paper's own transfer records too, so every dataset with results has it
+        compare = _page(html, f"beyond_compare_{ds}")
+        if ds in datasets:
+            assert "Later methods beside the paper" in compare and "REDUCED profile" in compare
+            assert "Res8(adv-trans)" in compare and "FGSM (transfer)" in compare
+            assert compare.count("<img") >= 1, "the clean-against-robust figure is missing"
+            assert "exit by exit" in compare
 
 
 def test_paper_numbers_ship_with_the_project():

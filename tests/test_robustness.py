@@ -19,7 +19,10 @@ def test_needs_cover_every_variant_attack_and_eps():
     assert {n.target for n in wb if n.attack == "PGD-20"} == set(G.VARIANTS)
     assert {n.target for n in wb if n.attack == "AutoAttack"} == set(G.RES8_VARIANTS)
     assert all(n.source is None for n in wb)
-    assert not [n for n in R.needs("whitebox", "mnist", "reduced") if n.attack == "AutoAttack"]  # n_autoattack=0
+    aa = [n for n in R.needs("whitebox", "mnist", "reduced") if n.attack == "AutoAttack"]  # at 16/256 only
+    assert len(aa) == len(G.RES8_VARIANTS) and {n.eps for n in aa} == {16 / 256}
+    cmp = R.needs("compare", "cifar10", "reduced")
+    assert {n.target for n in cmp} == set(R.COMPARE_TARGETS) and len(cmp) == 3 * len(R.COMPARE_TARGETS)
     sw = R.needs("sweep", "cifar10", "reduced")
     assert len(sw) == len(R.SWEEP_EPS_256) * len(G.VARIANTS) * 3
     assert {n.source for n in sw if n.attack in R.SWEEP_TRANSFER} == {26}
