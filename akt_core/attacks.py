@@ -187,14 +187,19 @@ def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = 
     classes, as the original does, whatever the number of classes. ``seed`` fixes every random start
     (torchattacks' default seeds from the clock); the caller's global RNG state is left untouched.
     """
+    import copy
+
     import torchattacks
 
     _check(x, eps)
+    # torchattacks' FAB reshapes input gradients with .view, which fails on channels-last tensors: run
+    # a contiguous-format copy of the model on contiguous images (same values, so the same result)
+    model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     devices = [x.device] if x.device.type == "cuda" else []
     with attack_mode(model), torch.random.fork_rng(devices=devices), torch.enable_grad():
         atk = torchattacks.AutoAttack(model, norm="Linf", eps=eps, version="standard",
                                       n_classes=n_target_classes + 1, seed=seed)
-        return atk(x.detach(), y).detach()
+        return atk(x.detach().contiguous(), y).detach()
 
 
 #: The paper's four transfer attacks by the names its tables use. Each maps

@@ -1,6 +1,8 @@
 """Beyond the paper: white-box PGD-20 / AutoAttack and the eps sweep, on the tiny pipeline's models."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -131,6 +133,19 @@ def test_autoattack_contract(trained_model, synthetic_test_batch):
     assert torch.equal(again, x_adv)  # seeded: the same examples every run
     pgd_start = R.pgd20(0, torch.device("cpu"))(m, x, y, 16 / 256)
     assert correct(m, x_adv, y) <= correct(m, pgd_start, y) + 1  # AutoAttack is not weaker than PGD-20 here
+
+
+def test_autoattack_on_a_channels_last_model_matches_the_contiguous_one(trained_model, synthetic_test_batch):
+    """The runner keeps models and images channels-last; torchattacks' FAB cannot reshape such
+    gradients (.view), so ``autoattack`` runs a contiguous copy: same examples either way."""
+    x, y = synthetic_test_batch
+    x, y = x[:6], y[:6]
+    assert x.shape[1] == 3  # the layouts differ only with several channels
+    plain = attacks.autoattack(trained_model.eval(), x, y, 16 / 256, seed=0)
+    cl = copy.deepcopy(trained_model).to(memory_format=torch.channels_last)
+    got = attacks.autoattack(cl, x.contiguous(memory_format=torch.channels_last), y, 16 / 256, seed=0)
+    assert torch.equal(got, plain)
+    assert cl.conv1.weight.is_contiguous(memory_format=torch.channels_last)  # the caller's model is untouched
 
 
 # ---- report: the eps at which our curve meets the paper's value --------------------------------
