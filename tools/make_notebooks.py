@@ -189,8 +189,10 @@ if compared is not None:
                      "in Tables 2-4); white-box PGD-20 and AutoAttack on each model itself "
                      f"({PROFILE.n_whitebox or 'all'} test images; AutoAttack on {PROFILE.n_autoattack or 'none'}). "
                      "`train (min)`: wall time of training that model alone, on the device its provenance "
-                     "records; `trained after`: what must exist first. A row is missing where its model is not "
-                     "trained under this profile yet."))
+                     "records (it does not record what else shared the machine: compare times as orders of "
+                     "magnitude); `trained after`: what must exist first. AutoAttack runs on fewer images than "
+                     "PGD-20 (a different subset), so within a few points the two are not comparable. A row "
+                     "is missing where its model is not trained under this profile yet."))
     display(report.compare_table(compared))
     display(Markdown(report.compare_summary(compared)))'''
 
