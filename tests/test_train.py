@@ -216,13 +216,15 @@ def test_make_batch_self_adv_is_fgsm_on_current_model(data):
 
 def test_methods_registry():
     paper = {"cln", "self-adv", "adv", "dist-cln", "dist-adv", "adv-trans"}  # the paper's names, as keys
-    assert set(M.METHODS) == paper | {"ard", "rslad", "sa-mdrad", "peeraid"}  # ... and the later methods
+    assert set(M.METHODS) == paper | {"ard", "rslad", "sa-mdrad", "peeraid", "neo-kd"}  # ... and the later methods
     assert M.get("ard").params == {"alpha": 1.0, "tau": 30.0, "steps": 10, "step": 0.25}  # ARD's defaults
     assert M.get("ard").live_teacher and M.get("rslad").live_teacher and M.get("sa-mdrad").static_teachers == (26, 20, 14)
     assert all(M.get(k).inner is None for k in paper)
     peer = M.get("peeraid")  # PeerAiD's CIFAR-10 values; a Res26 peer, trained in the same run (no teacher)
     assert peer.peer and peer.teacher is None and not peer.live_teacher and peer.params["peer_depth"] == 26
     assert (peer.params["gamma2"], peer.params["lam1"], peer.params["temperature"]) == (0.1, 0.0, 5.0)
+    neo = M.get("neo-kd")  # NEO-KD's alpha = 3, beta = 1, gamma = 1 (MNIST, CIFAR-10); its 7 attack steps
+    assert neo.multi_exit and neo.teacher is None and (neo.params["alpha"], neo.params["beta"], neo.params["steps"]) == (3.0, 1.0, 7)
     assert M.get("adv-trans").params == {"alpha": 0.1, "lam": 0.5, "t1": 3.0, "t2": 5.0, "source_choice": "random"}
     assert M.get("dist-adv").teacher == "Res26(adv)" and M.get("dist-cln").teacher == "Res26(cln)"
     assert M.get("adv").adv_share == 0.5 and M.get("adv").uses_dadv and not M.get("self-adv").uses_dadv
