@@ -199,12 +199,11 @@ def model_cost(model: ResNet | ExitView, input_shape: Sequence[int]) -> ModelCos
     """Parameters, MACs (torch.utils.flop_counter) and serialized size of ``model``; for an
     ``ExitView``, of what a device that stops at that exit must hold and compute."""
     if isinstance(model, ExitView):
-        params = model.path_parameters()
-        buf = io.BytesIO()
-        torch.save([p.detach() for p in params], buf)
-        return ModelCost(depth=model.model.depth, params=sum(p.numel() for p in params),
-                         macs=count_macs(model, input_shape), size_mb=buf.tell() / 2**20)
+        depth, params = model.model.depth, model.path_parameters()
+        held = [p.detach() for p in params]
+    else:
+        depth, params, held = model.depth, list(model.parameters()), model.state_dict()
     buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
-    return ModelCost(depth=model.depth, params=sum(p.numel() for p in model.parameters()),
+    torch.save(held, buf)
+    return ModelCost(depth=depth, params=sum(p.numel() for p in params),
                      macs=count_macs(model, input_shape), size_mb=buf.tell() / 2**20)
