@@ -209,6 +209,22 @@ class Experiment:
             deps += (self.teacher_logits(m.teacher, on_dadv=m.uses_dadv),)
         return self._model(variant, v.depth, v.method, self.seed, deps, self.curve_source())
 
+    def prerequisites(self, variant: str) -> list[str]:
+        """What must be trained or crafted before ``variant`` trains: the names of the model and D_adv
+        nodes it depends on, dependencies first. The held-out black-box models are left out: they
+        only score the per-epoch curves, never enter training. (A PeerAiD peer is not a node: it
+        trains in the same run.)"""
+        seen: dict[str, None] = {}
+
+        def walk(node: Node) -> None:
+            for d in node.deps:
+                walk(d)
+                if d.kind in ("model", "dadv") and not d.name.startswith("heldout:"):
+                    seen.setdefault(d.name)
+
+        walk(self.model(variant))
+        return list(seen)
+
     def record_key(self, target: str, attack: str, source: int | None) -> str:
         src = self.blackbox_source(source).key if source else None
         return config_key({"target": self.model(target).key, "attack": attack, "source": src,

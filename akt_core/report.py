@@ -376,15 +376,19 @@ def plot_sweep(sweep: pd.DataFrame, dataset: str, axes=None):
 
 # ---- beyond the paper: the later methods side by side (records of ``robustness.require("compare")``) --
 #: what each compared model needs before it can be trained, in words (its training time excludes these)
-NEEDS_FIRST = {
-    "Res8(cln)": "nothing",
-    "Res8(adv)": "4 clean static models + D_adv",
-    "Res8(adv-trans)": "4 clean static models + D_adv + Res26(adv)",
-    "Res8(ard)": "Res26(adv) (so also the static models + D_adv)",
-    "Res8(rslad)": "Res26(adv) (so also the static models + D_adv)",
-    "Res8(sa-mdrad)": "3 clean static models (Res26/20/14)",
-    "Res8(peeraid)": "nothing (its Res26 peer trains in the same run)",
-}
+def trained_after(variant: str) -> str:
+    """The ``trained after`` cell of ``compare_table``: ``Experiment.prerequisites`` in words."""
+    from .graph import ALL_VARIANTS, Experiment
+    from .methods import get as get_method
+
+    method = get_method(ALL_VARIANTS[variant].method)
+    names = Experiment("synthetic", "smoke").prerequisites(variant)  # the graph's shape: the same for every dataset
+    statics = [n.split(":Res")[1] for n in names if n.startswith("static:")]
+    words = ([f"static Res{'/'.join(statics)} (clean)"] if statics else []) + [n for n in names if not n.startswith("static:")]
+    text = ", ".join(words) or "nothing"
+    if method.peer:
+        text += f" (its Res{method.params['peer_depth']} peer trains in the same run)"
+    return text
 
 
 def _compare_column(attack: str, source: str, eps_256: float) -> str:
@@ -411,7 +415,7 @@ def compare_table(df: pd.DataFrame) -> pd.DataFrame:
     wide = wide.reindex(columns=[c for c in order if c in wide.columns]).fillna("–")
     train = df.groupby("model")["train_s"].mean() if "train_s" in df else pd.Series(dtype=float)
     wide["train (min)"] = [f"{train[m] / 60:.1f}" if m in train and pd.notna(train[m]) else "–" for m in wide.index]
-    wide["trained after"] = [NEEDS_FIRST.get(m, "nothing (one multi-exit model)") for m in wide.index]
+    wide["trained after"] = [trained_after(m) for m in wide.index]
     return wide.loc[[m for m in COMPARE_TARGETS if m in wide.index]]
 
 

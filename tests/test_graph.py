@@ -470,3 +470,15 @@ def test_tiny_compare_and_exit_tables_show_the_stored_numbers(tiny):
     assert list(ex.index) == ["Res26(neo-kd)/exit1", "Res26(neo-kd)/exit3"]
     assert float(ex.loc["Res26(neo-kd)/exit1", "MMACs"]) < float(ex.loc["Res26(neo-kd)/exit3", "MMACs"])
     assert ex.loc["Res26(neo-kd)/exit3", "clean"] == table.loc["Res26(neo-kd)/exit3", "clean"]
+
+
+def test_prerequisites_walk_the_graph_and_leave_out_curve_only_models():
+    from akt_core import report
+
+    exp = G.Experiment("mnist", "smoke")
+    assert exp.prerequisites("Res8(adv-trans)") == [
+        "static:Res26", "static:Res20", "static:Res14", "static:Res8", "D_adv", "Res26(adv)"]
+    assert exp.prerequisites("Res8(sa-mdrad)") == ["static:Res26", "static:Res20", "static:Res14"]
+    assert exp.prerequisites("Res8(cln)") == [] == exp.prerequisites("Res26(neo-kd)/exit2")
+    assert report.trained_after("Res8(dist-cln)") == "static Res26 (clean)"
+    assert report.trained_after("Res8(peeraid)") == "nothing (its Res26 peer trains in the same run)"
