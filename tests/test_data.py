@@ -60,6 +60,13 @@ def test_subset_deterministic_sorted():
     assert s.subset(None) is s and s.subset(50) is s and s.subset(99) is s
 
 
+def test_smaller_subsets_are_nested_in_larger_ones():
+    """AutoAttack's images (profile.n_autoattack) are among PGD-20's (profile.n_whitebox): the book says so."""
+    s = _indexed_split()
+    small, large = set(s.subset(7).y.tolist()), set(s.subset(30).y.tolist())
+    assert small < large
+
+
 def test_subset_default_seed_is_zero():
     s = _indexed_split()
     assert torch.equal(s.subset(10).y, s.subset(10, seed=0).y)

@@ -190,8 +190,9 @@ if compared is not None:
                      f"({PROFILE.n_whitebox or 'all'} test images; AutoAttack on {PROFILE.n_autoattack or 'none'}). "
                      "`train (min)`: wall time of training that model alone, on the device its provenance "
                      "records (it does not record what else shared the machine: compare times as orders of "
-                     "magnitude); `trained after`: what must exist first. AutoAttack runs on fewer images than "
-                     "PGD-20 (a different subset), so within a few points the two are not comparable. A row "
+                     "magnitude); `trained after`: what must be trained first (from the experiment graph). "
+                     "AutoAttack's images are the first of PGD-20's (one fixed permutation of the test set), "
+                     "fewer of them, so within a few points the two columns are not comparable. A row "
                      "is missing where its model is not trained under this profile yet."))
     display(report.compare_table(compared))
     display(Markdown(report.compare_summary(compared)))'''
