@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="compute the results of a table group, the curves, all of them, "
                                      "or the white-box / eps-sweep evaluations beyond the paper")
     p.add_argument("what", help=f"one of: {', '.join(BUILD_CHOICES)}")
+    p.add_argument("--targets", nargs="+", default=None, metavar="MODEL",
+                   help=f"only these models' records ({', '.join(robustness.GROUPS)} only), e.g. 'Res8(adv-trans)'")
     _common(p)
     p = sub.add_parser("show", help="show the cache and the stored records")
     p.add_argument("--profile", default=None, help="only this profile's records")
@@ -85,8 +87,15 @@ def run(argv: list[str] | None = None) -> int:
             print(f"{args.variant} on {args.dataset} ({args.profile}, seed {seed}) is in the store")
         return 0
     graph.check_choice("result", args.what, BUILD_CHOICES)
-    fetch = robustness.require if args.what in robustness.GROUPS else graph.require
-    df = fetch(args.what, args.dataset, args.profile, args.seed, compute=True, blackbox=args.blackbox, **opts)
+    if args.what in robustness.GROUPS:
+        targets = tuple(args.targets) if args.targets else None
+        df = robustness.require(args.what, args.dataset, args.profile, args.seed, compute=True,
+                                blackbox=args.blackbox, targets=targets, **opts)
+    elif args.targets:
+        raise AktError(f"--targets applies to {', '.join(robustness.GROUPS)}, not to {args.what!r}")
+    else:
+        df = graph.require(args.what, args.dataset, args.profile, args.seed, compute=True, blackbox=args.blackbox,
+                           **opts)
     if "eps_256" in df:
         print(df.pivot_table(index="model", columns=["attack", "source", "eps_256"], values="accuracy").round(2).to_string())
     elif "accuracy" in df:

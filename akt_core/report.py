@@ -280,8 +280,17 @@ def whitebox_table(records: pd.DataFrame) -> pd.DataFrame:
     cell = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n": g.count()}).reset_index()
     cell["text"] = [f"{m:.2f}" + (f" ± {s:.2f}" if n > 1 else "") for m, s, n in zip(cell["mean"], cell["std"], cell["n"])]
     wide = cell.pivot(index="model", columns="column", values="text").fillna("–")
-    order = sorted(wide.columns, key=lambda c: (c.split(" @ ")[0] != "PGD-20", -_eps_value(c.split(" @ ")[1])))
-    return wide.loc[[v for v in VARIANTS if v in wide.index], order]
+    return wide.loc[[v for v in VARIANTS if v in wide.index], sorted(wide.columns, key=_whitebox_order)]
+
+
+#: white-box columns left to right: PGD-20 on all its images, then on AutoAttack's, then AutoAttack
+_WHITEBOX_RANK = {"PGD-20": 0, "PGD-20 (AA images)": 1, "AutoAttack": 2}
+
+
+def _whitebox_order(column: str) -> tuple:
+    """Sort key of an "attack @ eps" column: the larger eps first, then by ``_WHITEBOX_RANK``."""
+    attack, eps = column.split(" @ ")
+    return -_eps_value(eps), _WHITEBOX_RANK.get(attack, len(_WHITEBOX_RANK)), attack
 
 
 def _eps_words(eps_256: float) -> str:
@@ -409,8 +418,7 @@ def compare_table(df: pd.DataFrame) -> pd.DataFrame:
     cell = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n": g.count()}).reset_index()
     cell["text"] = [f"{m:.2f}" + (f" ± {s:.2f}" if n > 1 else "") for m, s, n in zip(cell["mean"], cell["std"], cell["n"])]
     wide = cell.pivot(index="model", columns="column", values="text")
-    white = sorted((c for c in wide.columns if " @ " in c),
-                   key=lambda c: (c.split(" @ ")[0] != "PGD-20", -_eps_value(c.split(" @ ")[1])))
+    white = sorted((c for c in wide.columns if " @ " in c), key=_whitebox_order)
     order = ["clean", *(f"{a} (transfer)" for a in ATTACK_COLUMNS), *white]
     wide = wide.reindex(columns=[c for c in order if c in wide.columns]).fillna("–")
     train = df.groupby("model")["train_s"].mean() if "train_s" in df else pd.Series(dtype=float)
@@ -443,32 +451,69 @@ def exit_table(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
 
 
 def compare_summary(df: pd.DataFrame) -> str:
-    """What the comparison says, in sentences computed from the records: for the paper's FGSM transfer
-    column and for white-box PGD-20 and AutoAttack at each eps, the best model, and which later methods
-    the paper's Res8(adv-trans) is ahead of on the mean over seeds (a single seed says nothing about
-    differences within its noise)."""
+    """What the comparison says, in sentences computed from the records: the clean accuracies; for the
+    paper's FGSM transfer column and for white-box PGD-20 and AutoAttack at each eps, the best model and
+    which later methods the paper's Res8(adv-trans) is ahead of on the mean over seeds (a single seed
+    says nothing about differences within its noise); AutoAttack against PGD-20 on the same images
+    (where both are stored); and how much of its clean accuracy each model
+    keeps under PGD-20 at 16/256, since a model that is barely trained keeps most of very little."""
+    paper_models = ("Res8(cln)", "Res8(adv)", "Res8(adv-trans)")
     cols = {"FGSM transfer": ("FGSM", "Res26", None), "PGD-20 @ 16/256": ("PGD-20", "white-box", 16.0),
             "PGD-20 @ 8/255": ("PGD-20", "white-box", 8 * 256 / 255),
             "AutoAttack @ 16/256": ("AutoAttack", "white-box", 16.0),
             "AutoAttack @ 8/255": ("AutoAttack", "white-box", 8 * 256 / 255)}
-    lines = []
-    for name, (attack, source, eps) in cols.items():
+
+    def means(attack: str, source: str, eps: float | None) -> pd.Series:
         sel = df[(df["attack"] == attack) & (df["source"] == source)]
         if eps is not None:
             sel = sel[(sel["eps_256"] - eps).abs() < 1e-3]
-        mean = sel.groupby("model")["accuracy"].mean()
+        return sel.groupby("model")["accuracy"].mean()
+
+    def span(values: pd.Series) -> str:
+        lo, hi = values.min(), values.max()
+        return f"{lo:.2f} %" if lo == hi else f"{lo:.2f}-{hi:.2f} %"
+
+    lines = []
+    clean = means("clean", "-", None)
+    later_clean = clean[[m for m in clean.index if m not in paper_models]]
+    if "Res8(adv-trans)" in clean and len(later_clean):
+        lines.append(f"- **clean**: Res8(adv-trans) {clean['Res8(adv-trans)']:.2f} %, the later methods "
+                     f"{span(later_clean)}.")
+    for name, key in cols.items():
+        mean = means(*key)
         if mean.empty:
             continue
         best = mean.idxmax()
         text = f"- **{name}**: best {best} ({mean[best]:.2f} %)"
-        later = [m for m in mean.index if m not in ("Res8(cln)", "Res8(adv)", "Res8(adv-trans)")]
+        later = [m for m in mean.index if m not in paper_models]
         if "Res8(adv-trans)" in mean and later:
             ours = mean["Res8(adv-trans)"]
             ahead = [m for m in later if ours > mean[m]]
             behind = [m for m in later if ours <= mean[m]]
-            text += (f"; Res8(adv-trans) ({ours:.2f} %) is ahead of {', '.join(ahead) or 'none'}"
-                     f" and not ahead of {', '.join(behind) or 'none'}")
+            if not behind:
+                verdict = f"ahead of every later method ({len(ahead)})"
+            elif not ahead:
+                verdict = f"level with or behind every later method ({len(behind)})"
+            else:
+                verdict = f"ahead of {', '.join(ahead)}; level with or behind {', '.join(behind)}"
+            text += f"; Res8(adv-trans) ({ours:.2f} %) is {verdict}"
         lines.append(text + ".")
+    for eps in (16.0, 8 * 256 / 255):
+        aa, ctl = means("AutoAttack", "white-box", eps), means("PGD-20 (AA images)", "white-box", eps)
+        both = aa.index.intersection(ctl.index)
+        if len(both):
+            gap = (aa[both] - ctl[both]).sort_values()
+            worst = gap.index[-1]
+            lines.append(f"- **AutoAttack against PGD-20 on the same images** ({_eps_words(eps)}): AutoAttack is lower "
+                         f"on {(gap < 0).sum()} of {len(gap)} models, equal on {(gap == 0).sum()}, higher on "
+                         f"{(gap > 0).sum()}" + (f" (at most {gap[worst]:+.2f} points, {worst})" if gap[worst] > 0 else "")
+                         + ".")
+    pgd = means(*cols["PGD-20 @ 16/256"])
+    kept = (100 * pgd / clean).dropna()
+    later_kept = kept[[m for m in kept.index if m not in paper_models]]
+    if "Res8(adv-trans)" in kept and len(later_kept):
+        lines.append(f"- **kept under PGD-20 @ 16/256** (its accuracy over clean accuracy): Res8(adv-trans) "
+                     f"{kept['Res8(adv-trans)']:.0f} %, the later methods {later_kept.min():.0f}-{later_kept.max():.0f} %.")
     return "\n".join(lines)
 
 

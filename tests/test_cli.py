@@ -39,6 +39,15 @@ def test_unknown_result_name(capsys, tmp_path):
     assert "'table5'" in err and "variants" in err and "curves" in err and "sweep" in err
 
 
+def test_unknown_target_and_targets_on_a_paper_table(capsys, tmp_path):
+    err = _fail(capsys, ["build", "compare", "--dataset", "synthetic", "--targets", "Res8(ard)", "Res9(x)",
+                         "--store", str(tmp_path)])
+    assert "'Res9(x)'" in err and "Res8(peeraid)" in err and "Res26(neo-kd)/exit2" in err
+    err = _fail(capsys, ["build", "variants", "--dataset", "synthetic", "--targets", "Res8(cln)", "--store", str(tmp_path)])
+    assert "--targets" in err and "'variants'" in err and "compare" in err
+    assert not (tmp_path / "cache").exists()
+
+
 def test_unknown_blackbox_and_device(capsys, tmp_path):
     err = _fail(capsys, ["build", "attacks", "--dataset", "synthetic", "--blackbox", "gray", "--store", str(tmp_path)])
     assert "'gray'" in err and "held-out" in err

@@ -438,7 +438,8 @@ def test_tiny_compare_joins_paper_records_whitebox_records_and_training_time(tin
     df = R.require("compare", "synthetic", "tiny", compute=True, store=tiny["store"], progress=False,
                    log=lambda m: None, targets=("Res8(adv-trans)", "Res8(sa-mdrad)"))
     assert set(df["model"]) == {"Res8(adv-trans)", "Res8(sa-mdrad)"}
-    aa = ["AutoAttack"] * 2 if tiny["profile"].n_autoattack else []  # one per eps (16/256 and 8/255)
+    n_aa = len(tiny["profile"].autoattack_eps) if tiny["profile"].n_autoattack else 0
+    aa = ["AutoAttack", R.PGD_ON_AA] * n_aa  # AutoAttack and PGD-20 on its images, per AutoAttack eps
     assert sorted(df.query("model == 'Res8(sa-mdrad)'")["attack"]) == sorted(
         ["clean", "FGSM", "I-FGSM", "Step-LL", "Iter-LL", "PGD-20", "PGD-20", *aa])
     runs = tiny["store"].read("tiny", "runs").set_index("key")["wall_s"]
@@ -461,7 +462,9 @@ def test_tiny_compare_and_exit_tables_show_the_stored_numbers(tiny):
     assert list(table.index) == list(targets)
     assert list(table.columns[:5]) == ["clean", "FGSM (transfer)", "I-FGSM (transfer)", "Step-LL (transfer)",
                                        "Iter-LL (transfer)"]
-    assert "PGD-20 @ 16/256" in table.columns and "PGD-20 @ 8/255" in table.columns
+    # white-box columns: larger eps first; PGD-20, then PGD-20 on AutoAttack's images, then AutoAttack
+    assert [c for c in table.columns if " @ " in c] == ["PGD-20 @ 16/256", "PGD-20 (AA images) @ 16/256",
+                                                        "AutoAttack @ 16/256", "PGD-20 @ 8/255"]
     rec = df.query("model == 'Res26(neo-kd)/exit1' and attack == 'PGD-20' and eps_256 == 16")["accuracy"].item()
     assert table.loc["Res26(neo-kd)/exit1", "PGD-20 @ 16/256"] == f"{rec:.2f}"
     train_s = df.loc[df["model"] == "Res8(adv-trans)", "train_s"].iloc[0]

@@ -24,7 +24,7 @@ def test_needs_cover_every_variant_attack_and_eps():
     aa = [n for n in R.needs("whitebox", "mnist", "reduced") if n.attack == "AutoAttack"]  # at 16/256 only
     assert len(aa) == len(G.RES8_VARIANTS) and {n.eps for n in aa} == {16 / 256}
     cmp = R.needs("compare", "cifar10", "reduced")
-    assert {n.target for n in cmp} == set(R.COMPARE_TARGETS) and len(cmp) == 3 * len(R.COMPARE_TARGETS)
+    assert {n.target for n in cmp} == set(R.COMPARE_TARGETS) and len(cmp) == 4 * len(R.COMPARE_TARGETS)  # PGD-20 x 2 eps, AA, PGD-20 on AA's
     sw = R.needs("sweep", "cifar10", "reduced")
     assert len(sw) == len(R.SWEEP_EPS_256) * len(G.VARIANTS) * 3
     assert {n.source for n in sw if n.attack in R.SWEEP_TRANSFER} == {26}
@@ -51,10 +51,10 @@ def robust(tiny_built):
 
 def test_records_complete_with_provenance(robust, tiny):
     wb, sw = robust["wb"], robust["sw"]
-    assert len(wb) == len(R.needs("whitebox", "synthetic", "tiny")) == 2 * (8 + 6)
+    assert len(wb) == len(R.needs("whitebox", "synthetic", "tiny")) == 2 * 8 + 6 + 6  # AA (+ control) at 16/256
     assert len(sw) == len(R.needs("sweep", "synthetic", "tiny"))
     assert (wb.loc[wb["attack"] == "PGD-20", "n_examples"] == 24).all()
-    assert (wb.loc[wb["attack"] == "AutoAttack", "n_examples"] == 8).all()
+    assert (wb.loc[wb["attack"].isin(["AutoAttack", R.PGD_ON_AA]), "n_examples"] == 8).all()
     for col in ("git_commit", "torch_version", "device", "dataset_variant", "seed", "train_images", "eps"):
         assert wb[col].notna().all()
     assert set(sw["source"]) == {"Res26", "white-box"}
@@ -70,14 +70,16 @@ def test_second_call_computes_nothing(robust, tiny):
     assert key(again).equals(key(robust["sw"]))
 
 
-def test_whitebox_record_recomputed_by_hand(robust, tiny):
-    """A stored PGD-20 record equals PGD-20 run again with the record's seed on the same images."""
+@pytest.mark.parametrize("attack,n", [("PGD-20", 24), (R.PGD_ON_AA, 8)])
+def test_whitebox_record_recomputed_by_hand(robust, tiny, attack, n):
+    """A stored PGD-20 record equals PGD-20 run again with the record's seed on the same images: all
+    ``n_whitebox`` of them, or, for the control beside AutoAttack, its first ``n_autoattack``."""
     exp = G.Experiment("synthetic", "tiny", 0, variant="generated")
     runner = G.Runner(G.Experiment("synthetic", "tiny", 0), tiny["store"], progress=False, log=lambda *a: None)
-    need = R.Need("Res8(adv-trans)", "PGD-20", None, 16 / 256)
+    need = R.Need("Res8(adv-trans)", attack, None, 16 / 256)
     row = robust["wb"].set_index("key").loc[R.record_key(exp, need)]
     model = runner.model(exp.model(need.target))
-    test = runner.test.subset(24)
+    test = runner.test.subset(n)
     from akt_core.evaluate import craft
 
     x_adv = craft(R.pgd20(int(R.record_key(exp, need)[:8], 16), torch.device("cpu")), model, test.x, test.y,
@@ -115,6 +117,7 @@ def test_missing_results_name_the_command(tmp_path):
         R.require("sweep", "mnist", "reduced", store=Store(tmp_path))
 
 
+@pytest.mark.slow  # torchattacks' Square spends its 5,000 queries on the images APGD and FAB leave (~20 s a call)
 def test_autoattack_contract(trained_model, synthetic_test_batch):
     """torchattacks' AutoAttack under our contract: eps-ball, [0, 1], model mode and RNG untouched,
     seeded, and on these 8 images at least as strong as PGD-20 (one image of slack)."""
@@ -135,6 +138,7 @@ def test_autoattack_contract(trained_model, synthetic_test_batch):
     assert correct(m, x_adv, y) <= correct(m, pgd_start, y) + 1  # AutoAttack is not weaker than PGD-20 here
 
 
+@pytest.mark.slow  # two full AutoAttack runs (~20 s each, Square's 5,000 queries)
 def test_autoattack_on_a_channels_last_model_matches_the_contiguous_one(trained_model, synthetic_test_batch):
     """The runner keeps models and images channels-last; torchattacks' FAB cannot reshape such
     gradients (.view), so ``autoattack`` runs a contiguous copy: same examples either way."""
@@ -182,3 +186,35 @@ def test_matching_eps_on_a_made_up_sweep():
     assert row["paper @ 16/256"] == 94.23
     assert row["eps/256: same attack, transfer"] == "23.1" and row["eps/256: PGD-20 white-box"] == "<8"
     assert got.loc[("Res8(adv)", "I-FGSM"), "eps/256: same attack, transfer"] == "missing"
+
+
+def test_compare_summary_on_made_up_records():
+    """Res8(adv-trans): clean 80, PGD-20 @ 16/256 20 (keeps 25 %); ARD: clean 60, PGD 30 (keeps 50 %);
+    RSLAD: clean 40, PGD 10 (keeps 25 %), over two seeds whose means are those values."""
+    import pandas as pd
+
+    from akt_core.report import compare_summary
+
+    rows = []
+    for seed, d in ((0, -1.0), (1, 1.0)):  # the seeds straddle the mean by +-1
+        for model, clean, fgsm, pgd in (("Res8(adv-trans)", 80, 70, 20), ("Res8(ard)", 60, 65, 30),
+                                        ("Res8(rslad)", 40, 35, 10)):
+            rows += [(model, seed, "clean", "-", 0.0, clean + d), (model, seed, "FGSM", "Res26", 16.0, fgsm + d),
+                     (model, seed, "PGD-20", "white-box", 16.0, pgd + d)]
+    # AutoAttack and PGD-20 on its images: AA 2 points below on ARD, equal on RSLAD, 3 above on ours
+    for model, aa, ctl in (("Res8(adv-trans)", 23, 20), ("Res8(ard)", 28, 30), ("Res8(rslad)", 10, 10)):
+        rows += [(model, 0, "AutoAttack", "white-box", 16.0, aa), (model, 0, R.PGD_ON_AA, "white-box", 16.0, ctl)]
+    df = pd.DataFrame(rows, columns=["model", "seed", "attack", "source", "eps_256", "accuracy"])
+    lines = compare_summary(df).splitlines()
+    assert lines == [
+        "- **clean**: Res8(adv-trans) 80.00 %, the later methods 40.00-60.00 %.",
+        "- **FGSM transfer**: best Res8(adv-trans) (70.00 %); Res8(adv-trans) (70.00 %) is ahead of every later method (2).",
+        "- **PGD-20 @ 16/256**: best Res8(ard) (30.00 %); Res8(adv-trans) (20.00 %) is ahead of Res8(rslad); "
+        "level with or behind Res8(ard).",
+        "- **AutoAttack @ 16/256**: best Res8(ard) (28.00 %); Res8(adv-trans) (23.00 %) is ahead of Res8(rslad); "
+        "level with or behind Res8(ard).",
+        "- **AutoAttack against PGD-20 on the same images** (16/256): AutoAttack is lower on 1 of 3 models, "
+        "equal on 1, higher on 1 (at most +3.00 points, Res8(adv-trans)).",
+        "- **kept under PGD-20 @ 16/256** (its accuracy over clean accuracy): Res8(adv-trans) 25 %, the later "
+        "methods 25-50 %.",
+    ]

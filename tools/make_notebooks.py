@@ -156,8 +156,10 @@ if whitebox is not None:
                      f"*{report.label(whitebox)}*\\n\\n"
                      "Each model attacked on itself. PGD-20: uniform random start, step eps/4, 20 steps. "
                      "AutoAttack: torchattacks' standard version (APGD-CE, APGD-T, FAB-T with 10 steps, "
-                     "Square with 5,000 queries, seed 0); a dash where this profile does not run it "
-                     f"(`n_autoattack` = {PROFILE.n_autoattack})."))
+                     "Square with 5,000 queries, seed 0) on the first "
+                     f"{PROFILE.n_autoattack} of PGD-20's images; `PGD-20 (AA images)`: PGD-20 on exactly those, "
+                     "the column to hold AutoAttack against. A dash: this profile does not run it "
+                     f"(`n_autoattack` = {PROFILE.n_autoattack}), or it is not computed for that model yet."))
     display(report.whitebox_table(whitebox))'''
 
 SWEEP = '''\
@@ -191,9 +193,10 @@ if compared is not None:
                      "`train (min)`: wall time of training that model alone, on the device its provenance "
                      "records (it does not record what else shared the machine: compare times as orders of "
                      "magnitude); `trained after`: what must be trained first (from the experiment graph). "
-                     "AutoAttack's images are the first of PGD-20's (one fixed permutation of the test set), "
-                     "fewer of them, so within a few points the two columns are not comparable. A row "
-                     "is missing where its model is not trained under this profile yet."))
+                     "AutoAttack's images are the first of PGD-20's (one fixed permutation of the test set); "
+                     "`PGD-20 (AA images)` is PGD-20 on exactly those, the column to hold AutoAttack against. "
+                     "A row is missing where its model is not trained under this profile yet; a dash, where "
+                     "that record is not computed yet."))
     display(report.compare_table(compared))
     display(Markdown(report.compare_summary(compared)))'''
 
