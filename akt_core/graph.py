@@ -253,13 +253,18 @@ def git_commit() -> str:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
+    # float results differ between CPUs that torch runs with different kernels (AVX2, AVX512): name them
+    kernels = torch.backends.cpu.get_cpu_capability()
+    name, family = platform.processor() or platform.machine(), ""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"cpu: {line.split(':', 1)[1].strip()} x{torch.get_num_threads()} threads"
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines()[:30] if ":" in line)
+        info = {k.strip(): v.strip() for k, v in info.items()}
+        name = info.get("model name", name)
+        if "cpu family" in info and "model" in info:
+            family = f"family {info['cpu family']} model {info['model']}, "
     except OSError:
         pass
-    return f"cpu: {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
+    return f"cpu: {name} ({family}{kernels}) x{torch.get_num_threads()} threads"
 
 
 def resolve_device(device: str | None) -> torch.device:

@@ -485,3 +485,31 @@ def test_prerequisites_walk_the_graph_and_leave_out_curve_only_models():
     assert exp.prerequisites("Res8(cln)") == [] == exp.prerequisites("Res26(neo-kd)/exit2")
     assert report.trained_after("Res8(dist-cln)") == "static Res26 (clean)"
     assert report.trained_after("Res8(peeraid)") == "nothing (its Res26 peer trains in the same run)"
+
+
+def test_reruns_are_joined_to_the_published_records_by_key(tmp_path):
+    """A rerun store holding two of three published keys (one moved by +2.5 points, one by -0.25) and a
+    key the published store lacks: the table and sentence show exactly the joined pairs."""
+    import pandas as pd
+
+    from akt_core import report
+    from akt_core.store import Store
+
+    cols = ["key", "dataset", "model", "attack", "source", "accuracy"]
+    pub = [("k1", "mnist", "Res8(cln)", "FGSM", "Res26", 60.0), ("k2", "mnist", "Res8(cln)", "clean", "-", 98.0),
+           ("k3", "mnist", "Res8(adv)", "FGSM", "Res14", 90.0), ("k4", "cifar10", "Res8(cln)", "clean", "-", 60.0)]
+    again = [("k1", "mnist", "Res8(cln)", "FGSM", "Res26", 62.5), ("k3", "mnist", "Res8(adv)", "FGSM", "Res14", 89.75),
+             ("k9", "mnist", "Res8(adv)", "clean", "-", 97.0)]
+    store = Store(tmp_path)
+    store.append("reduced", "records", [dict(zip(cols, r)) for r in pub], unique=("key",))
+    Store(tmp_path / "reruns" / "other-cpu").append("reduced", "records", [dict(zip(cols, r)) for r in again],
+                                                     unique=("key",))
+    spread = report.reruns("mnist", "reduced", store)
+    assert sorted(spread["delta"]) == [-0.25, 2.5] and set(spread["rerun"]) == {"other-cpu"}
+    table = report.rerun_table(spread, "other-cpu")  # Tables 2-4 cells only: k3 (from a Res14) is left out
+    assert table.to_dict() == {"FGSM": {"Res8(cln)": "60.00 / 62.50 (+2.50)"}}
+    assert report.rerun_summary(spread, "other-cpu") == (
+        "2 records recomputed (every table of this dataset). Absolute difference: median 1.38 points; more "
+        "than 1 point for 1 of the 2; largest +2.50 points (Res8(cln), FGSM from the Res26: 60.00 % "
+        "published, 62.50 % again).")
+    assert len(report.reruns("cifar10", "reduced", store)) == 0

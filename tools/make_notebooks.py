@@ -221,11 +221,27 @@ if compared is not None:
         display(exits)'''
 
 
+RERUN = '''\
+spread = report.reruns(dataset, profile)
+display(Markdown(f"### How far does a rerun move these numbers? ({dataset}, {PROFILE.label_for(dataset)})\\n\\n"
+                 "The same configurations and seed recomputed from scratch on another machine (held-out "
+                 "black-box sources retrained too): float-level differences between CPUs grow through "
+                 "training. Each cell: published / rerun (difference in points). Such a difference is what "
+                 "chance alone does to one run's number: read the paper's claims, and ours, against it."))
+if len(spread):
+    for name in sorted(set(spread["rerun"])):
+        display(Markdown(f"Rerun `{name}` (`data/reruns/{name}/README.md`): " + report.rerun_summary(spread, name)))
+        display(report.rerun_table(spread, name))
+else:
+    display(Markdown("**No rerun of this dataset is stored** under this profile (`data/reruns/`)."))'''
+
+
 def main() -> None:
     HERE.mkdir(exist_ok=True)
     for group, stem in TABLE_FILES.items():
         nb = notebook(f"{stem.split('_', 1)[0].title()} {stem.split('_')[1]}-{stem.split('_')[2]}: "
-                      f"{group}", TABLE_INTRO[group], DEFAULT_DATASET, [TABLE.format(group=group), PLOT, CLAIMS])
+                      f"{group}", TABLE_INTRO[group], DEFAULT_DATASET,
+                      [TABLE.format(group=group), PLOT, CLAIMS] + ([RERUN] if group == "variants" else []))
         nb.cells[0].source = f"# Tables {stem.split('_')[1]}-{stem.split('_')[2]}\n\n{TABLE_INTRO[group]}"
         nbf.write(nb, HERE / f"{stem}.ipynb")
     nb = notebook("Figures 3-4: convergence of the compact model",
