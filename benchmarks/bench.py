@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from akt_core import attacks, data, graph, methods, profiles
-from akt_core.models import resnet
+from akt_core.models import MultiExitResNet, resnet
 from akt_core.store import Store
 from akt_core.train import TrainInputs, train_model
 
@@ -40,10 +40,15 @@ def training_throughput(n: int = 1024, batch: int = 128) -> list[dict]:
                 inp.dadv_sign = torch.randint(-1, 2, (4, n, 3, 32, 32), dtype=torch.int8, generator=g)
             if m.live_teacher:  # ARD, RSLAD: a Res26 teacher runs on every batch
                 inp.teacher_model = resnet(26, 10, 3, spec.mean, spec.std).eval()
+            elif m.static_teachers:  # SA-MDRAD-style: cached logits of several clean teachers, (n, M, K)
+                inp.teacher = torch.randn(n, len(m.static_teachers), 10, generator=g)
             elif m.teacher:
                 inp.teacher = torch.randn(n, 10, generator=g)
                 inp.teacher_adv = torch.randn(4, n, 10, generator=g)
-            model = resnet(depth, 10, 3, spec.mean, spec.std)
+            if m.peer:  # PeerAiD: the peer trains in the same loop
+                inp.peer_model = resnet(m.params["peer_depth"], 10, 3, spec.mean, spec.std)
+            net = MultiExitResNet if m.multi_exit else resnet  # NEO-KD: an exit after each stage
+            model = net(depth, 10, 3, spec.mean, spec.std)
             res = train_model(model, m, m.params, cfg, inp, seed=0, progress=False)
             rows.append({"depth": depth, "method": name, "images_per_s": round(res.images_per_s, 1)})
             print(f"  train Res{depth:<2d} {name:10s} {res.images_per_s:8.1f} images/s", flush=True)
