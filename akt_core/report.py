@@ -15,6 +15,7 @@ import pandas as pd
 
 from . import profiles as profiles_mod
 from .graph import GROUPS, TABLES, TableSpec
+from .robustness import PGD_ON_AA
 
 PAPER_CSV = Path(__file__).resolve().parent.parent / "data" / "paper_tables.csv"
 ATTACK_COLUMNS = ("FGSM", "I-FGSM", "Step-LL", "Iter-LL")
@@ -284,7 +285,7 @@ def whitebox_table(records: pd.DataFrame) -> pd.DataFrame:
 
 
 #: white-box columns left to right: PGD-20 on all its images, then on AutoAttack's, then AutoAttack
-_WHITEBOX_RANK = {"PGD-20": 0, "PGD-20 (AA images)": 1, "AutoAttack": 2}
+_WHITEBOX_RANK = {"PGD-20": 0, PGD_ON_AA: 1, "AutoAttack": 2}
 
 
 def _whitebox_order(column: str) -> tuple:
@@ -499,7 +500,7 @@ def compare_summary(df: pd.DataFrame) -> str:
             text += f"; Res8(adv-trans) ({ours:.2f} %) is {verdict}"
         lines.append(text + ".")
     for eps in (16.0, 8 * 256 / 255):
-        aa, ctl = means("AutoAttack", "white-box", eps), means("PGD-20 (AA images)", "white-box", eps)
+        aa, ctl = means("AutoAttack", "white-box", eps), means(PGD_ON_AA, "white-box", eps)
         both = aa.index.intersection(ctl.index)
         if len(both):
             gap = (aa[both] - ctl[both]).sort_values()

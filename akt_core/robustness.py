@@ -15,8 +15,8 @@ tables (records go to ``robustness.csv`` beside ``records.csv``):
 
 White-box attacks run on ``profile.n_whitebox`` test images (AutoAttack on ``profile.n_autoattack``;
 0 skips it), a fixed random subset shared by every target; AutoAttack's images are the first of
-PGD-20's, and PGD-20 runs once more on exactly those (``PGD_ON_AA``), so the two compare like for like. PGD's random start is seeded per
-(record, seed), so a record is a pure function of its key.
+PGD-20's, and PGD-20 runs once more on exactly those (``PGD_ON_AA``), so the two compare like for
+like. PGD's random start is seeded per (record, seed), so a record is a pure function of its key.
 """
 from __future__ import annotations
 
