@@ -15,7 +15,8 @@ import pandas as pd
 
 from . import profiles as profiles_mod
 from .graph import GROUPS, TABLES, TableSpec
-from .robustness import PGD_ON_AA
+from . import robustness
+from .robustness import COMPARE_TARGETS, PGD_ON_AA, WHITEBOX_EPS
 
 PAPER_CSV = Path(__file__).resolve().parent.parent / "data" / "paper_tables.csv"
 ATTACK_COLUMNS = ("FGSM", "I-FGSM", "Step-LL", "Iter-LL")
@@ -261,8 +262,6 @@ def stored(what: str, dataset: str, profile: str, seeds=(0,), **kwargs) -> pd.Da
     from . import AktError
     from .graph import require
 
-    from . import robustness
-
     fetch = robustness.require if what in robustness.GROUPS else require
     try:
         return fetch(what, dataset, profile, seeds, progress=False, **kwargs)
@@ -412,8 +411,6 @@ def _compare_column(attack: str, source: str, eps_256: float) -> str:
 def compare_table(df: pd.DataFrame) -> pd.DataFrame:
     """Compared models x (clean, the paper's four transfer attacks from the held-out Res26, white-box
     PGD-20 / AutoAttack at 16/256 and 8/255, training time): accuracy in % (mean ± std over seeds)."""
-    from .robustness import COMPARE_TARGETS
-
     df = df.assign(column=[_compare_column(a, s, e) for a, s, e in zip(df["attack"], df["source"], df["eps_256"])])
     g = df.groupby(["model", "column"])["accuracy"]
     cell = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n": g.count()}).reset_index()
@@ -459,10 +456,9 @@ def compare_summary(df: pd.DataFrame) -> str:
     (where both are stored); and how much of its clean accuracy each model
     keeps under PGD-20 at 16/256, since a model that is barely trained keeps most of very little."""
     paper_models = ("Res8(cln)", "Res8(adv)", "Res8(adv-trans)")
-    cols = {"FGSM transfer": ("FGSM", "Res26", None), "PGD-20 @ 16/256": ("PGD-20", "white-box", 16.0),
-            "PGD-20 @ 8/255": ("PGD-20", "white-box", 8 * 256 / 255),
-            "AutoAttack @ 16/256": ("AutoAttack", "white-box", 16.0),
-            "AutoAttack @ 8/255": ("AutoAttack", "white-box", 8 * 256 / 255)}
+    white_eps = {words: eps * 256 for words, eps in WHITEBOX_EPS.items()}  # in 1/256, as records' eps_256
+    cols = {"FGSM transfer": ("FGSM", "Res26", None),
+            **{f"{a} @ {w}": (a, "white-box", e) for a in ("PGD-20", "AutoAttack") for w, e in white_eps.items()}}
 
     def means(attack: str, source: str, eps: float | None) -> pd.Series:
         sel = df[(df["attack"] == attack) & (df["source"] == source)]
@@ -499,7 +495,7 @@ def compare_summary(df: pd.DataFrame) -> str:
                 verdict = f"ahead of {', '.join(ahead)}; level with or behind {', '.join(behind)}"
             text += f"; Res8(adv-trans) ({ours:.2f} %) is {verdict}"
         lines.append(text + ".")
-    for eps in (16.0, 8 * 256 / 255):
+    for eps in white_eps.values():
         aa, ctl = means("AutoAttack", "white-box", eps), means(PGD_ON_AA, "white-box", eps)
         both = aa.index.intersection(ctl.index)
         if len(both):
@@ -522,8 +518,6 @@ def plot_compare(df: pd.DataFrame, ax=None):
     """Clean accuracy against robust accuracy, one point per model and one panel per attack: the paper's
     FGSM transfer and white-box PGD-20 at 16/256 (upper right is better)."""
     import matplotlib.pyplot as plt
-
-    from .robustness import COMPARE_TARGETS
 
     panels = (("FGSM", "Res26", None, "FGSM transfer from the held-out Res26"),
               ("PGD-20", "white-box", 16.0, "white-box PGD-20 @ 16/256"))
@@ -561,9 +555,9 @@ def reruns(dataset: str, profile: str, store=None) -> pd.DataFrame:
     store = store or Store()
     pub = store.read(profile, "records")
     out = []
-    for root in sorted(p for p in (store.root / RERUNS).glob("*") if p.is_dir()):
+    for root in sorted(p for p in (store.root / RERUNS).glob("*") if p.is_dir() and len(pub)):
         again = Store(root).read(profile, "records")
-        if not len(again) or not len(pub):
+        if not len(again):
             continue
         m = pub[pub["dataset"] == dataset].merge(again[["key", "accuracy"]], on="key", suffixes=("", "_again"))
         out.append(pd.DataFrame({"rerun": root.name, "model": m["model"], "attack": m["attack"],
