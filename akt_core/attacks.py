@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import AktError
+from .data import to_device
 
 EPS = 16 / 256  #: the paper's L-inf budget on [0, 1] images
 STEPS = 5  #: iterations of I-FGSM and Iter-LL (Tables 8-10)
@@ -125,8 +126,8 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS,
     x = x.detach()
     start = x
     if random_start:
-        noise = torch.rand(x.shape, generator=generator, device="cpu" if generator is None
-                           else generator.device, dtype=x.dtype).to(x.device)
+        noise = to_device(torch.rand(x.shape, generator=generator, device="cpu" if generator is None
+                                     else generator.device, dtype=x.dtype), x.device)
         start = (x + (2 * noise - 1) * eps).clamp(0.0, 1.0)
     return _iterate(model, x, y, eps, alpha, steps, +1.0, start, eval_mode)
 
@@ -139,8 +140,8 @@ def pgd_exits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = E
     _check(x, eps, steps)
     alpha = eps / 4 if alpha is None else alpha
     x = x.detach()
-    noise = torch.rand(x.shape, generator=generator, device="cpu" if generator is None else generator.device,
-                       dtype=x.dtype).to(x.device)
+    noise = to_device(torch.rand(x.shape, generator=generator, device="cpu" if generator is None
+                                 else generator.device, dtype=x.dtype), x.device)
     lo, hi = (x - eps).clamp_(min=0.0), (x + eps).clamp_(max=1.0)
     x_adv = torch.minimum(torch.maximum(x + (2 * noise - 1) * eps, lo), hi)
     with attack_mode(model), torch.enable_grad():
@@ -164,7 +165,7 @@ def pgd_kl(model: nn.Module, x: torch.Tensor, target_probs: torch.Tensor, eps: f
     alpha = eps / 4 if alpha is None else alpha
     x = x.detach()
     gen_device = "cpu" if generator is None else generator.device
-    noise = torch.randn(x.shape, generator=generator, device=gen_device, dtype=x.dtype).to(x.device)
+    noise = to_device(torch.randn(x.shape, generator=generator, device=gen_device, dtype=x.dtype), x.device)
     lo, hi = (x - eps).clamp_(min=0.0), (x + eps).clamp_(max=1.0)
     x_adv = torch.minimum(torch.maximum(x + init_std * noise, lo), hi)
     target_probs = target_probs.detach()

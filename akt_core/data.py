@@ -219,6 +219,15 @@ def prepare(source: str | Path, root: str | Path | None = None,
     return root
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` (drawn on the CPU) on ``device`` without stalling the host: a plain copy to a GPU waits
+    for all queued GPU work first, so a copy per training step would serialise CPU and GPU. Pinned
+    memory lets the copy queue behind that work instead. Same values either way."""
+    if torch.device(device).type != "cuda" or t.device.type != "cpu":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def to_float(x: torch.Tensor) -> torch.Tensor:
     """uint8 images -> float32 in [0, 1]."""
     return x.float().div_(255)
@@ -231,9 +240,9 @@ def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.
     CPU, so the same seed gives the same crops on every device).
     """
     n, c, h, w = x.shape
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
-    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    dy = to_device(torch.randint(0, 2 * pad + 1, (n,), generator=generator), x.device)
+    dx = to_device(torch.randint(0, 2 * pad + 1, (n,), generator=generator), x.device)
+    flip = to_device(torch.rand(n, generator=generator) < 0.5, x.device)
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     rows = (dy.view(n, 1) + torch.arange(h, device=x.device)).view(n, 1, h, 1)
     cols = dx.view(n, 1) + torch.arange(w, device=x.device)

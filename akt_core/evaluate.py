@@ -11,10 +11,23 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from .data import to_float
+from .data import to_device, to_float
+
+
+#: Layout of images and weights: channels-last (NHWC), which cuDNN's convolutions prefer on the GPU.
+#: It changes no value on the CPU; ``benchmarks/gpu.py`` measures it against NCHW on the GPU.
+MEMORY_FORMAT = torch.channels_last
+
+
+def layout(t: torch.Tensor | nn.Module):
+    """``t`` (a batch of images or a model) in ``MEMORY_FORMAT``."""
+    if isinstance(t, nn.Module):
+        return t.to(memory_format=MEMORY_FORMAT)
+    return t.contiguous(memory_format=MEMORY_FORMAT)
 
 
 def _autocast(device: torch.device, amp: bool):
+    """bf16 autocast where ``amp`` and on a GPU; a no-op on the CPU (results there stay float32)."""
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
 
 
@@ -26,10 +39,10 @@ def logits(model: nn.Module, x: torch.Tensor, batch_size: int = 500, amp: bool =
     out = []
     device = next(model.parameters()).device
     for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size].to(device)
+        xb = to_device(x[i:i + batch_size], device)
         xb = to_float(xb) if xb.dtype == torch.uint8 else xb
         with _autocast(device, amp):
-            out.append(model(xb.contiguous(memory_format=torch.channels_last)).float())
+            out.append(model(layout(xb)).float())
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0)
 
@@ -53,10 +66,10 @@ def craft(attack: Callable[[nn.Module, torch.Tensor, torch.Tensor, float], torch
     device = next(source.parameters()).device
     out = []
     for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size].to(device)
+        xb = to_device(x[i:i + batch_size], device)
         xb = to_float(xb) if xb.dtype == torch.uint8 else xb
-        out.append(attack(source, xb.contiguous(memory_format=torch.channels_last),
-                          y[i:i + batch_size].to(device), eps))
+        out.append(attack(source, layout(xb),
+                          to_device(y[i:i + batch_size], device), eps))
         if progress:
             progress(len(xb))
     return torch.cat(out)

@@ -15,6 +15,7 @@ dependencies' keys (``store.config_key``); ``require`` builds only what the stor
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import time
@@ -31,7 +32,7 @@ from . import data as data_mod
 from . import methods as methods_mod
 from . import profiles as profiles_mod
 from .attacks import ATTACKS, EPS, fgsm
-from .evaluate import correct, craft, logits
+from .evaluate import correct, craft, layout, logits
 from .models import ExitView, MultiExitResNet, resnet
 from .store import Store, config_key
 from .train import TrainInputs, train_model
@@ -239,6 +240,10 @@ def exit_field(variant: str) -> dict:
 
 # ---- provenance ------------------------------------------------------------------------------
 def git_commit() -> str:
+    """The checkout's commit (``-dirty`` with uncommitted changes); ``$AKT_GIT_COMMIT`` where the code
+    runs from a copy without git history (a GPU machine that receives only the working tree)."""
+    if os.environ.get("AKT_GIT_COMMIT"):
+        return os.environ["AKT_GIT_COMMIT"]
     try:
         root = Path(__file__).resolve().parent.parent
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
@@ -250,9 +255,11 @@ def git_commit() -> str:
         return "unknown"
 
 
-def device_name(device: torch.device) -> str:
+def device_name(device: torch.device, amp: bool = False) -> str:
+    """The device in words; on a GPU also whether bf16 autocast was on (results differ beyond
+    float32 rounding, see ``benchmarks/gpu.py``)."""
     if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
+        return torch.cuda.get_device_name(device) + (", bf16 autocast" if amp else ", fp32/tf32")
     # float results differ between CPUs that torch runs with different kernels (AVX2, AVX512): name them
     kernels = torch.backends.cpu.get_cpu_capability()
     name, family = platform.processor() or platform.machine(), ""
@@ -283,10 +290,11 @@ class Runner:
 
     def __init__(self, exp: Experiment, store: Store | None = None, data_root: str | Path | None = None,
                  device: str | None = None, download: bool = False, progress: bool = True,
-                 log=print) -> None:
+                 log=print, amp: bool | None = None) -> None:
         self.store = store or Store()
         self.device = resolve_device(device)
-        self.amp = self.device.type == "cuda"
+        #: bf16 autocast on the GPU unless asked otherwise (``--fp32``); never on the CPU
+        self.amp = self.device.type == "cuda" if amp is None else amp and self.device.type == "cuda"
         self.progress, self.log = progress, log
         prof = profiles_mod.get(exp.profile)
         train = data_mod.load(exp.dataset, "train", data_root, download).subset(
@@ -306,7 +314,7 @@ class Runner:
         return {"profile": e.profile, "dataset": e.dataset, "dataset_variant": e.variant, "seed": e.seed,
                 "blackbox": e.blackbox, "train_images": len(self.train), "epochs": e.prof.epochs_for(e.dataset),
                 "batch_size": e.prof.batch_size, "results_version": RESULTS_VERSION, "git_commit": self.commit,
-                "torch_version": torch.__version__, "device": device_name(self.device), **extra}
+                "torch_version": torch.__version__, "device": device_name(self.device, self.amp), **extra}
 
     def _new_model(self, depth: int, multi_exit: bool = False) -> torch.nn.Module:
         s = self.spec
@@ -330,7 +338,7 @@ class Runner:
             state = self._train(node)
         m = self._new_model(node.config["depth"], methods_mod.get(node.config["method"]).multi_exit)
         m.load_state_dict(state)
-        m = m.to(self.device).to(memory_format=torch.channels_last).eval()
+        m = layout(m.to(self.device)).eval()
         self._models[node.key] = m
         return m
 
@@ -531,13 +539,14 @@ def select_stored(df: pd.DataFrame, what: str, dataset: str, profile: str, seeds
 def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = False,
             store: Store | None = None, data_root: str | Path | None = None, device: str | None = None,
             blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print,
-            dataset_variant: str | None = None) -> pd.DataFrame:
+            dataset_variant: str | None = None, amp: bool | None = None) -> pd.DataFrame:
     """Records (tables) or per-epoch curves (figures) for ``what`` on ``dataset`` under ``profile``.
 
     ``what`` is a table group (``variants``, ``sources``, ``attacks``), ``curves`` (Figs. 3-4) or
     ``all``. With ``compute=False`` only stored results are read (the book's mode: it never trains);
     with ``compute=True`` whatever the store lacks is built, and nothing else. Results of different
     dataset variants (e.g. lossless vs jpeg75) are never mixed: pass ``dataset_variant`` to choose.
+    ``amp``: bf16 autocast on a GPU (default: on there; ``Runner``).
     """
     check_choice("result", what, (*GROUPS, "curves", "all"))
     data_mod.spec(dataset)
@@ -549,7 +558,7 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
     if compute:
         for seed in seeds:
             runner = Runner(Experiment(dataset, profile, seed, blackbox=blackbox), store, data_root, device,
-                            download, progress, log)
+                            download, progress, log, amp)
             needs = [n for g in groups for n in table_needs(table_for(g, dataset))]
             if needs:
                 runner.evaluate(needs)

@@ -184,7 +184,8 @@ def evaluate(runner: Runner, todo: list[Need]) -> pd.DataFrame:
 def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = False,
             store: Store | None = None, data_root: str | Path | None = None, device: str | None = None,
             blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print,
-            dataset_variant: str | None = None, targets: tuple[str, ...] | None = None) -> pd.DataFrame:
+            dataset_variant: str | None = None, targets: tuple[str, ...] | None = None,
+            amp: bool | None = None) -> pd.DataFrame:
     """Stored robustness records of ``what`` (``whitebox``, ``sweep`` or ``compare``), or only those of
     ``targets``; with ``compute=True`` the missing ones are built first (as ``graph.require`` does for
     the paper's tables).
@@ -203,7 +204,7 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
     if compute:
         for seed in seeds:
             runner = Runner(Experiment(dataset, profile, seed, blackbox=blackbox), store, data_root, device,
-                            download, progress, log)
+                            download, progress, log, amp)
             if paper:
                 runner.evaluate(paper)
             evaluate(runner, todo)

@@ -17,8 +17,8 @@ import torch
 import torch.nn as nn
 
 from .attacks import fgsm
-from .data import Split, augment, batches, to_float
-from .evaluate import _autocast, accuracy, logits
+from .data import Split, augment, batches, to_device, to_float
+from .evaluate import _autocast, accuracy, layout, logits
 from .methods import SOURCE_CHOICES, Method, StepBatch
 from .store import atomic_torch_save
 
@@ -60,7 +60,7 @@ def lr_at(step: int, total: int, base: float, milestones: list[float]) -> float:
 def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs, idx: torch.Tensor,
                 epoch: int, g: torch.Generator, amp: bool) -> StepBatch:
     dev = inp.train.x.device
-    idx = idx.to(dev)
+    idx = to_device(idx, dev)
     n_adv = int(len(idx) * method.adv_share)
     cidx, aidx = idx[: len(idx) - n_adv], idx[len(idx) - n_adv:]
     aug = (lambda t: augment(t, g)) if inp.augment else (lambda t: t)
@@ -74,7 +74,7 @@ def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs
         elif method.static_teachers:  # cached logits of the clean images, (n, M, K) for M static teachers
             b.t = inp.teacher[cidx]
         if method.multi_exit:  # NEO-KD: allot the classes to exits at random, afresh every step (EOKD)
-            b.class_exit = (torch.randperm(model.num_classes, generator=g) % model.n_exits).to(dev)
+            b.class_exit = to_device(torch.randperm(model.num_classes, generator=g) % model.n_exits, dev)
         with _autocast(dev, amp):
             b.x_adv = method.inner(model, b, params, inp.eps, g)
         b.y_adv = b.y
@@ -90,7 +90,7 @@ def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs
         return b
     n_src = inp.dadv_sign.shape[0]
     if params["source_choice"] == "random":
-        src = torch.randint(n_src, (n_adv,), generator=g).to(dev)
+        src = to_device(torch.randint(n_src, (n_adv,), generator=g), dev)
     else:
         src = torch.full((n_adv,), epoch % n_src, device=dev)
     b.x_adv = aug(dadv_images(inp.train.x[aidx], inp.dadv_sign[src, aidx], inp.eps))
@@ -119,10 +119,10 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
     dev = inp.train.x.device
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    model = model.to(dev).to(memory_format=torch.channels_last)
+    model = layout(model.to(dev))
     trained = [model]  # the model, and a peer trained with it (same optimiser, schedule and weight decay)
     if method.peer:
-        inp.peer_model = inp.peer_model.to(dev).to(memory_format=torch.channels_last)
+        inp.peer_model = layout(inp.peer_model.to(dev))
         trained.append(inp.peer_model)
     decay, no_decay = [], []
     for p in (p for m in trained for p in m.parameters()):
@@ -156,9 +156,9 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, cfg["lr"], cfg["lr_milestones"])
             b = _make_batch(model, method, params, inp, idx, epoch, g, amp)
-            b.x = b.x.contiguous(memory_format=torch.channels_last)
+            b.x = layout(b.x)
             if b.x_adv is not None:
-                b.x_adv = b.x_adv.contiguous(memory_format=torch.channels_last)
+                b.x_adv = layout(b.x_adv)
             with _autocast(dev, amp):
                 loss = method.loss(model, b, params)
             opt.zero_grad(set_to_none=True)

@@ -26,30 +26,46 @@ from akt_core.store import Store
 from akt_core.train import TrainInputs, train_model
 
 
-def training_throughput(n: int = 1024, batch: int = 128) -> list[dict]:
-    spec = data.spec("cifar10")
+def method_inputs(m: methods.Method, x: torch.Tensor, y: torch.Tensor, spec: data.DatasetSpec,
+                  g: torch.Generator) -> TrainInputs:
+    """Training inputs for method ``m`` on images ``x`` (on any device), with random stand-ins for
+    what it reads from other models (D_adv signs, teacher logits, a live teacher, a peer)."""
+    n, (c, h, w), k, dev = len(x), x.shape[1:], spec.num_classes, x.device
+    inp = TrainInputs(data.Split(x, y, "random"), spec.augment, attacks.EPS)
+    if m.uses_dadv:
+        inp.dadv_sign = torch.randint(-1, 2, (4, n, c, h, w), dtype=torch.int8, generator=g).to(dev)
+    if m.live_teacher:  # ARD, RSLAD: a Res26 teacher runs on every batch
+        inp.teacher_model = resnet(26, k, c, spec.mean, spec.std).to(dev).eval()
+    elif m.static_teachers:  # SA-MDRAD-style: cached logits of several clean teachers, (n, M, K)
+        inp.teacher = torch.randn(n, len(m.static_teachers), k, generator=g).to(dev)
+    elif m.teacher:
+        inp.teacher = torch.randn(n, k, generator=g).to(dev)
+        inp.teacher_adv = torch.randn(4, n, k, generator=g).to(dev)
+    if m.peer:  # PeerAiD: the peer trains in the same loop
+        inp.peer_model = resnet(m.params["peer_depth"], k, c, spec.mean, spec.std)
+    return inp
+
+
+def training_throughput(n: int = 1024, batch: int = 128, dataset: str = "cifar10", device: str = "cpu",
+                        method_names: tuple[str, ...] | None = None, depths: tuple[int, ...] = (8, 26),
+                        amp: bool = False, x: torch.Tensor | None = None, y: torch.Tensor | None = None) -> list[dict]:
+    """Images/s of one epoch of every method (or ``method_names``) at each depth, on ``dataset``-shaped
+    random images (or ``x``, ``y``) kept on ``device``."""
+    spec = data.spec(dataset)
     g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
-    y = torch.randint(0, 10, (n,), generator=g)
-    cfg = {**profiles.get("reduced").as_config("cifar10"), "epochs": 1, "batch_size": batch}
+    if x is None:
+        x = torch.randint(0, 256, (n, spec.channels, spec.size, spec.size), dtype=torch.uint8, generator=g)
+        y = torch.randint(0, spec.num_classes, (n,), generator=g)
+    x, y = x.to(device), y.to(device)
+    cfg = {**profiles.get("reduced").as_config(dataset), "epochs": 1, "batch_size": batch}
     rows = []
-    for depth in (8, 26):
-        for name, m in methods.METHODS.items():
-            inp = TrainInputs(data.Split(x, y, "random"), True, attacks.EPS)
-            if m.uses_dadv:
-                inp.dadv_sign = torch.randint(-1, 2, (4, n, 3, 32, 32), dtype=torch.int8, generator=g)
-            if m.live_teacher:  # ARD, RSLAD: a Res26 teacher runs on every batch
-                inp.teacher_model = resnet(26, 10, 3, spec.mean, spec.std).eval()
-            elif m.static_teachers:  # SA-MDRAD-style: cached logits of several clean teachers, (n, M, K)
-                inp.teacher = torch.randn(n, len(m.static_teachers), 10, generator=g)
-            elif m.teacher:
-                inp.teacher = torch.randn(n, 10, generator=g)
-                inp.teacher_adv = torch.randn(4, n, 10, generator=g)
-            if m.peer:  # PeerAiD: the peer trains in the same loop
-                inp.peer_model = resnet(m.params["peer_depth"], 10, 3, spec.mean, spec.std)
+    for depth in depths:
+        for name in method_names or tuple(methods.METHODS):
+            m = methods.get(name)
+            inp = method_inputs(m, x, y, spec, g)
             net = MultiExitResNet if m.multi_exit else resnet  # NEO-KD: an exit after each stage
-            model = net(depth, 10, 3, spec.mean, spec.std)
-            res = train_model(model, m, m.params, cfg, inp, seed=0, progress=False)
+            model = net(depth, spec.num_classes, spec.channels, spec.mean, spec.std)
+            res = train_model(model, m, m.params, cfg, inp, seed=0, amp=amp, progress=False)
             rows.append({"depth": depth, "method": name, "images_per_s": round(res.images_per_s, 1)})
             print(f"  train Res{depth:<2d} {name:10s} {res.images_per_s:8.1f} images/s", flush=True)
     return rows

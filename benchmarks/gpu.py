@@ -1,0 +1,157 @@
+"""GPU figures for issue 2 (run on a CUDA machine by ``benchmarks/gpu_session.sh``, never by the tests).
+
+Prints, in one run, and writes as JSON (``--out``):
+
+1. **layout and precision**: training throughput (images/s) of Res8 and Res26 (``cln``, MNIST-shaped
+   data kept on the GPU, the paper's batch of 256) in fp32 NCHW, fp32 channels-last, bf16 autocast
+   channels-last (the default on a GPU) and the latter with ``cudnn.benchmark``;
+2. every paper method's training throughput in the default mode;
+3. **whether bf16 autocast changes results beyond noise**: Res8(cln) trained with the paper profile's
+   MNIST settings (all 60,000 images, 20 epochs, batch 256) in fp32 and in bf16 for two seeds, each
+   scored on the full test set, clean and under white-box FGSM at 16/256, with fp32 and with bf16
+   inference. The seed-to-seed spread is the noise the precision's effect is compared with. One
+   epoch trained twice with the same seed says whether the GPU run is deterministic.
+
+``--quick`` shrinks everything (a plumbing check that runs on the CPU too).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from bench import training_throughput  # benchmarks/ is on sys.path when this file runs
+
+from akt_core import attacks, data, evaluate, graph, methods, profiles
+from akt_core.models import resnet
+from akt_core.train import TrainInputs, train_model
+
+MODES = {  # name: (amp, memory format, cudnn.benchmark)
+    "fp32 NCHW": (False, torch.contiguous_format, False),
+    "fp32 channels-last": (False, torch.channels_last, False),
+    "bf16 channels-last": (True, torch.channels_last, False),
+    "bf16 channels-last + cudnn.benchmark": (True, torch.channels_last, True),
+}
+PAPER_METHODS = ("cln", "self-adv", "adv", "dist-cln", "dist-adv", "adv-trans")
+
+
+def _set_mode(amp_fmt_bench: tuple[bool, torch.memory_format, bool]) -> bool:
+    amp, fmt, bench = amp_fmt_bench
+    evaluate.MEMORY_FORMAT = fmt
+    torch.backends.cudnn.benchmark = bench
+    return amp
+
+
+def layout_and_precision(x: torch.Tensor, y: torch.Tensor, n: int) -> list[dict]:
+    rows = []
+    for mode, setting in MODES.items():
+        amp = _set_mode(setting)
+        training_throughput(batch=256, dataset="mnist", method_names=("cln",), depths=(8, 26), amp=amp,
+                            x=x[:1024], y=y[:1024])  # warm-up: kernels, cuDNN's choices
+        for r in training_throughput(batch=256, dataset="mnist", method_names=("cln",), depths=(8, 26), amp=amp,
+                                     x=x[:n], y=y[:n]):
+            rows.append({"mode": mode, **r, "ms_per_step": round(1000 * 256 / r["images_per_s"], 3)})
+            print(f"  {mode:38s} Res{r['depth']:<2d} {r['images_per_s']:9.0f} images/s", flush=True)
+    _set_mode(MODES["bf16 channels-last"])
+    return rows
+
+
+def _train_res8(x, y, cfg: dict, seed: int, amp: bool) -> tuple[torch.nn.Module, float]:
+    spec = data.spec("mnist")
+    torch.manual_seed(seed)
+    model = resnet(8, spec.num_classes, spec.channels, spec.mean, spec.std)
+    m = methods.get("cln")
+    res = train_model(model, m, m.params, cfg, TrainInputs(data.Split(x, y, "original"), False, attacks.EPS),
+                      seed=seed, amp=amp, progress=False)
+    return model, res.wall_s
+
+
+def precision_effect(x, y, xt, yt, epochs: int, seeds: tuple[int, ...]) -> dict:
+    cfg = {**profiles.get("paper").as_config("mnist"), "epochs": epochs}
+    rows, states = [], {}
+    for seed in seeds:
+        for train_amp in (False, True):
+            model, wall = _train_res8(x, y, cfg, seed, train_amp)
+            states[(seed, train_amp)] = model.state_dict()
+            x_fgsm = evaluate.craft(attacks.ATTACKS["FGSM"], model, xt, yt, attacks.EPS)
+            for eval_amp in (False, True):
+                row = {"seed": seed, "train": "bf16" if train_amp else "fp32", "eval": "bf16" if eval_amp else "fp32",
+                       "clean": evaluate.accuracy(model, xt, yt, amp=eval_amp),
+                       "fgsm_whitebox": evaluate.accuracy(model, x_fgsm, yt, amp=eval_amp), "train_s": round(wall, 1)}
+                rows.append(row)
+                print(f"  seed {seed} train {row['train']} eval {row['eval']}: clean {row['clean']:.2f} % "
+                      f"FGSM(white-box) {row['fgsm_whitebox']:.2f} %  ({wall:.0f} s)", flush=True)
+    # determinism: one epoch, same seed, same mode, twice
+    one = {**cfg, "epochs": 1}
+    a, _ = _train_res8(x, y, one, seeds[0], True)
+    b, _ = _train_res8(x, y, one, seeds[0], True)
+    diff = max((pa - pb).abs().max().item() for pa, pb in zip(a.state_dict().values(), b.state_dict().values())
+               if pa.is_floating_point())
+    print(f"  same seed, one epoch twice: max |weight difference| {diff:.3g}"
+          f" ({'bit-for-bit' if diff == 0 else 'not bit-for-bit'})", flush=True)
+    return {"epochs": epochs, "rows": rows, "repeat_max_abs_diff": diff}
+
+
+def summarise(eff: dict) -> list[str]:
+    """Seed spread vs precision effect, per metric, with fp32 inference (the records' ``correct`` uses
+    the runner's mode; both are printed above)."""
+    import pandas as pd
+
+    df = pd.DataFrame(eff["rows"])
+    lines = []
+    for metric in ("clean", "fgsm_whitebox"):
+        t = df[df["eval"] == "fp32"].pivot_table(index="seed", columns="train", values=metric)
+        if {"fp32", "bf16"} <= set(t.columns) and len(t) > 1:
+            seed_spread = (t["fp32"].max() - t["fp32"].min() + t["bf16"].max() - t["bf16"].min()) / 2
+            prec = (t["bf16"] - t["fp32"]).abs().mean()
+            lines.append(f"{metric}: |bf16 - fp32| training {prec:.2f} points on average; "
+                         f"seed-to-seed spread {seed_spread:.2f} points")
+        ev = df.pivot_table(index=["seed", "train"], columns="eval", values=metric)
+        lines.append(f"{metric}: |bf16 - fp32| inference {(ev['bf16'] - ev['fp32']).abs().max():.2f} points at most")
+    return lines
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--out", default=None, help="JSON file for the figures")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: a plumbing check (CPU too)")
+    ap.add_argument("--parts", nargs="+", default=["throughput", "precision"], choices=["throughput", "precision"],
+                    help="throughput: 1 and 2 above; precision: 3")
+    args = ap.parse_args()
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if dev.type != "cuda" and not args.quick:
+        print("no CUDA GPU: run with --quick for a plumbing check on the CPU", file=sys.stderr)
+        return 2
+    info = {"torch": torch.__version__, "device": graph.device_name(dev), "commit": graph.git_commit(),
+            "cudnn": torch.backends.cudnn.version() if dev.type == "cuda" else None}
+    print(f"GPU benchmark on {info['device']}, torch {info['torch']}, cuDNN {info['cudnn']}", flush=True)
+    tr, te = data.load("mnist", "train", args.data_root), data.load("mnist", "test", args.data_root)
+    n_tp, epochs, seeds = (2048, 1, (0, 1)) if args.quick else (len(tr), 20, (0, 1))
+    if args.quick:
+        tr, te = tr.subset(2048), te.subset(500)
+    x, y = tr.x.to(dev), tr.y.to(dev)
+    t0 = time.perf_counter()
+    if "throughput" in args.parts:
+        print("1. layout and precision (cln, batch 256, one epoch)", flush=True)
+        info["modes"] = layout_and_precision(x, y, n_tp)
+        print("2. the paper's methods (bf16 channels-last)", flush=True)
+        info["methods"] = training_throughput(batch=256, dataset="mnist", method_names=PAPER_METHODS,
+                                              amp=dev.type == "cuda", x=x[:n_tp], y=y[:n_tp])
+    if "precision" in args.parts:
+        print(f"3. bf16 vs fp32: Res8(cln), paper profile on MNIST ({epochs} epochs, {len(tr):,} images)", flush=True)
+        info["precision"] = precision_effect(x, y, te.x, te.y, epochs, seeds)
+        info["summary"] = summarise(info["precision"])
+        print("\n".join(info["summary"]), flush=True)
+    info["wall_s"] = round(time.perf_counter() - t0, 1)
+    if args.out:
+        Path(args.out).write_text(json.dumps(info, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# One device command for a lent GPU (issue 2): everything the project needs a GPU for, most precious
+# first, each part bounded so that the whole fits one 10-minute command. Logs, benchmark JSON and the
+# paper profile's result CSVs land in $OUT (the device tool brings that folder back).
+#
+#   bash benchmarks/gpu_session.sh [SECONDS]          # default 540
+#
+# Expects the MNIST offline copy (../shared/data/mnist) in $SOURCE/mnist (default .device/mnist, an
+# ignored folder the device call carries) and python3 with torch; AKT_GIT_COMMIT names the commit,
+# since the device copy of the tree may have no git history.
+set -u
+budget=${1:-540}
+t0=$(date +%s)
+left() { echo $((budget - ($(date +%s) - t0))); }
+OUT=${OUT:-/tmp/akt-gpu-out}
+mkdir -p "$OUT"
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+export AKT_STORE=${AKT_STORE:-/tmp/akt-store} AKT_DATA_ROOT=${AKT_DATA_ROOT:-/tmp/akt-data}
+PY=${PY:-python3}
+DEVICE=${DEVICE:-cuda}
+log=$OUT/session.log
+
+run() {  # run NAME SECONDS COMMAND...: bounded by SIGINT (a killed build keeps what it stored)
+    local name=$1 secs=$2
+    shift 2
+    if [ "$secs" -lt 20 ]; then
+        echo "== $name: skipped, ${secs}s left for it" | tee -a "$log"
+        return
+    fi
+    echo "== $name (at most ${secs}s; $(left)s left)" | tee -a "$log"
+    local s
+    s=$(date +%s)
+    timeout -s INT -k 15 "$secs" "$@" >>"$log" 2>&1
+    echo "== $name: exit $? after $(($(date +%s) - s))s" | tee -a "$log"
+}
+
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv 2>&1
+    "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())"
+    echo "commit ${AKT_GIT_COMMIT:-unknown}"
+} >>"$log" 2>&1
+"$PY" -m akt_core.cli prepare-data --source "${SOURCE:-.device}" --root "$AKT_DATA_ROOT" --datasets mnist >>"$log" 2>&1
+
+run "plumbing: smoke profile on synthetic data" 60 \
+    "$PY" -m akt_core.cli build all --dataset synthetic --profile smoke --device "$DEVICE" --quiet
+run "throughput: layouts, precisions, methods" 100 \
+    "$PY" benchmarks/gpu.py --parts throughput --out "$OUT/gpu_throughput.json"
+run "paper profile, MNIST: build all (Tables 2, 5, 8; Figs. 3-4)" $(($(left) - 150)) \
+    "$PY" -m akt_core.cli build all --dataset mnist --profile paper --device "$DEVICE" --quiet
+run "bf16 vs fp32 (Res8, paper settings, 2 seeds)" $(($(left) - 40)) \
+    "$PY" benchmarks/gpu.py --parts precision --out "$OUT/gpu_precision.json"
+run "paper profile, MNIST: eps sweep" $(($(left) - 10)) \
+    "$PY" -m akt_core.cli build sweep --dataset mnist --profile paper --device "$DEVICE" --quiet
+
+cp "$AKT_STORE"/results/paper/*.csv "$OUT"/ 2>/dev/null
+echo "== done in $(($(date +%s) - t0))s; in $OUT: $(ls "$OUT" | tr '\n' ' ')" | tee -a "$log"
+grep -E "^== |\[train\] .*: clean|rc=|Error|error|Traceback|images/s|bf16 - fp32|bit-for-bit" "$log" | tail -n 120
