@@ -19,7 +19,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="smoke", help=f"one of: {', '.join(profiles.PROFILES)}")
     p.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more seeds (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--fp32", action="store_true", help="no bf16 autocast on the GPU (it is never used on the CPU)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast on a GPU (default float32 with TF32 "
+                   "convolutions, which is faster for these small networks); ignored on the CPU")
     p.add_argument("--data-root", default=None, help=f"local dataset root (default ${data_mod.ENV_ROOT} "
                    "or data/datasets)")
     p.add_argument("--download", action="store_true", help="let torchvision download missing datasets")
@@ -78,7 +79,7 @@ def run(argv: list[str] | None = None) -> int:
                 print(df.groupby(["dataset", "seed"]).size().to_string())
         return 0
     opts = dict(store=store, data_root=args.data_root, device=args.device, download=args.download,
-                progress=not args.quiet, amp=False if args.fp32 else None)
+                progress=not args.quiet, amp=args.bf16)
     if args.cmd == "train":
         graph.check_choice("variant", args.variant, graph.ALL_VARIANTS)
         for seed in args.seed:

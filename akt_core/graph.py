@@ -226,6 +226,24 @@ class Experiment:
         walk(self.model(variant))
         return list(seen)
 
+    def models_to_train(self, variants: tuple[str, ...] = tuple(VARIANTS)) -> list[Node]:
+        """Every model node that scoring ``variants`` (default: the paper's) under the black-box
+        protocol needs, dependencies first: the variants, what they are trained from, and the
+        black-box sources. ``akt build all`` trains exactly these (when the store lacks them)."""
+        seen: dict[str, Node] = {}
+
+        def walk(node: Node) -> None:
+            for d in node.deps:
+                walk(d)
+            if node.kind == "model":
+                seen.setdefault(node.key, node)
+
+        for v in variants:
+            walk(self.model(v))
+        for d in SOURCE_DEPTHS:
+            walk(self.blackbox_source(d))
+        return list(seen.values())
+
     def record_key(self, target: str, attack: str, source: int | None) -> str:
         src = self.blackbox_source(source).key if source else None
         return config_key({"target": self.model(target).key, "attack": attack, "source": src,
@@ -256,8 +274,8 @@ def git_commit() -> str:
 
 
 def device_name(device: torch.device, amp: bool = False) -> str:
-    """The device in words; on a GPU also whether bf16 autocast was on (results differ beyond
-    float32 rounding, see ``benchmarks/gpu.py``)."""
+    """The device in words; on a GPU also its arithmetic: float32 with TF32 convolutions (PyTorch's
+    default for cuDNN) or bf16 autocast. Either changes results beyond float32 rounding."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device) + (", bf16 autocast" if amp else ", fp32/tf32")
     # float results differ between CPUs that torch runs with different kernels (AVX2, AVX512): name them
@@ -290,11 +308,12 @@ class Runner:
 
     def __init__(self, exp: Experiment, store: Store | None = None, data_root: str | Path | None = None,
                  device: str | None = None, download: bool = False, progress: bool = True,
-                 log=print, amp: bool | None = None) -> None:
+                 log=print, amp: bool = False) -> None:
         self.store = store or Store()
         self.device = resolve_device(device)
-        #: bf16 autocast on the GPU unless asked otherwise (``--fp32``); never on the CPU
-        self.amp = self.device.type == "cuda" if amp is None else amp and self.device.type == "cuda"
+        #: bf16 autocast, on a GPU only and only when asked (``--bf16``): on these small networks it
+        #: is slower than float32 with TF32 convolutions (``benchmarks/gpu_results``)
+        self.amp = amp and self.device.type == "cuda"
         self.progress, self.log = progress, log
         prof = profiles_mod.get(exp.profile)
         train = data_mod.load(exp.dataset, "train", data_root, download).subset(
@@ -539,14 +558,14 @@ def select_stored(df: pd.DataFrame, what: str, dataset: str, profile: str, seeds
 def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = False,
             store: Store | None = None, data_root: str | Path | None = None, device: str | None = None,
             blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print,
-            dataset_variant: str | None = None, amp: bool | None = None) -> pd.DataFrame:
+            dataset_variant: str | None = None, amp: bool = False) -> pd.DataFrame:
     """Records (tables) or per-epoch curves (figures) for ``what`` on ``dataset`` under ``profile``.
 
     ``what`` is a table group (``variants``, ``sources``, ``attacks``), ``curves`` (Figs. 3-4) or
     ``all``. With ``compute=False`` only stored results are read (the book's mode: it never trains);
     with ``compute=True`` whatever the store lacks is built, and nothing else. Results of different
     dataset variants (e.g. lossless vs jpeg75) are never mixed: pass ``dataset_variant`` to choose.
-    ``amp``: bf16 autocast on a GPU (default: on there; ``Runner``).
+    ``amp``: bf16 autocast on a GPU (``Runner``).
     """
     check_choice("result", what, (*GROUPS, "curves", "all"))
     data_mod.spec(dataset)

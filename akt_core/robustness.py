@@ -185,7 +185,7 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
             store: Store | None = None, data_root: str | Path | None = None, device: str | None = None,
             blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print,
             dataset_variant: str | None = None, targets: tuple[str, ...] | None = None,
-            amp: bool | None = None) -> pd.DataFrame:
+            amp: bool = False) -> pd.DataFrame:
     """Stored robustness records of ``what`` (``whitebox``, ``sweep`` or ``compare``), or only those of
     ``targets``; with ``compute=True`` the missing ones are built first (as ``graph.require`` does for
     the paper's tables).

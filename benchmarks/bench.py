@@ -46,7 +46,7 @@ def method_inputs(m: methods.Method, x: torch.Tensor, y: torch.Tensor, spec: dat
     return inp
 
 
-def training_throughput(n: int = 1024, batch: int = 128, dataset: str = "cifar10", device: str = "cpu",
+def training_throughput(n: int = 1024, batch: int = 128, dataset: str = "cifar10", device: str | None = None,
                         method_names: tuple[str, ...] | None = None, depths: tuple[int, ...] = (8, 26),
                         amp: bool = False, x: torch.Tensor | None = None, y: torch.Tensor | None = None) -> list[dict]:
     """Images/s of one epoch of every method (or ``method_names``) at each depth, on ``dataset``-shaped
@@ -56,7 +56,8 @@ def training_throughput(n: int = 1024, batch: int = 128, dataset: str = "cifar10
     if x is None:
         x = torch.randint(0, 256, (n, spec.channels, spec.size, spec.size), dtype=torch.uint8, generator=g)
         y = torch.randint(0, spec.num_classes, (n,), generator=g)
-    x, y = x.to(device), y.to(device)
+    if device is not None:
+        x, y = x.to(device), y.to(device)
     cfg = {**profiles.get("reduced").as_config(dataset), "epochs": 1, "batch_size": batch}
     rows = []
     for depth in depths:

@@ -2,9 +2,10 @@
 
 Prints, in one run, and writes as JSON (``--out``):
 
-1. **layout and precision**: training throughput (images/s) of Res8 and Res26 (``cln``, MNIST-shaped
-   data kept on the GPU, the paper's batch of 256) in fp32 NCHW, fp32 channels-last, bf16 autocast
-   channels-last (the default on a GPU) and the latter with ``cudnn.benchmark``;
+1. **layout and precision**: training throughput (images/s) of Res8 and Res26 (``cln``, MNIST
+   data kept on the GPU, the paper's batch of 256, one epoch of 60,000 images after a warm-up) in
+   fp32 NCHW, fp32 channels-last (the default on a GPU: float32 with PyTorch's TF32 convolutions),
+   bf16 autocast channels-last (``--bf16``) and the latter with ``cudnn.benchmark``;
 2. every paper method's training throughput in the default mode;
 3. **whether bf16 autocast changes results beyond noise**: Res8(cln) trained with the paper profile's
    MNIST settings (all 60,000 images, 20 epochs, batch 256) in fp32 and in bf16 for two seeds, each
@@ -56,7 +57,7 @@ def layout_and_precision(x: torch.Tensor, y: torch.Tensor, n: int) -> list[dict]
                                      x=x[:n], y=y[:n]):
             rows.append({"mode": mode, **r, "ms_per_step": round(1000 * 256 / r["images_per_s"], 3)})
             print(f"  {mode:38s} Res{r['depth']:<2d} {r['images_per_s']:9.0f} images/s", flush=True)
-    _set_mode(MODES["bf16 channels-last"])
+    _set_mode(MODES["fp32 channels-last"])
     return rows
 
 
@@ -115,6 +116,50 @@ def summarise(eff: dict) -> list[str]:
     return lines
 
 
+def training_estimate(methods_rows: list[dict], dataset: str = "mnist") -> list[dict]:
+    """Training time of each model of the paper profile's ``build all`` from one-epoch throughputs
+    (Res8 and Res26 measured; other depths interpolated linearly in time per step): a lower bound,
+    without scoring, per-epoch curves and start-up."""
+    prof = profiles.get("paper")
+    n = {"mnist": 60000, "cifar10": 50000, "cifar100": 50000}[dataset]  # training images
+    steps = n // prof.batch_size * prof.epochs_for(dataset)
+    ms = {(r["depth"], r["method"]): 1000 * prof.batch_size / r["images_per_s"] for r in methods_rows}
+    out = []
+    for node in graph.Experiment(dataset, "paper").models_to_train():
+        name, depth, method = node.name, node.config["depth"], node.config["method"]
+        lo, hi = ms[(8, method)], ms[(26, method)]
+        t = steps * (lo + (hi - lo) * (depth - 8) / 18) / 1000
+        out.append({"model": name, "depth": depth, "method": method, "train_s": round(t, 1)})
+    return out
+
+
+def show(folder: Path) -> None:
+    """Print the figures stored in a results folder (``benchmarks/gpu_results/<run>``)."""
+    import pandas as pd
+
+    thr = json.loads((folder / "gpu_throughput.json").read_text())
+    print(f"{thr['device']}, torch {thr['torch']}, cuDNN {thr['cudnn']}, commit {thr['commit']}\n")
+    modes = pd.DataFrame(thr["modes"]).pivot_table(index="mode", columns="depth", values="images_per_s", sort=False)
+    print("training images/s (cln, batch 256)\n" + modes.rename(columns=lambda d: f"Res{d}").round(0).to_string())
+    meth = pd.DataFrame(thr["methods"]).pivot_table(index="method", columns="depth", values="images_per_s", sort=False)
+    print("\ntraining images/s per method (fp32 channels-last)\n" + meth.rename(columns=lambda d: f"Res{d}").round(0).to_string())
+    est = pd.DataFrame(training_estimate(thr["methods"]))
+    print(f"\nthe paper profile's `build all` on MNIST trains {len(est)} models: "
+          f"{est['train_s'].sum():.0f} s of training at these rates (a lower bound)")
+    prec = folder / "gpu_precision.json"
+    if prec.exists():
+        p = json.loads(prec.read_text())
+        print(f"\nbf16 vs fp32 ({p['device']}): Res8(cln), {p['precision']['epochs']} epochs of the paper profile")
+        print(pd.DataFrame(p["precision"]["rows"]).to_string(index=False))
+        print("\n".join(p["summary"]))
+        print(f"same seed twice: max |weight difference| {p['precision']['repeat_max_abs_diff']}")
+    runs = folder / "paper_partial_runs.csv"
+    if runs.exists():
+        r = pd.read_csv(runs)
+        print(f"\npaper profile, MNIST, as far as it got ({r['device'].iloc[0]}):")
+        print(r[["name", "wall_s", "images_per_s"]].to_string(index=False))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", default=None)
@@ -122,7 +167,11 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a plumbing check (CPU too)")
     ap.add_argument("--parts", nargs="+", default=["throughput", "precision"], choices=["throughput", "precision"],
                     help="throughput: 1 and 2 above; precision: 3")
+    ap.add_argument("--show", default=None, metavar="DIR", help="print the figures stored in DIR and exit")
     args = ap.parse_args()
+    if args.show:
+        show(Path(args.show))
+        return 0
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if dev.type != "cuda" and not args.quick:
         print("no CUDA GPU: run with --quick for a plumbing check on the CPU", file=sys.stderr)
@@ -139,9 +188,9 @@ def main() -> int:
     if "throughput" in args.parts:
         print("1. layout and precision (cln, batch 256, one epoch)", flush=True)
         info["modes"] = layout_and_precision(x, y, n_tp)
-        print("2. the paper's methods (bf16 channels-last)", flush=True)
+        print("2. the paper's methods (fp32 channels-last)", flush=True)
         info["methods"] = training_throughput(batch=256, dataset="mnist", method_names=PAPER_METHODS,
-                                              amp=dev.type == "cuda", x=x[:n_tp], y=y[:n_tp])
+                                              x=x[:n_tp], y=y[:n_tp])
     if "precision" in args.parts:
         print(f"3. bf16 vs fp32: Res8(cln), paper profile on MNIST ({epochs} epochs, {len(tr):,} images)", flush=True)
         info["precision"] = precision_effect(x, y, te.x, te.y, epochs, seeds)

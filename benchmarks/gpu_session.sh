@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# One device command for a lent GPU (issue 2): everything the project needs a GPU for, most precious
-# first, each part bounded so that the whole fits one 10-minute command. Logs, benchmark JSON and the
-# paper profile's result CSVs land in $OUT (the device tool brings that folder back).
+# One device command for a lent GPU (issue 2), each part bounded so that the whole fits one
+# 10-minute command. Logs, benchmark JSON and the paper profile's result CSVs land in $OUT (the
+# device tool brings that folder back; benchmarks/gpu_results/ keeps what earlier sessions got).
 #
-#   bash benchmarks/gpu_session.sh [SECONDS]          # default 540
+#   bash benchmarks/gpu_session.sh [SECONDS [PART...]]      # default: 540 paper
+#
+# PARTs, run in the order given:
+#   paper   `akt build all --dataset mnist --profile paper` (Tables 2, 5, 8 and Figs. 3-4 on MNIST):
+#           the issue's target is that it fits one 10-minute device command
+#   bench   benchmarks/gpu.py: layouts, precisions, every paper method; bf16 vs fp32 on results
+#   sweep   `akt build sweep` of the paper profile on MNIST (after `paper`, reusing its models)
+#   smoke   the smoke profile on synthetic data (a one-minute plumbing check)
 #
 # Expects the MNIST offline copy (../shared/data/mnist) in $SOURCE/mnist (default .device/mnist, an
 # ignored folder the device call carries) and python3 with torch; AKT_GIT_COMMIT names the commit,
-# since the device copy of the tree may have no git history.
+# since the device copy of the tree may have no git history. Extra `akt` options: $AKT_OPTS.
 set -u
 budget=${1:-540}
 t0=$(date +%s)
@@ -41,16 +48,20 @@ run() {  # run NAME SECONDS COMMAND...: bounded by SIGINT (a killed build keeps 
 } >>"$log" 2>&1
 "$PY" -m akt_core.cli prepare-data --source "${SOURCE:-.device}" --root "$AKT_DATA_ROOT" --datasets mnist >>"$log" 2>&1
 
-run "plumbing: smoke profile on synthetic data" 60 \
-    "$PY" -m akt_core.cli build all --dataset synthetic --profile smoke --device "$DEVICE" --quiet
-run "throughput: layouts, precisions, methods" 100 \
-    "$PY" benchmarks/gpu.py --parts throughput --out "$OUT/gpu_throughput.json"
-run "paper profile, MNIST: build all (Tables 2, 5, 8; Figs. 3-4)" $(($(left) - 150)) \
-    "$PY" -m akt_core.cli build all --dataset mnist --profile paper --device "$DEVICE" --quiet
-run "bf16 vs fp32 (Res8, paper settings, 2 seeds)" $(($(left) - 40)) \
-    "$PY" benchmarks/gpu.py --parts precision --out "$OUT/gpu_precision.json"
-run "paper profile, MNIST: eps sweep" $(($(left) - 10)) \
-    "$PY" -m akt_core.cli build sweep --dataset mnist --profile paper --device "$DEVICE" --quiet
+parts=("${@:2}")
+[ ${#parts[@]} -eq 0 ] && parts=(paper)
+for part in "${parts[@]}"; do
+    case $part in
+    smoke) run "plumbing: smoke profile on synthetic data" $(($(left) < 60 ? $(left) : 60)) \
+        "$PY" -m akt_core.cli build all --dataset synthetic --profile smoke --device "$DEVICE" --quiet ${AKT_OPTS:-} ;;
+    paper) run "paper profile, MNIST: build all (Tables 2, 5, 8; Figs. 3-4)" $(($(left) - 10)) \
+        "$PY" -m akt_core.cli build all --dataset mnist --profile paper --device "$DEVICE" --quiet ${AKT_OPTS:-} ;;
+    sweep) run "paper profile, MNIST: eps sweep" $(($(left) - 10)) \
+        "$PY" -m akt_core.cli build sweep --dataset mnist --profile paper --device "$DEVICE" --quiet ${AKT_OPTS:-} ;;
+    bench) run "benchmarks/gpu.py" $(($(left) - 10)) "$PY" benchmarks/gpu.py --out "$OUT/gpu_bench.json" ;;
+    *) echo "unknown part $part; valid: paper bench sweep smoke" | tee -a "$log"; exit 2 ;;
+    esac
+done
 
 cp "$AKT_STORE"/results/paper/*.csv "$OUT"/ 2>/dev/null
 echo "== done in $(($(date +%s) - t0))s; in $OUT: $(ls "$OUT" | tr '\n' ' ')" | tee -a "$log"

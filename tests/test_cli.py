@@ -95,3 +95,10 @@ def test_show_on_empty_store(capsys, tmp_path):
         main(["show", "--store", str(tmp_path)])
     assert exc.value.code == 0
     assert "(0 entries)" in capsys.readouterr().out
+
+
+def test_bf16_is_opt_in():
+    from akt_core.cli import build_parser
+
+    assert build_parser().parse_args(["build", "all"]).bf16 is False
+    assert build_parser().parse_args(["train", "Res8(cln)", "--bf16"]).bf16 is True

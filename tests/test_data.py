@@ -247,3 +247,9 @@ def test_prepare_missing_archive_and_unknown_name(tmp_path):
         D.prepare(tmp_path, tmp_path / "root", names=("svhn",))
     with pytest.raises(AktError, match="mnist"):
         D.prepare(tmp_path, tmp_path / "root", names=("mnist",))
+
+
+def test_to_device_on_the_cpu_keeps_values_and_dtype():
+    t = torch.arange(10, dtype=torch.int64)
+    out = D.to_device(t, torch.device("cpu"))
+    assert out.dtype == torch.int64 and torch.equal(out, t)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from akt_core import AktError
 from akt_core import graph as G
@@ -513,3 +514,16 @@ def test_reruns_are_joined_to_the_published_records_by_key(tmp_path):
         "than 1 point for 1 of the 2; largest +2.50 points (Res8(cln), FGSM from the Res26: 60.00 % "
         "published, 62.50 % again).")
     assert len(report.reruns("cifar10", "reduced", store)) == 0
+
+
+def test_models_to_train_are_what_build_all_trains(tiny):
+    trained = [line.split()[2] for line in tiny["logs"] if line.startswith("[train] synthetic ")]
+    assert len(trained) == len(set(trained))  # each model trained once
+    assert sorted(trained) == sorted(n.name for n in G.Experiment("synthetic", "tiny").models_to_train())
+    names = [n.name for n in G.Experiment("mnist", "paper").models_to_train()]
+    assert len(names) == 14 and names.index("static:Res8") < names.index("Res26(adv)")  # D_adv's sources first
+
+
+def test_runner_uses_bf16_only_on_a_gpu_and_only_when_asked(tiny):
+    assert G.Runner(G.Experiment("synthetic", "tiny"), tiny["store"], device="cpu", amp=True, log=lambda *a: None).amp is False
+    assert G.device_name(torch.device("cpu"), amp=True) == G.device_name(torch.device("cpu"))
