@@ -153,10 +153,9 @@ def show(folder: Path) -> None:
         print(pd.DataFrame(p["precision"]["rows"]).to_string(index=False))
         print("\n".join(p["summary"]))
         print(f"same seed twice: max |weight difference| {p['precision']['repeat_max_abs_diff']}")
-    runs = folder / "paper_partial_runs.csv"
-    if runs.exists():
+    for runs in sorted(folder.glob("paper*_runs.csv")):
         r = pd.read_csv(runs)
-        print(f"\npaper profile, MNIST, as far as it got ({r['device'].iloc[0]}):")
+        print(f"\npaper profile, MNIST, models trained ({runs.name}, {r['device'].iloc[0]}):")
         print(r[["name", "wall_s", "images_per_s"]].to_string(index=False))
 
 
