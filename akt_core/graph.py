@@ -215,39 +215,35 @@ class Experiment:
         nodes it depends on, dependencies first. The held-out black-box models are left out: they
         only score the per-epoch curves, never enter training. (A PeerAiD peer is not a node: it
         trains in the same run.)"""
-        seen: dict[str, None] = {}
-
-        def walk(node: Node) -> None:
-            for d in node.deps:
-                walk(d)
-                if d.kind in ("model", "dadv") and not d.name.startswith("heldout:"):
-                    seen.setdefault(d.name)
-
-        walk(self.model(variant))
-        return list(seen)
+        *deps, _ = walk([self.model(variant)])
+        return [d.name for d in deps if d.kind in ("model", "dadv") and not d.name.startswith("heldout:")]
 
     def models_to_train(self, variants: tuple[str, ...] = tuple(VARIANTS)) -> list[Node]:
         """Every model node that scoring ``variants`` (default: the paper's) under the black-box
         protocol needs, dependencies first: the variants, what they are trained from, and the
         black-box sources. ``akt build all`` trains exactly these (when the store lacks them)."""
-        seen: dict[str, Node] = {}
-
-        def walk(node: Node) -> None:
-            for d in node.deps:
-                walk(d)
-            if node.kind == "model":
-                seen.setdefault(node.key, node)
-
-        for v in variants:
-            walk(self.model(v))
-        for d in SOURCE_DEPTHS:
-            walk(self.blackbox_source(d))
-        return list(seen.values())
+        roots = [self.model(v) for v in variants] + [self.blackbox_source(d) for d in SOURCE_DEPTHS]
+        return [n for n in walk(roots) if n.kind == "model"]
 
     def record_key(self, target: str, attack: str, source: int | None) -> str:
         src = self.blackbox_source(source).key if source else None
         return config_key({"target": self.model(target).key, "attack": attack, "source": src,
                            "eps": self.eps, "n_test": self.prof.n_test, **exit_field(target)})
+
+
+def walk(roots: list[Node]) -> list[Node]:
+    """Every node under ``roots`` (the roots too), each once, dependencies first."""
+    seen: dict[str, Node] = {}
+
+    def visit(node: Node) -> None:
+        if node.key not in seen:
+            for d in node.deps:
+                visit(d)
+            seen[node.key] = node
+
+    for r in roots:
+        visit(r)
+    return list(seen.values())
 
 
 def exit_field(variant: str) -> dict:
