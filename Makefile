@@ -19,6 +19,7 @@ DATASET ?= mnist
 DATASETS ?= mnist cifar10 cifar100
 SEEDS ?= 0
 DEVICE ?= auto
+JOBS ?= 1
 SHARED_DATA ?= ../shared/data
 BOOK_OUT := book/_build/html
 JB_FLAGS ?=
@@ -28,7 +29,7 @@ JB_FLAGS ?=
 help:
 	@echo "make book        build the book from the published results -> $(BOOK_OUT)/index.html"
 	@echo "make test        unit tests + notebook regression (nbval)"
-	@echo "make reproduce   PROFILE=smoke|reduced|paper DATASET=mnist|cifar10|cifar100 [SEEDS=\"0 1 2\"] [DEVICE=cuda]"
+	@echo "make reproduce   PROFILE=smoke|reduced|paper DATASET=mnist|cifar10|cifar100 [SEEDS=\"0 1 2\"] [DEVICE=cuda] [JOBS=4]"
 	@echo "make data        lay out the offline datasets from $(SHARED_DATA) (if present)"
 	@echo "make notebooks   regenerate notebooks/ and store their outputs (nbval references)"
 	@echo "make bench       throughput benchmarks"
@@ -54,7 +55,7 @@ test: venv
 	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env -p no:cacheprovider
 
 reproduce: venv
-	$(PY) -m akt_core.cli build all --dataset $(DATASET) --profile $(PROFILE) --seed $(SEEDS) --device $(DEVICE)
+	$(PY) -m akt_core.cli build all --dataset $(DATASET) --profile $(PROFILE) --seed $(SEEDS) --device $(DEVICE) --jobs $(JOBS)
 
 data: venv
 	@if [ -d "$(SHARED_DATA)" ]; then \

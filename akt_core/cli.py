@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="compute the results of a table group, the curves, all of them, "
                                      "or the white-box / eps-sweep evaluations beyond the paper")
     p.add_argument("what", help=f"one of: {', '.join(BUILD_CHOICES)}")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="train up to N independent models at once, one process each (for a GPU; default 1)")
     p.add_argument("--targets", nargs="+", default=None, metavar="MODEL",
                    help=f"only these models' records ({', '.join(robustness.GROUPS)} only), e.g. 'Res8(adv-trans)'")
     _common(p)
@@ -93,6 +95,9 @@ def run(argv: list[str] | None = None) -> int:
                   "black-box Res26 that scores its per-epoch curves)")
         return 0
     graph.check_choice("result", args.what, BUILD_CHOICES)
+    if args.jobs < 1 or (args.jobs > 1 and args.what in robustness.GROUPS):
+        raise AktError(f"--jobs {args.jobs}: give N >= 1; N > 1 applies to {', '.join(graph.GROUPS)}, curves "
+                       f"and all, not to {args.what!r}")
     if args.what in robustness.GROUPS:
         targets = tuple(args.targets) if args.targets else None
         df = robustness.require(args.what, args.dataset, args.profile, args.seed, compute=True,
@@ -101,7 +106,7 @@ def run(argv: list[str] | None = None) -> int:
         raise AktError(f"--targets applies to {', '.join(robustness.GROUPS)}, not to {args.what!r}")
     else:
         df = graph.require(args.what, args.dataset, args.profile, args.seed, compute=True, blackbox=args.blackbox,
-                           **opts)
+                           jobs=args.jobs, **opts)
     if "eps_256" in df:
         print(df.pivot_table(index="model", columns=["attack", "source", "eps_256"], values="accuracy").round(2).to_string())
     elif "accuracy" in df:

@@ -310,7 +310,7 @@ class Runner:
         #: bf16 autocast, on a GPU only and only when asked (``--bf16``): on these small networks it
         #: is slower than float32 with TF32 convolutions (``benchmarks/gpu_results``)
         self.amp = amp and self.device.type == "cuda"
-        self.progress, self.log = progress, log
+        self.progress, self.log, self.data_root = progress, log, data_root
         prof = profiles_mod.get(exp.profile)
         train = data_mod.load(exp.dataset, "train", data_root, download).subset(
             prof.n_train_for(exp.dataset))
@@ -498,6 +498,72 @@ class Runner:
         return out[out["key"].isin(keys)].reset_index(drop=True)
 
 
+# ---- building in parallel --------------------------------------------------------------------
+BUILT_KINDS = ("model", "dadv", "logits")  #: node kinds that are built and cached (records are not nodes)
+_WORKER: dict = {}  #: one Runner per worker process, made by ``_init_worker``
+
+
+def _quiet(*args) -> None:
+    pass
+
+
+def _init_worker(exp: Experiment, prof: profiles_mod.Profile, runner_kwargs: dict, threads: int) -> None:
+    torch.set_num_threads(threads)  # as many as the parent uses: CPU results stay bit-for-bit
+    profiles_mod.PROFILES.setdefault(prof.name, prof)  # a profile the parent registered at run time
+    _WORKER["runner"] = Runner(exp, **runner_kwargs)
+
+
+def _build_in_worker(node: Node) -> str:
+    runner = _WORKER["runner"]
+    runner.model(node) if node.kind == "model" else runner.array(node)
+    return node.key
+
+
+def build_parallel(runner: Runner, roots: list[Node], jobs: int) -> None:
+    """Build the cached nodes under ``roots`` that the store lacks, up to ``jobs`` at a time, each in
+    a worker process, each as soon as its dependencies are stored.
+
+    Every node is a pure function of its config, so the order changes nothing but the wall time; on
+    the CPU the results are bit-for-bit those of a serial build (each worker uses the parent's
+    thread count). Meant for a GPU, where one training process is bound by launching kernels and
+    leaves the GPU mostly idle; on the 2-core CPU it only divides the cores.
+    """
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from multiprocessing import get_context
+
+    nodes = [n for n in walk(roots) if n.kind in BUILT_KINDS]
+    done = {n.key for n in nodes if runner.store.has(n.kind, n.key)}
+    pending = [n for n in nodes if n.key not in done]
+    if not pending:
+        return
+    kwargs = {"store": runner.store, "data_root": runner.data_root, "device": str(runner.device),
+              "download": False, "progress": False, "log": print if runner.log is print else _quiet,
+              "amp": runner.amp}
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker,
+                             initargs=(runner.exp, runner.exp.prof, kwargs, torch.get_num_threads())) as pool:
+        running: dict = {}
+        while pending or running:
+            ready = [n for n in pending if all(d.key in done for d in n.deps)]
+            for n in ready[: jobs - len(running)]:
+                pending.remove(n)
+                running[pool.submit(_build_in_worker, n)] = n
+            if not running:
+                raise AktError(f"cannot schedule {[n.name for n in pending]}: a dependency is never built")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in finished:
+                done.add(f.result())  # a worker's exception is raised here
+                del running[f]
+
+
+def needed_models(exp: Experiment, needs: list[tuple[str, str, int | None]], curves: bool) -> list[Node]:
+    """The model nodes that scoring ``needs`` (and, with ``curves``, Figs. 3-4) reads: targets and
+    black-box sources (their dependencies follow through ``walk``)."""
+    roots = [exp.model(t) for t, _, _ in needs] + [exp.blackbox_source(s) for _, _, s in needs if s]
+    if curves:
+        roots += [exp.model(v) for v in figure_variants()]
+    return roots
+
+
 def table_needs(table: TableSpec) -> list[tuple[str, str, int | None]]:
     return [(t, attack, src) for t in table.targets for _, attack, src in table.columns]
 
@@ -554,15 +620,18 @@ def select_stored(df: pd.DataFrame, what: str, dataset: str, profile: str, seeds
 def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = False,
             store: Store | None = None, data_root: str | Path | None = None, device: str | None = None,
             blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print,
-            dataset_variant: str | None = None, amp: bool = False) -> pd.DataFrame:
+            dataset_variant: str | None = None, amp: bool = False, jobs: int = 1) -> pd.DataFrame:
     """Records (tables) or per-epoch curves (figures) for ``what`` on ``dataset`` under ``profile``.
 
     ``what`` is a table group (``variants``, ``sources``, ``attacks``), ``curves`` (Figs. 3-4) or
     ``all``. With ``compute=False`` only stored results are read (the book's mode: it never trains);
     with ``compute=True`` whatever the store lacks is built, and nothing else. Results of different
     dataset variants (e.g. lossless vs jpeg75) are never mixed: pass ``dataset_variant`` to choose.
-    ``amp``: bf16 autocast on a GPU (``Runner``).
+    ``amp``: bf16 autocast on a GPU (``Runner``). ``jobs`` > 1 trains independent models in that
+    many processes at once (``build_parallel``).
     """
+    if not (isinstance(jobs, int) and jobs >= 1):
+        raise AktError(f"jobs={jobs!r}: give a whole number of processes, at least 1")
     check_choice("result", what, (*GROUPS, "curves", "all"))
     data_mod.spec(dataset)
     profiles_mod.get(profile)
@@ -575,6 +644,8 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
             runner = Runner(Experiment(dataset, profile, seed, blackbox=blackbox), store, data_root, device,
                             download, progress, log, amp)
             needs = [n for g in groups for n in table_needs(table_for(g, dataset))]
+            if jobs > 1:
+                build_parallel(runner, needed_models(runner.exp, needs, what in ("curves", "all")), jobs)
             if needs:
                 runner.evaluate(needs)
             if what in ("curves", "all"):

@@ -20,8 +20,9 @@ import hashlib
 import json
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 import torch
@@ -57,6 +58,22 @@ def atomic_write_text(text: str, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` for the duration (POSIX ``flock``; nothing where it is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no concurrent writers are supported there
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def default_root() -> Path:
@@ -133,13 +150,21 @@ class Store:
         return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"key": str, "model_key": str})
 
     def append(self, profile: str, what: str, rows: list[dict], unique: tuple[str, ...]) -> None:
-        """Add ``rows``; a row whose ``unique`` columns match an existing one replaces it. Atomic."""
+        """Add ``rows``; a row whose ``unique`` columns match an existing one replaces it. Atomic, and
+        serialised between processes (``build --jobs``) by a lock file in the cache."""
         if not rows:
             return
         new = pd.DataFrame(rows)
-        old = self.read(profile, what)
-        df = pd.concat([old, new], ignore_index=True) if len(old) else new
-        df = df.drop_duplicates(subset=list(unique), keep="last")
-        df = df.sort_values(list(unique), kind="stable").reset_index(drop=True)
-        atomic_write_text(df.to_csv(index=False, float_format="%.6g", lineterminator="\n"),
-                          self._csv(profile, what))
+        path = self._csv(profile, what)
+        lock = self.cache / "locks" / f"{profile}-{what}.lock"  # in the ignored cache, not beside the CSV
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(lock):
+            old = self.read(profile, what)
+            df = pd.concat([old, new], ignore_index=True) if len(old) else new
+            df = df.drop_duplicates(subset=list(unique), keep="last")
+            df = df.sort_values(list(unique), kind="stable").reset_index(drop=True)
+            atomic_write_text(df.to_csv(index=False, float_format="%.6g", lineterminator="\n"), path)
+
+    def has(self, kind: str, key: str) -> bool:
+        """Whether an entry exists under ``key`` (``load`` still checks it before use)."""
+        return all(p.exists() for p in self._paths(kind, key))

@@ -6,8 +6,9 @@
 #   bash benchmarks/gpu_session.sh [SECONDS [PART...]]      # default: 540 paper
 #
 # PARTs, run in the order given:
-#   paper   `akt build all --dataset mnist --profile paper` (Tables 2, 5, 8 and Figs. 3-4 on MNIST):
-#           the target is that it fits one 10-minute device command
+#   paper   `akt build all --dataset mnist --profile paper --jobs $JOBS` (Tables 2, 5, 8 and Figs. 3-4
+#           on MNIST; JOBS default 4 training processes): the target is that it fits one
+#           10-minute device command
 #   bench   benchmarks/gpu.py: layouts, precisions, every paper method; bf16 vs fp32 on results
 #   sweep   `akt build sweep` of the paper profile on MNIST (after `paper`, reusing its models)
 #   smoke   the smoke profile on synthetic data (a one-minute plumbing check)
@@ -54,8 +55,9 @@ for part in "${parts[@]}"; do
     case $part in
     smoke) run "plumbing: smoke profile on synthetic data" $(($(left) < 60 ? $(left) : 60)) \
         "$PY" -m akt_core.cli build all --dataset synthetic --profile smoke --device "$DEVICE" --quiet ${AKT_OPTS:-} ;;
-    paper) run "paper profile, MNIST: build all (Tables 2, 5, 8; Figs. 3-4)" $(($(left) - 10)) \
-        "$PY" -m akt_core.cli build all --dataset mnist --profile paper --device "$DEVICE" --quiet ${AKT_OPTS:-} ;;
+    paper) run "paper profile, MNIST: build all (Tables 2, 5, 8; Figs. 3-4), --jobs ${JOBS:-4}" $(($(left) - 10)) \
+        "$PY" -m akt_core.cli build all --dataset mnist --profile paper --device "$DEVICE" --quiet \
+        --jobs "${JOBS:-4}" ${AKT_OPTS:-} ;;
     sweep) run "paper profile, MNIST: eps sweep" $(($(left) - 10)) \
         "$PY" -m akt_core.cli build sweep --dataset mnist --profile paper --device "$DEVICE" --quiet ${AKT_OPTS:-} ;;
     bench) run "benchmarks/gpu.py" $(($(left) - 10)) "$PY" benchmarks/gpu.py --out "$OUT/gpu_bench.json" ;;

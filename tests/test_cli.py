@@ -102,3 +102,11 @@ def test_bf16_is_opt_in():
 
     assert build_parser().parse_args(["build", "all"]).bf16 is False
     assert build_parser().parse_args(["train", "Res8(cln)", "--bf16"]).bf16 is True
+
+
+def test_jobs_must_be_positive_and_apply_to_the_paper_tables(capsys, tmp_path):
+    err = _fail(capsys, ["build", "all", "--dataset", "synthetic", "--jobs", "0", "--store", str(tmp_path)])
+    assert "--jobs 0" in err
+    err = _fail(capsys, ["build", "sweep", "--dataset", "synthetic", "--jobs", "2", "--store", str(tmp_path)])
+    assert "'sweep'" in err and "variants" in err and "all" in err
+    assert not (tmp_path / "cache").exists()
