@@ -52,6 +52,17 @@ TITLES = {
 }
 
 
+def stored_seeds(profile: str, dataset: str) -> list[int]:
+    """Every seed with records of ``dataset`` under ``profile`` in the results store ([0] if none), so
+    that the book shows each published seed (mean and spread where there are several)."""
+    sys.path.insert(0, str(ROOT))
+    from akt_core.store import Store
+
+    df = Store().read(profile)
+    seeds = sorted(int(s) for s in df.loc[df["dataset"] == dataset, "seed"].unique()) if len(df) else []
+    return seeds or [0]
+
+
 def jobs(profile: str, datasets: list[str], out: Path, only: list[str] | None) -> list[tuple[Path, Path, dict]]:
     """(source notebook, executed notebook, parameters) in the book's order."""
     todo = []
@@ -61,7 +72,7 @@ def jobs(profile: str, datasets: list[str], out: Path, only: list[str] | None) -
         for ds in (datasets if per_dataset else [ONCE_DATASET]):
             name = f"{stem}_{ds}.ipynb" if per_dataset else f"{stem}.ipynb"
             todo.append((NOTEBOOKS / f"{stem}.ipynb", out / name,
-                         {"profile": profile, "dataset": ds, "compute": False}))
+                         {"profile": profile, "dataset": ds, "compute": False, "seeds": stored_seeds(profile, ds)}))
     return todo
 
 

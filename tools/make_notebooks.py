@@ -33,7 +33,7 @@ from IPython.display import Markdown, display'''
 PARAMS = '''\
 profile = "reduced"      # smoke | reduced | paper
 dataset = "{dataset}"   # mnist | cifar10 | cifar100 (| synthetic)
-seeds = [0, 1]           # several seeds -> mean and spread (a seed not stored is left out)
+seeds = [0]              # several seeds -> mean and spread (the book passes every stored seed)
 device = "cpu"           # cpu | cuda | auto: used only when compute is True
 data_root = None         # local dataset root (None: $AKT_DATA_ROOT or data/datasets)
 compute = False          # True: build missing results (trains!); False: read the results store only
