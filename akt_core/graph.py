@@ -322,6 +322,7 @@ class Runner:
         self.spec = data_mod.spec(exp.dataset)
         self._models: dict[str, torch.nn.Module] = {}
         self._arrays: dict[str, torch.Tensor] = {}
+        self._curve_adv: dict[str, torch.Tensor] = {}  #: per curve source: the curve subset under its FGSM
         self.commit = git_commit()
 
     def provenance(self, **extra) -> dict:
@@ -373,9 +374,12 @@ class Runner:
             elif dep.key == cfg.get("teacher"):
                 inp.teacher_model = self.model(dep)
         inp.curve_x, inp.curve_y = self.curve.x, self.curve.y
-        if cfg["curve_source"]:
-            src = next(d for d in node.deps if d.key == cfg["curve_source"])
-            inp.curve_adv = craft(ATTACKS["FGSM"], self.model(src), self.curve.x, self.curve.y, self.exp.eps)
+        if cfg["curve_source"]:  # the same set for every model scored against that source: crafted once
+            if cfg["curve_source"] not in self._curve_adv:
+                src = next(d for d in node.deps if d.key == cfg["curve_source"])
+                self._curve_adv[src.key] = craft(ATTACKS["FGSM"], self.model(src), self.curve.x, self.curve.y,
+                                                 self.exp.eps)
+            inp.curve_adv = self._curve_adv[cfg["curve_source"]]
         self.log(f"[train] {self.exp.dataset} {node.name} seed {cfg['seed']} ({cfg['epochs']} epochs, "
                  f"{len(self.train)} images, key {node.key})")
         torch.manual_seed(cfg["seed"])
@@ -515,7 +519,10 @@ def _init_worker(exp: Experiment, prof: profiles_mod.Profile, runner_kwargs: dic
 
 def _build_in_worker(node: Node) -> str:
     runner = _WORKER["runner"]
-    runner.model(node) if node.kind == "model" else runner.array(node)
+    if node.kind == "model":
+        runner.model(node)
+    else:
+        runner.array(node)
     return node.key
 
 

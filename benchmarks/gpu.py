@@ -73,11 +73,10 @@ def _train_res8(x, y, cfg: dict, seed: int, amp: bool) -> tuple[torch.nn.Module,
 
 def precision_effect(x, y, xt, yt, epochs: int, seeds: tuple[int, ...]) -> dict:
     cfg = {**profiles.get("paper").as_config("mnist"), "epochs": epochs}
-    rows, states = [], {}
+    rows = []
     for seed in seeds:
         for train_amp in (False, True):
             model, wall = _train_res8(x, y, cfg, seed, train_amp)
-            states[(seed, train_amp)] = model.state_dict()
             x_fgsm = evaluate.craft(attacks.ATTACKS["FGSM"], model, xt, yt, attacks.EPS)
             for eval_amp in (False, True):
                 row = {"seed": seed, "train": "bf16" if train_amp else "fp32", "eval": "bf16" if eval_amp else "fp32",

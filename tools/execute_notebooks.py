@@ -27,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
+if str(ROOT) not in sys.path:  # akt_core from this checkout, installed or not
+    sys.path.insert(0, str(ROOT))
 DATASETS = ("mnist", "cifar10", "cifar100")
 #: notebook stem -> run once per dataset (True) or once (False); the order is the book's.
 PLAN = {
@@ -55,7 +57,6 @@ TITLES = {
 def stored_seeds(profile: str, dataset: str) -> list[int]:
     """Every seed with records of ``dataset`` under ``profile`` in the results store ([0] if none), so
     that the book shows each published seed (mean and spread where there are several)."""
-    sys.path.insert(0, str(ROOT))
     from akt_core.store import Store
 
     df = Store().read(profile)
