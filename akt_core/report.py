@@ -210,21 +210,44 @@ def table_numbers(group: str) -> dict[str, int]:
 
 def all_claims(dataset: str, profile: str, seeds=(0,), blackbox: str = "held-out",
                tolerance: float = 5.0) -> pd.DataFrame:
-    """C1-C5 verdicts for ``dataset`` from whatever stored results exist (never computes)."""
+    """C1-C5 verdicts for ``dataset`` from whatever stored results exist (never computes): on the
+    mean over ``seeds`` and, with several seeds, on each seed alone (``with_seed_columns``)."""
     from . import AktError
     from .graph import require, table_for
 
-    def get(what: str):
-        try:
-            return require(what, dataset, profile, seeds, compute=False, blackbox=blackbox)
-        except AktError:
-            return None
+    def verdicts(seed_set: tuple[int, ...]) -> pd.DataFrame:
+        def get(what: str):
+            try:
+                return require(what, dataset, profile, seed_set, compute=False, blackbox=blackbox)
+            except AktError:
+                return None
 
-    cmps = {}
-    for group in ("variants", "sources", "attacks"):
-        rec = get(group)
-        cmps[group] = comparison(rec, table_for(group, dataset), tolerance) if rec is not None else None
-    return claims(cmps["variants"], cmps["sources"], cmps["attacks"], get("curves"), margin=tolerance)
+        cmps = {}
+        for group in ("variants", "sources", "attacks"):
+            rec = get(group)
+            cmps[group] = comparison(rec, table_for(group, dataset), tolerance) if rec is not None else None
+        return claims(cmps["variants"], cmps["sources"], cmps["attacks"], get("curves"), margin=tolerance)
+
+    seeds = tuple(seeds)
+    out = verdicts(seeds)
+    return with_seed_columns(out, {s: verdicts((s,)) for s in seeds}) if len(seeds) > 1 else out
+
+
+def verdict_word(text: str) -> str:
+    """The verdict of a ``claims`` cell without its evidence: "supported", "NOT supported", ..."""
+    return text.split(" (", 1)[0]
+
+
+def with_seed_columns(overall: pd.DataFrame, per_seed: dict[int, pd.DataFrame]) -> pd.DataFrame:
+    """``overall`` (verdicts on the mean over seeds) with a column "seed S" after "reproduction" for
+    every seed: the verdict the same rule gives on that seed's numbers alone. A claim whose verdict
+    differs between seeds rests on run-to-run noise, whatever the mean says."""
+    out = overall.copy()
+    at = list(out.columns).index("reproduction") + 1
+    for i, (seed, df) in enumerate(sorted(per_seed.items())):
+        words = dict(zip(df["claim"], df["reproduction"].map(verdict_word)))
+        out.insert(at + i, f"seed {seed}", [words.get(c, "not evaluated here") for c in out["claim"]])
+    return out
 
 
 def plot_comparison(cmp: pd.DataFrame, title: str, ax=None):

@@ -76,7 +76,10 @@ if records is not None:
 CLAIMS = '''\
 display(Markdown(f"### Claims C1-C5 on {dataset} ({PROFILE.label_for(dataset)})\\n\\n"
                  "Each verdict applies the same explicit rule (`akt_core.report.claims`) to our numbers "
-                 "and to the paper's own; robust accuracy is the mean over the transfer attacks."))
+                 "and to the paper's own; robust accuracy is the mean over the transfer attacks."
+                 + (" `reproduction` judges the mean over the seeds; each `seed` column, that seed's numbers "
+                    "alone. A verdict that changes from one seed to another rests on run-to-run noise."
+                    if len(seeds) > 1 else "")))
 display(report.all_claims(dataset, profile, seeds, blackbox, tolerance))'''
 
 
