@@ -124,3 +124,21 @@ def test_seed_columns_show_each_seeds_verdict_beside_the_mean():
     only_c1 = seed1[seed1["claim"] == "C1"]
     assert list(report.with_seed_columns(mean, {0: only_c1})["seed 0"]) == [
         "supported", "not evaluated here", "not evaluated here", "not evaluated here"]
+
+
+def test_seed_cells_pair_each_cell_across_seeds_and_the_summary_names_the_largest_spread():
+    table = table_for("sources", "cifar10")  # Table 6: FGSM from Res26, Res20, Res14 ("Res16"), Res8
+    recs = _records([("Res8(adv)", "FGSM", "Res14", 0, 60.0), ("Res8(adv)", "FGSM", "Res14", 1, 52.5),
+                     ("Res8(cln)", "clean", "-", 1, 70.0), ("Res8(cln)", "clean", "-", 0, 71.0),
+                     ("Res8(cln)", "FGSM", "Res26", 0, 20.0),  # seed 0 only: not a pair
+                     ("Res8(adv)", "clean", "-", 0, 69.0), ("Res8(adv)", "clean", "-", 1, 68.0)])
+    cells = report.seed_cells(recs, table)
+    assert list(cells.columns) == ["model", "column", "seed 0", "seed 1", "spread"]
+    # the paper's order: Res8(cln) before Res8(adv); clean before FGSM@...
+    assert [tuple(r) for r in cells[["model", "column"]].itertuples(index=False)] == [
+        ("Res8(cln)", "clean"), ("Res8(adv)", "clean"), ("Res8(adv)", "FGSM@Res16")]
+    assert list(cells["spread"]) == [1.0, 1.0, 7.5]
+    assert report.seed_summary(cells, tolerance=5.0) == (
+        "3 cells with every seed (seed 0, seed 1). Spread (largest − smallest over the seeds): median 1.00 "
+        "points; more than 5 points for 1 of the 3; largest 7.50 points (Res8(adv), FGSM@Res16: 60.00, 52.50 %).")
+    assert report.seed_summary(report.seed_cells(recs[recs["seed"] == 0], table)) == "One seed only: nothing to compare."

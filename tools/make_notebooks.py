@@ -78,7 +78,7 @@ display(Markdown(f"### Claims C1-C5 on {dataset} ({PROFILE.label_for(dataset)})\
                  "Each verdict applies the same explicit rule (`akt_core.report.claims`) to our numbers "
                  "and to the paper's own; robust accuracy is the mean over the transfer attacks."
                  + (" `reproduction` judges the mean over the seeds; each `seed` column, that seed's numbers "
-                    "alone. A verdict that changes from one seed to another rests on run-to-run noise."
+                    "alone. A verdict that changes from one seed to another is decided by run-to-run noise."
                     if len(seeds) > 1 else "")))
 display(report.all_claims(dataset, profile, seeds, blackbox, tolerance))'''
 
@@ -239,12 +239,27 @@ else:
     display(Markdown("**No rerun of this dataset is stored** under this profile (`data/reruns/`)."))'''
 
 
+SEEDS = '''\
+if records is not None and records["seed"].nunique() > 1:
+    import matplotlib.pyplot as plt
+    cells = report.seed_cells(records, table)
+    display(Markdown(f"### How far does the seed move these numbers? (Table {table.number}, {dataset}, "
+                     f"{PROFILE.label_for(dataset)})\\n\\n"
+                     "Each seed retrains every model from scratch, black-box sources included. "
+                     + report.seed_summary(cells, tolerance)
+                     + " A difference between two cells of the table that is no larger than their spread here "
+                       "is not evidence."))
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    report.plot_seeds(cells, f"Table {table.number} ({dataset}): one seed against another", ax=ax)
+    plt.show()'''
+
+
 def main() -> None:
     HERE.mkdir(exist_ok=True)
     for group, stem in TABLE_FILES.items():
         nb = notebook(f"{stem.split('_', 1)[0].title()} {stem.split('_')[1]}-{stem.split('_')[2]}: "
                       f"{group}", TABLE_INTRO[group], DEFAULT_DATASET,
-                      [TABLE.format(group=group), PLOT, CLAIMS] + ([RERUN] if group == "variants" else []))
+                      [TABLE.format(group=group), PLOT, CLAIMS, SEEDS] + ([RERUN] if group == "variants" else []))
         nb.cells[0].source = f"# Tables {stem.split('_')[1]}-{stem.split('_')[2]}\n\n{TABLE_INTRO[group]}"
         nbf.write(nb, HERE / f"{stem}.ipynb")
     nb = notebook("Figures 3-4: convergence of the compact model",
