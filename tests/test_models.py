@@ -205,3 +205,18 @@ def test_multi_exit_res26_exits_and_their_cost():
     assert costs[0].params == stem + blocks + head
     with pytest.raises(AktError, match="exit 4"):
         ExitView(m, 4)
+
+
+def test_the_books_prose_states_the_measured_costs():
+    """intro.md and errata.md quote Res26's and Res8's cost in words; they must say what the library measures."""
+    from pathlib import Path
+
+    book = Path(__file__).resolve().parent.parent / "book"
+    c26, c8 = model_cost(resnet(26), (3, 32, 32)), model_cost(resnet(8), (3, 32, 32))
+    intro, errata = (book / "intro.md").read_text(), (book / "errata.md").read_text()
+    for c, name in ((c26, "Res26"), (c8, "Res8")):
+        assert f"{name} has {c.params:,} parameters and {c.macs / 1e6:.1f} M multiply-accumulates" in " ".join(intro.split())
+        assert f"**{name} has {c.params:,} parameters and {c.macs / 1e6:.1f} M MACs** ({c.macs / 1e9:.3f} GMACs, " \
+               f"{2 * c.macs / 1e9:.3f} GFLOPs" in " ".join(errata.split())
+    assert f"| **total** | **{c8.params:,}** | **{c8.macs:,}** | **{c26.params:,}** | **{c26.macs:,}** |" in errata
+    assert f"statistics take {c26.size_mb:.2f} MiB and {c8.size_mb:.2f} MiB" in " ".join(errata.split())
