@@ -54,12 +54,13 @@ TITLES = {
 }
 
 
-def stored_seeds(profile: str, dataset: str) -> list[int]:
-    """Every seed with records of ``dataset`` under ``profile`` in the results store ([0] if none), so
-    that the book shows each published seed (mean and spread where there are several)."""
+def stored_seeds(profile: str, dataset: str, what: str = "records") -> list[int]:
+    """Every seed with ``what`` records (``records`` or ``robustness``) of ``dataset`` under ``profile``
+    in the results store ([0] if none), so that the book shows each published seed (mean and spread
+    where there are several)."""
     from akt_core.store import Store
 
-    df = Store().read(profile)
+    df = Store().read(profile, what)
     seeds = sorted(int(s) for s in df.loc[df["dataset"] == dataset, "seed"].unique()) if len(df) else []
     return seeds or [0]
 
@@ -72,8 +73,12 @@ def jobs(profile: str, datasets: list[str], out: Path, only: list[str] | None) -
             continue
         for ds in (datasets if per_dataset else [ONCE_DATASET]):
             name = f"{stem}_{ds}.ipynb" if per_dataset else f"{stem}.ipynb"
+            # the comparisons beyond the paper set later methods beside the paper's models: both on the
+            # seeds the later methods have, so that every row of a table averages the same runs
+            what = "robustness" if stem.startswith("beyond_") else "records"
             todo.append((NOTEBOOKS / f"{stem}.ipynb", out / name,
-                         {"profile": profile, "dataset": ds, "compute": False, "seeds": stored_seeds(profile, ds)}))
+                         {"profile": profile, "dataset": ds, "compute": False,
+                          "seeds": stored_seeds(profile, ds, what)}))
     return todo
 
 
