@@ -12,6 +12,8 @@ Prints, in one run, and writes as JSON (``--out``):
    scored on the full test set, clean and under white-box FGSM at 16/256, with fp32 and with bf16
    inference. The seed-to-seed spread is the noise the precision's effect is compared with. One
    epoch trained twice with the same seed says whether the GPU run is deterministic.
+4. (``--parts graphs``) **launch overhead**: the ``cln`` step eager and replayed as one CUDA graph
+   (``graphed_step``), for deciding whether the training loop should capture its steps.
 
 ``--quick`` shrinks everything (a plumbing check that runs on the CPU too).
 """
@@ -115,6 +117,73 @@ def summarise(eff: dict) -> list[str]:
     return lines
 
 
+def graphed_step(x: torch.Tensor, y: torch.Tensor, depths: tuple[int, ...] = (8, 26), steps: int = 200,
+                 batch: int = 256) -> list[dict]:
+    """How much of a training step is launch overhead: the ``cln`` step (gather the batch, forward,
+    cross-entropy, backward, SGD with momentum and weight decay) eagerly, and the same step captured
+    once as a CUDA graph (``torch.cuda.CUDAGraph``, the whole-network capture of PyTorch's CUDA-graphs
+    notes: static index buffer, warm-up on a side stream, gradients allocated inside the capture) and
+    replayed. A probe for deciding whether train.py should replay graphs; the library does not."""
+    import torch.nn.functional as F
+
+    if x.device.type != "cuda":
+        print("  CUDA graphs need a GPU: skipped", flush=True)
+        return []
+    spec = data.spec("mnist")
+    g = torch.Generator(device=x.device).manual_seed(0)
+    order = torch.randint(0, len(x), (steps + 13, batch), device=x.device, generator=g)
+    rows = []
+    for depth in depths:
+        for mode in ("eager", "CUDA graph"):
+            try:
+                torch.manual_seed(0)
+                model = evaluate.layout(resnet(depth, spec.num_classes, spec.channels, spec.mean, spec.std)
+                                        .to(x.device)).train()
+                opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+                idx = order[0].clone()
+
+                def body() -> torch.Tensor:
+                    loss = F.cross_entropy(model(evaluate.layout(data.to_float(x[idx]))), y[idx])
+                    loss.backward()
+                    opt.step()
+                    return loss
+
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):  # warm-up: cuDNN's choices, momentum buffers
+                    for i in range(1, 11):
+                        idx.copy_(order[i])
+                        opt.zero_grad(set_to_none=True)
+                        body()
+                torch.cuda.current_stream().wait_stream(side)
+                if mode == "CUDA graph":
+                    graph_ = torch.cuda.CUDAGraph()
+                    opt.zero_grad(set_to_none=True)
+                    with torch.cuda.graph(graph_):
+                        body()
+                    run = graph_.replay
+                else:
+                    def run() -> None:
+                        opt.zero_grad(set_to_none=True)
+                        body()
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                for i in range(13, steps + 13):
+                    idx.copy_(order[i])
+                    run()
+                torch.cuda.synchronize()
+                dt = time.perf_counter() - t0
+                row = {"depth": depth, "mode": mode, "images_per_s": round(steps * batch / dt, 1),
+                       "ms_per_step": round(1000 * dt / steps, 3)}
+                print(f"  Res{depth:<2d} {mode:10s} {row['images_per_s']:9.0f} images/s "
+                      f"({row['ms_per_step']:.2f} ms per step)", flush=True)
+            except Exception as exc:  # a probe: report and go on
+                row = {"depth": depth, "mode": mode, "error": f"{type(exc).__name__}: {exc}"}
+                print(f"  Res{depth:<2d} {mode:10s} failed: {row['error']}", flush=True)
+            rows.append(row)
+    return rows
+
+
 def training_estimate(methods_rows: list[dict], dataset: str = "mnist") -> list[dict]:
     """Training time of each model of the paper profile's ``build all`` from one-epoch throughputs
     (Res8 and Res26 measured; other depths interpolated linearly in time per step): a lower bound,
@@ -175,8 +244,10 @@ def main() -> int:
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--out", default=None, help="JSON file for the figures")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a plumbing check (CPU too)")
-    ap.add_argument("--parts", nargs="+", default=["throughput", "precision"], choices=["throughput", "precision"],
-                    help="throughput: 1 and 2 above; precision: 3")
+    ap.add_argument("--parts", nargs="+", default=["throughput", "precision"],
+                    choices=["throughput", "precision", "graphs"],
+                    help="throughput: 1 and 2 above; precision: 3; graphs: the cln step eager and as a "
+                         "replayed CUDA graph (graphed_step)")
     ap.add_argument("--show", default=None, metavar="DIR", help="print the figures stored in DIR and exit")
     args = ap.parse_args()
     if args.show:
@@ -201,6 +272,9 @@ def main() -> int:
         print("2. the paper's methods (fp32 channels-last)", flush=True)
         info["methods"] = training_throughput(batch=256, dataset="mnist", method_names=PAPER_METHODS,
                                               x=x[:n_tp], y=y[:n_tp])
+    if "graphs" in args.parts:
+        print("4. launch overhead: the cln step (batch 256) eager and as a replayed CUDA graph", flush=True)
+        info["graphs"] = graphed_step(x, y, steps=20 if args.quick else 200)
     if "precision" in args.parts:
         print(f"3. bf16 vs fp32: Res8(cln), paper profile on MNIST ({epochs} epochs, {len(tr):,} images)", flush=True)
         info["precision"] = precision_effect(x, y, te.x, te.y, epochs, seeds)

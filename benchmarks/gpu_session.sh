@@ -12,6 +12,8 @@
 #   bench   benchmarks/gpu.py: layouts, precisions, every paper method; bf16 vs fp32 on results
 #   sweep   `akt build sweep` of the paper profile on MNIST (after `paper`, reusing its models)
 #   smoke   the smoke profile on synthetic data (a one-minute plumbing check)
+#   graphs  benchmarks/gpu.py --parts graphs: the training step eager and as a replayed CUDA graph
+#           (about half a minute): how much of a step is kernel-launch overhead
 #
 # Expects the MNIST offline copy (../shared/data/mnist) in $SOURCE/mnist (default .device/mnist, an
 # ignored folder the device call carries) and python3 with torch; AKT_GIT_COMMIT names the commit,
@@ -61,7 +63,9 @@ for part in "${parts[@]}"; do
     sweep) run "paper profile, MNIST: eps sweep" $(($(left) - 10)) \
         "$PY" -m akt_core.cli build sweep --dataset mnist --profile paper --device "$DEVICE" --quiet ${AKT_OPTS:-} ;;
     bench) run "benchmarks/gpu.py" $(($(left) - 10)) "$PY" benchmarks/gpu.py --out "$OUT/gpu_bench.json" ;;
-    *) echo "unknown part $part; valid: paper bench sweep smoke" | tee -a "$log"; exit 2 ;;
+    graphs) run "benchmarks/gpu.py --parts graphs" $(($(left) - 10)) \
+        "$PY" benchmarks/gpu.py --parts graphs --out "$OUT/gpu_graphs.json" ;;
+    *) echo "unknown part $part; valid: paper bench sweep smoke graphs" | tee -a "$log"; exit 2 ;;
     esac
 done
 
