@@ -120,7 +120,8 @@ if curves is not None:
     last = curves.sort_values("epoch").groupby(["model", "seed"]).last().reset_index()
     display(Markdown(f"*{report.label(curves.assign(profile=profile, n_examples=PROFILE.n_curve))}* — curves are scored on "
                      f"a fixed subset of {PROFILE.n_curve} test images."))
-    display(last.groupby("model")[["epoch", "clean_acc", "adv_acc"]].mean().round(2))'''
+    display(last.groupby("model").agg(last_epoch=("epoch", "max"), clean_acc=("clean_acc", "mean"),
+                                      adv_acc=("adv_acc", "mean")).round(2))  # means over the seeds'''
 
 COST = '''\
 from akt_core import cost
