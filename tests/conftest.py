@@ -91,7 +91,7 @@ def tiny_built(tmp_path_factory):
     datasets = ("mnist", "cifar10", "cifar100", "synthetic")
     prof = P.Profile("tiny", n_train=dict.fromkeys(datasets, 64), n_test=40, epochs=dict.fromkeys(datasets, 1),
                      batch_size=32, n_curve=24, published=False, description="unit tests", eval_batch_size=50,
-                     n_whitebox=24, n_autoattack=8, autoattack_eps=("16/256",))
+                     n_whitebox=12, n_autoattack=8, autoattack_eps=("16/256",))
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(P.PROFILES, "tiny", prof)
         root = tmp_path_factory.mktemp("tiny_store")

@@ -59,7 +59,7 @@ def test_records_complete_with_provenance(robust, tiny):
     wb, sw = robust["wb"], robust["sw"]
     assert len(wb) == len(R.needs("whitebox", "synthetic", "tiny")) == 2 * 8 + 6 + 6  # AA (+ control) at 16/256
     assert len(sw) == len(R.needs("sweep", "synthetic", "tiny", SWEEP_TARGETS)) == len(R.SWEEP_EPS_256) * 3 * 3
-    assert (wb.loc[wb["attack"] == "PGD-20", "n_examples"] == 24).all()
+    assert (wb.loc[wb["attack"] == "PGD-20", "n_examples"] == 12).all()
     assert (wb.loc[wb["attack"].isin(["AutoAttack", R.PGD_ON_AA]), "n_examples"] == 8).all()
     for col in ("git_commit", "torch_version", "device", "dataset_variant", "seed", "train_images", "eps"):
         assert wb[col].notna().all()
@@ -76,7 +76,7 @@ def test_second_call_computes_nothing(robust, tiny):
     assert key(again).equals(key(robust["sw"]))
 
 
-@pytest.mark.parametrize("attack,n", [("PGD-20", 24), (R.PGD_ON_AA, 8)])
+@pytest.mark.parametrize("attack,n", [("PGD-20", 12), (R.PGD_ON_AA, 8)])
 def test_whitebox_record_recomputed_by_hand(robust, tiny, attack, n):
     """A stored PGD-20 record equals PGD-20 run again with the record's seed on the same images: all
     ``n_whitebox`` of them, or, for the control beside AutoAttack, its first ``n_autoattack``."""
@@ -101,7 +101,7 @@ def test_sweep_is_monotone_for_pgd_and_shares_transfer_sets(robust, tiny):
         acc = g["accuracy"].tolist()
         assert acc[-1] <= acc[0]
     fg = sw[(sw["attack"] == "FGSM") & (sw["eps_256"] == 16)]
-    assert len(fg) == len(SWEEP_TARGETS) and (fg["n_examples"] == 24).all()
+    assert len(fg) == len(SWEEP_TARGETS) and (fg["n_examples"] == 12).all()
 
 
 def test_stale_robustness_rows_are_left_out(robust, tiny):
