@@ -374,12 +374,12 @@ class Runner:
             elif dep.key == cfg.get("teacher"):
                 inp.teacher_model = self.model(dep)
         inp.curve_x, inp.curve_y = self.curve.x, self.curve.y
-        if cfg["curve_source"]:  # the same set for every model scored against that source: crafted once
-            if cfg["curve_source"] not in self._curve_adv:
-                src = next(d for d in node.deps if d.key == cfg["curve_source"])
-                self._curve_adv[src.key] = craft(ATTACKS["FGSM"], self.model(src), self.curve.x, self.curve.y,
+        if (src_key := cfg["curve_source"]):  # the same set for every model scored against it: crafted once
+            if src_key not in self._curve_adv:
+                src = next(d for d in node.deps if d.key == src_key)
+                self._curve_adv[src_key] = craft(ATTACKS["FGSM"], self.model(src), self.curve.x, self.curve.y,
                                                  self.exp.eps)
-            inp.curve_adv = self._curve_adv[cfg["curve_source"]]
+            inp.curve_adv = self._curve_adv[src_key]
         self.log(f"[train] {self.exp.dataset} {node.name} seed {cfg['seed']} ({cfg['epochs']} epochs, "
                  f"{len(self.train)} images, key {node.key})")
         torch.manual_seed(cfg["seed"])

@@ -40,12 +40,23 @@ def _column_of(table: TableSpec) -> dict[tuple[str, str], str]:
     return {(attack, f"Res{src}" if src else "-"): name for name, attack, src in table.columns}
 
 
-def reproduced(records: pd.DataFrame, table: TableSpec) -> pd.DataFrame:
-    """Mean, standard deviation and number of seeds per cell, in the paper's layout (long form)."""
+def _cells(records: pd.DataFrame, table: TableSpec) -> pd.DataFrame:
+    """The records that are cells of ``table``, with the paper's column name in ``column``."""
     col = _column_of(table)
     df = records.assign(column=[col.get((a, s)) for a, s in zip(records["attack"], records["source"])])
-    df = df[df["column"].notna() & df["model"].isin(table.targets)]
-    g = df.groupby(["model", "column"])["accuracy"]
+    return df[df["column"].notna() & df["model"].isin(table.targets)]
+
+
+def _in_paper_order(df: pd.DataFrame, table: TableSpec) -> pd.DataFrame:
+    """``df`` with ``model`` and ``column`` as categoricals in the paper's order, sorted by them."""
+    df = df.assign(model=pd.Categorical(df["model"], list(table.targets)),
+                   column=pd.Categorical(df["column"], [c for c, _, _ in table.columns]))
+    return df.sort_values(["model", "column"]).reset_index(drop=True)
+
+
+def reproduced(records: pd.DataFrame, table: TableSpec) -> pd.DataFrame:
+    """Mean, standard deviation and number of seeds per cell, in the paper's layout (long form)."""
+    g = _cells(records, table).groupby(["model", "column"])["accuracy"]
     out = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n_seeds": g.count()}).reset_index()
     return out
 
@@ -60,10 +71,7 @@ def comparison(records: pd.DataFrame, table: TableSpec, tolerance: float = 5.0) 
     df = pd.merge(paper, ours, on=["model", "column"], how="outer") if len(paper) else ours.assign(paper=np.nan)
     df["diff"] = df["mean"] - df["paper"]
     df["off"] = df["diff"].abs() > tolerance
-    cols = [c for c, _, _ in table.columns]
-    df["model"] = pd.Categorical(df["model"], list(table.targets))
-    df["column"] = pd.Categorical(df["column"], cols)
-    return df.sort_values(["model", "column"]).reset_index(drop=True)
+    return _in_paper_order(df, table)
 
 
 def side_by_side(cmp: pd.DataFrame) -> pd.DataFrame:
@@ -215,22 +223,27 @@ def all_claims(dataset: str, profile: str, seeds=(0,), blackbox: str = "held-out
     from . import AktError
     from .graph import require, table_for
 
-    def verdicts(seed_set: tuple[int, ...]) -> pd.DataFrame:
-        def get(what: str):
-            try:
-                return require(what, dataset, profile, seed_set, compute=False, blackbox=blackbox)
-            except AktError:
-                return None
+    def get(what: str) -> pd.DataFrame | None:
+        try:
+            return require(what, dataset, profile, seeds, compute=False, blackbox=blackbox)
+        except AktError:
+            return None
 
-        cmps = {}
-        for group in ("variants", "sources", "attacks"):
-            rec = get(group)
-            cmps[group] = comparison(rec, table_for(group, dataset), tolerance) if rec is not None else None
-        return claims(cmps["variants"], cmps["sources"], cmps["attacks"], get("curves"), margin=tolerance)
+    stored = {what: get(what) for what in ("variants", "sources", "attacks", "curves")}  # read once
 
-    seeds = tuple(seeds)
-    out = verdicts(seeds)
-    return with_seed_columns(out, {s: verdicts((s,)) for s in seeds}) if len(seeds) > 1 else out
+    def verdicts(seed_set: set[int]) -> pd.DataFrame:
+        def of(what: str) -> pd.DataFrame | None:  # the stored rows of these seeds; None as require has none
+            df = stored[what]
+            df = None if df is None else df[df["seed"].isin(seed_set)]
+            return df if df is not None and len(df) else None
+
+        cmps = {g: comparison(rec, table_for(g, dataset), tolerance) if (rec := of(g)) is not None else None
+                for g in ("variants", "sources", "attacks")}
+        return claims(cmps["variants"], cmps["sources"], cmps["attacks"], of("curves"), margin=tolerance)
+
+    seeds = [int(s) for s in seeds]
+    out = verdicts(set(seeds))
+    return with_seed_columns(out, {s: verdicts({s}) for s in seeds}) if len(seeds) > 1 else out
 
 
 def verdict_word(text: str) -> str:
@@ -621,16 +634,11 @@ def rerun_summary(spread: pd.DataFrame, rerun: str) -> str:
 def seed_cells(records: pd.DataFrame, table: TableSpec) -> pd.DataFrame:
     """The cells of ``table`` every seed has, one accuracy column per seed ("seed 0", "seed 1", ...),
     plus ``spread`` = largest - smallest over the seeds (points). Rows in the paper's order."""
-    col = _column_of(table)
-    df = records.assign(column=[col.get((a, s)) for a, s in zip(records["attack"], records["source"])])
-    df = df[df["column"].notna() & df["model"].isin(table.targets)]
-    wide = df.pivot_table(index=["model", "column"], columns="seed", values="accuracy", aggfunc="first").dropna()
+    wide = _cells(records, table).pivot_table(index=["model", "column"], columns="seed", values="accuracy",
+                                              aggfunc="first").dropna()
     wide.columns = [f"seed {s}" for s in wide.columns]
     wide["spread"] = (wide.max(axis=1) - wide.min(axis=1)).round(4)
-    wide = wide.reset_index()
-    wide["model"] = pd.Categorical(wide["model"], list(table.targets))
-    wide["column"] = pd.Categorical(wide["column"], [c for c, _, _ in table.columns])
-    return wide.sort_values(["model", "column"]).astype({"model": str, "column": str}).reset_index(drop=True)
+    return _in_paper_order(wide.reset_index(), table).astype({"model": str, "column": str})
 
 
 def seed_summary(cells: pd.DataFrame, tolerance: float = 5.0) -> str:

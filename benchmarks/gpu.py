@@ -118,7 +118,7 @@ def summarise(eff: dict) -> list[str]:
 
 
 def graphed_step(x: torch.Tensor, y: torch.Tensor, depths: tuple[int, ...] = (8, 26), steps: int = 200,
-                 batch: int = 256) -> list[dict]:
+                 batch: int = 256, warmup: int = 10) -> list[dict]:
     """How much of a training step is launch overhead: the ``cln`` step (gather the batch, forward,
     cross-entropy, backward, SGD with momentum and weight decay) eagerly, and the same step captured
     once as a CUDA graph (``torch.cuda.CUDAGraph``, the whole-network capture of PyTorch's CUDA-graphs
@@ -131,7 +131,7 @@ def graphed_step(x: torch.Tensor, y: torch.Tensor, depths: tuple[int, ...] = (8,
         return []
     spec = data.spec("mnist")
     g = torch.Generator(device=x.device).manual_seed(0)
-    order = torch.randint(0, len(x), (steps + 13, batch), device=x.device, generator=g)
+    order = torch.randint(0, len(x), (warmup + steps, batch), device=x.device, generator=g)  # each step's batch
     rows = []
     for depth in depths:
         for mode in ("eager", "CUDA graph"):
@@ -151,7 +151,7 @@ def graphed_step(x: torch.Tensor, y: torch.Tensor, depths: tuple[int, ...] = (8,
                 side = torch.cuda.Stream()
                 side.wait_stream(torch.cuda.current_stream())
                 with torch.cuda.stream(side):  # warm-up: cuDNN's choices, momentum buffers
-                    for i in range(1, 11):
+                    for i in range(warmup):
                         idx.copy_(order[i])
                         opt.zero_grad(set_to_none=True)
                         body()
@@ -168,7 +168,7 @@ def graphed_step(x: torch.Tensor, y: torch.Tensor, depths: tuple[int, ...] = (8,
                         body()
                 torch.cuda.synchronize()
                 t0 = time.perf_counter()
-                for i in range(13, steps + 13):
+                for i in range(warmup, warmup + steps):
                     idx.copy_(order[i])
                     run()
                 torch.cuda.synchronize()
