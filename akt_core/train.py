@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from .allocator import keep_freed_memory
 from .attacks import fgsm
-from .data import Split, augment, batches, to_device, to_float
+from .data import Split, apply_crops, augment, batches, draw_crops, to_device, to_float
 from .evaluate import _autocast, accuracy, layout, logits
 from .methods import SOURCE_CHOICES, Method, StepBatch
 from .store import atomic_torch_save
@@ -63,8 +64,9 @@ def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs
     idx = to_device(idx, dev)
     n_adv = int(len(idx) * method.adv_share)
     cidx, aidx = idx[: len(idx) - n_adv], idx[len(idx) - n_adv:]
+    # uint8 images are augmented before they become float: the same values, 4x smaller temporaries
     aug = (lambda t: augment(t, g)) if inp.augment else (lambda t: t)
-    b = StepBatch(x=aug(to_float(inp.train.x[cidx])), y=inp.train.y[cidx])
+    b = StepBatch(x=to_float(aug(inp.train.x[cidx])), y=inp.train.y[cidx])
     if method.inner is not None:  # ARD, RSLAD, SA-MDRAD, PeerAiD: teacher(s) on this batch, inner attack on the student
         if method.peer:  # the peer's clean logits in eval mode, no gradient (``logits`` restores train mode)
             b.peer = inp.peer_model
@@ -86,14 +88,18 @@ def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs
     b.y_adv = inp.train.y[aidx]
     if method.self_adv:
         with _autocast(dev, amp):
-            b.x_adv = fgsm(model, aug(to_float(inp.train.x[aidx])), b.y_adv, inp.eps)
+            b.x_adv = fgsm(model, to_float(aug(inp.train.x[aidx])), b.y_adv, inp.eps)
         return b
     n_src = inp.dadv_sign.shape[0]
     if params["source_choice"] == "random":
         src = to_device(torch.randint(n_src, (n_adv,), generator=g), dev)
     else:
         src = torch.full((n_adv,), epoch % n_src, device=dev)
-    b.x_adv = aug(dadv_images(inp.train.x[aidx], inp.dadv_sign[src, aidx], inp.eps))
+    x_adv, sign = inp.train.x[aidx], inp.dadv_sign[src, aidx]
+    if inp.augment:  # one draw crops image and sign alike; the zero padding of both rebuilds a zero pixel
+        crops = draw_crops(n_adv, g, dev)
+        x_adv, sign = apply_crops(x_adv, crops), apply_crops(sign, crops)
+    b.x_adv = dadv_images(x_adv, sign, inp.eps)
     if method.teacher:
         b.t_adv = inp.teacher_adv[src, aidx]
     return b
@@ -117,6 +123,8 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
     if method.peer and inp.peer_model is None:
         raise ValueError(f"method {method.name!r} trains a peer with the model (TrainInputs.peer_model)")
     dev = inp.train.x.device
+    if dev.type == "cpu":
+        keep_freed_memory()
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     model = layout(model.to(dev))

@@ -312,3 +312,32 @@ def test_sa_mdrad_trains_on_cached_multi_teacher_logits(data):
     assert losses[0] > losses[-1] > 0
     with pytest.raises(ValueError, match="static teachers"):
         T.train_model(make_model(), m, m.params, CFG, T.TrainInputs(tr, True, EPS, teacher=oracle), 0, progress=False)
+
+
+@pytest.mark.parametrize("method", ["cln", "self-adv", "adv-trans"])
+def test_augmented_batch_is_the_float_augmentation_of_before(method, data):
+    """uint8 images (and int8 D_adv signs) are cropped before they become float; the batch is bit for
+    bit what cropping their float copies gave (the order of the generator's draws is unchanged)."""
+    from akt_core.data import augment
+
+    tr, _, sign, _, _ = data
+    m = M.get(method)
+    inp = _inputs(data, method, augment=True)
+    idx = torch.arange(64)
+    b = T._make_batch(make_model(), m, m.params, inp, idx, 0, torch.Generator().manual_seed(5), False)
+    g = torch.Generator().manual_seed(5)  # the float path of before, draw for draw
+    n_adv = int(len(idx) * m.adv_share)
+    cidx, aidx = idx[: len(idx) - n_adv], idx[len(idx) - n_adv:]
+    assert torch.equal(b.x, augment(to_float(tr.x[cidx]), g))
+    if method == "adv-trans":
+        src = torch.randint(sign.shape[0], (n_adv,), generator=g)
+        assert torch.equal(b.x_adv, augment(T.dadv_images(tr.x[aidx], sign[src, aidx], EPS), g))
+
+
+def test_allocator_keeps_freed_memory_once():
+    from akt_core import allocator
+
+    first = allocator.keep_freed_memory()
+    assert allocator.keep_freed_memory() is first  # once per process, same answer
+    import sys
+    assert first is sys.platform.startswith("linux")  # glibc on the Linux machines the project runs on
