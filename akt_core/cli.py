@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import AktError, __version__
 from . import data as data_mod
-from . import graph, profiles, robustness
+from . import graph, profiles, robustness, zoo
 from .store import Store
 
 
@@ -56,6 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default=None, help="only this profile's records")
     p.add_argument("--store", default=None)
     sub.add_parser("profiles", help="list the run profiles")
+    p = sub.add_parser("weights", help="list the published weights (--check: verify files and fingerprints)")
+    p.add_argument("--profile", default=None)
+    p.add_argument("--dataset", default=None)
+    p.add_argument("--check", action="store_true", help="check every file's sha256 and fingerprint")
+    p.add_argument("--store", default=None)
+    p = sub.add_parser("publish", help="publish the models and results a build stored elsewhere "
+                                       "(a background run's store) into this store's weights and results")
+    p.add_argument("--from", dest="source", required=True, metavar="STORE", help="the store the build wrote")
+    p.add_argument("--profile", required=True, help="a published profile")
+    p.add_argument("--dataset", default=None, help="only this dataset")
+    p.add_argument("--data-root", default=None, help="the dataset copy the models were trained on")
+    p.add_argument("--store", default=None)
     return ap
 
 
@@ -70,6 +82,28 @@ def run(argv: list[str] | None = None) -> int:
             print(f"{p.name:8s} {p.description}")
         return 0
     store = Store(args.store)
+    if args.cmd == "weights":
+        if args.profile is not None:
+            profiles.get(args.profile)
+        if args.dataset is not None:
+            data_mod.spec(args.dataset)
+        if args.check:
+            res = zoo.check(store)
+            print(res.to_string(index=False) if len(res) else "no published weights")
+            return 0
+        m = zoo.published(store, args.profile, args.dataset)
+        if not len(m):
+            print(f"no published weights under {store.weights}")
+            return 0
+        view = m.assign(mib=(m["bytes"] / 2**20).round(2))
+        print(view[["name", "dataset", "profile", "seed", "clean_acc", "mib"]].to_string(index=False))
+        print(f"{len(m)} models, {m['bytes'].sum() / 2**20:.2f} MiB in {store.weights}")
+        return 0
+    if args.cmd == "publish":
+        added = zoo.publish(args.source, args.profile, args.dataset, store, args.data_root)
+        print(f"published {len(added)} models into {store.weights}; results rows merged into "
+              f"{store.results / args.profile}")
+        return 0
     if args.cmd == "show":
         entries = store.entries()
         print(f"cache: {store.cache} ({len(entries)} entries)")

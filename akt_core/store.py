@@ -7,12 +7,18 @@ Layout under the store root (``data/`` in the project, ``$AKT_STORE`` to move it
 ``results/<profile>/records.csv``            one row per model x attack x source x seed (committed
 ``results/<profile>/curves.csv``             per-epoch clean/adversarial accuracy  for published
 ``results/<profile>/runs.csv``               one row per built artefact: wall time, images/s  profiles)
+``weights/manifest.csv`` + ``weights/<profile>/<dataset>/<key>.pt``  published models (committed, read-only)
 
 A key is a hash of an artefact's full config (including its dependencies' keys and
 ``RESULTS_VERSION``), never of the git commit. Every write goes to a temporary file first and is
 renamed into place, so a killed run leaves no partial entry. The ``.json`` sidecar holds the config
 and the payload's SHA-256; an entry whose hash or config does not match is reported, deleted and
 rebuilt, never used.
+
+Published weights (``akt_core.zoo``) are a read-only tier that ``load`` checks before the cache: a
+model listed in ``weights/manifest.csv`` is never trained again. A published file whose SHA-256 or
+config does not match its manifest is an error that names the file: it is never used, and never
+silently retrained over.
 """
 from __future__ import annotations
 
@@ -27,9 +33,10 @@ from typing import Any, Iterator
 import pandas as pd
 import torch
 
-from . import RESULTS_VERSION
+from . import AktError, RESULTS_VERSION
 
 ENV_STORE = "AKT_STORE"
+WEIGHTS_MANIFEST = "manifest.csv"
 
 
 def config_key(config: dict) -> str:
@@ -90,6 +97,61 @@ class Store:
         self.root = Path(root) if root is not None else default_root()
         self.cache = self.root / "cache"
         self.results = self.root / "results"
+        self.weights = self.root / "weights"
+        self._manifest: tuple[float, pd.DataFrame] | None = None
+
+    # ---- published weights (read-only tier) ----------------------------------------------------
+    def manifest(self) -> pd.DataFrame:
+        """The published models, one row each (``zoo.MANIFEST_COLUMNS``); empty when none."""
+        path = self.weights / WEIGHTS_MANIFEST
+        if not path.exists():
+            return pd.DataFrame()
+        mtime = path.stat().st_mtime_ns
+        if self._manifest is None or self._manifest[0] != mtime:
+            try:
+                df = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"key": str, "sha256": str})
+            except Exception as exc:  # noqa: BLE001 - a damaged manifest is named, never half-read
+                raise AktError(f"the weights manifest {path} cannot be read ({exc})") from exc
+            missing = {"key", "file", "sha256"} - set(df.columns)
+            if missing:
+                raise AktError(f"the weights manifest {path} lacks the columns {sorted(missing)}")
+            if df["key"].duplicated().any():
+                raise AktError(f"the weights manifest {path} lists key {df['key'][df['key'].duplicated()].iloc[0]} twice")
+            self._manifest = (mtime, df)
+        return self._manifest[1]
+
+    def published_paths(self, key: str) -> tuple[Path, Path] | None:
+        """(weights file, sidecar) of the published model ``key``, or None when it is not published."""
+        m = self.manifest()
+        if not len(m) or key not in set(m["key"]):
+            return None
+        pt = self.weights / m.loc[m["key"] == key, "file"].iloc[0]
+        return pt, pt.with_suffix(".json")
+
+    def load_published(self, key: str, config: dict | None = None) -> Any | None:
+        """The published state of ``key`` after checking its SHA-256 (and ``config``), or None when
+        it is not published. A mismatch raises :class:`AktError` naming the file."""
+        paths = self.published_paths(key)
+        if paths is None:
+            return None
+        pt, meta = paths
+        m = self.manifest()
+        want = m.loc[m["key"] == key, "sha256"].iloc[0]
+        if not pt.exists():
+            raise AktError(f"published weights {pt} are listed in {self.weights / WEIGHTS_MANIFEST} but missing; "
+                           "restore them (git checkout -- data/weights) or remove their manifest row")
+        if _sha256(pt) != want:
+            raise AktError(f"published weights {pt} do not match the sha256 in {self.weights / WEIGHTS_MANIFEST} "
+                           f"({want[:12]}...); the file is damaged or was changed. Restore it (git checkout -- "
+                           "data/weights); it is not used and nothing is retrained over it")
+        if config is not None:
+            try:
+                info = json.loads(meta.read_text())
+            except (OSError, ValueError) as exc:
+                raise AktError(f"the sidecar {meta} of published weights cannot be read ({exc})") from exc
+            if info.get("config") != json.loads(json.dumps(config)):
+                raise AktError(f"published weights {pt} were made for another config than key {key}'s")
+        return torch.load(pt, map_location="cpu", weights_only=True)
 
     # ---- artefacts ---------------------------------------------------------------------------
     def _paths(self, kind: str, key: str) -> tuple[Path, Path]:
@@ -97,7 +159,10 @@ class Store:
         return base.with_suffix(".pt"), base.with_suffix(".json")
 
     def load(self, kind: str, key: str, config: dict) -> Any | None:
-        """The payload cached under ``key``, or None when absent, corrupt or made for another config."""
+        """The payload under ``key``: a published model's weights (checked, see ``load_published``), else
+        the cache entry, or None when absent, corrupt or made for another config."""
+        if kind == "model" and (published := self.load_published(key, config)) is not None:
+            return published
         pt, meta = self._paths(kind, key)
         if not pt.exists() or not meta.exists():
             return None
@@ -166,5 +231,7 @@ class Store:
             atomic_write_text(df.to_csv(index=False, float_format="%.6g", lineterminator="\n"), path)
 
     def has(self, kind: str, key: str) -> bool:
-        """Whether an entry exists under ``key`` (``load`` still checks it before use)."""
+        """Whether an entry exists under ``key``, published or cached (``load`` still checks it before use)."""
+        if kind == "model" and self.published_paths(key) is not None:
+            return True
         return all(p.exists() for p in self._paths(kind, key))

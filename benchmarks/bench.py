@@ -1,6 +1,9 @@
 """Throughput and wall-time figures for the companion (run by `make bench`, never by the tests).
 
 Prints, in one run:
+0. steady-state training steps of Res8 and Res26 (clean training, CIFAR-shaped data, batch 128 and
+   256) after a warm-up epoch: our loop with and without ``allocator.keep_freed_memory``, against a
+   plain channels-last PyTorch loop (no augmentation, default allocator), each in a fresh process;
 1. training throughput (images/s) of Res8 and Res26 for every method (CIFAR-shaped data);
 2. attack throughput of our FGSM, I-FGSM and PGD against torchattacks' on the same model and
    batch, as a ratio (ours / theirs; target >= 1.0);
@@ -72,6 +75,63 @@ def training_throughput(n: int = 1024, batch: int = 128, dataset: str = "cifar10
     return rows
 
 
+STEP_VARIANTS = ("ours", "ours, default malloc", "plain loop")
+
+
+def _step_probe(variant: str, depth: int, batch: int, steps: int = 20) -> float:
+    """Images/s of ``steps`` clean-training steps after a warm-up epoch of as many, in this process."""
+    from akt_core import allocator
+
+    spec = data.spec("cifar10")
+    g = torch.Generator().manual_seed(0)
+    n = batch * steps
+    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    torch.manual_seed(0)
+    model = resnet(depth, 10, 3, spec.mean, spec.std)
+    if variant == "plain loop":  # what a short script would do: no augmentation, no curves, no resume
+        model = model.to(memory_format=torch.channels_last).train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+        times = []
+        for _epoch in range(2):
+            t0 = time.perf_counter()
+            for idx in torch.randperm(n, generator=g).split(batch):
+                xb = (x[idx].float() / 255).contiguous(memory_format=torch.channels_last)
+                loss = torch.nn.functional.cross_entropy(model(xb), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            times.append(time.perf_counter() - t0)
+        return n / times[1]
+    if variant == "ours, default malloc":
+        allocator._done = False  # keep_freed_memory() then does nothing in this process
+    cfg = {**profiles.get("reduced").as_config("cifar10"), "epochs": 2, "batch_size": batch}
+    m = methods.get("cln")
+    res = train_model(model, m, m.params, cfg, TrainInputs(data.Split(x, y, "random"), True, attacks.EPS),
+                      seed=0, progress=False)
+    return n / (res.curves[1]["wall_s"] - res.curves[0]["wall_s"])
+
+
+def step_throughput(depths: tuple[int, ...] = (8, 26), batches: tuple[int, ...] = (128, 256)) -> list[dict]:
+    """``_step_probe`` of every variant, each in a fresh process (the allocator setting is per process)."""
+    import subprocess
+
+    rows = []
+    for depth in depths:
+        for batch in batches:
+            row = {"depth": depth, "batch": batch}
+            for variant in STEP_VARIANTS:
+                out = subprocess.run([sys.executable, __file__, "--step-probe", variant, str(depth), str(batch)],
+                                     capture_output=True, text=True, check=True).stdout
+                row[variant] = round(float(out.strip().splitlines()[-1]), 1)
+            row["ratio"] = round(row["ours"] / row["plain loop"], 3)
+            rows.append(row)
+            print(f"  Res{depth:<2d} batch {batch}: ours {row['ours']:7.1f}, default malloc "
+                  f"{row['ours, default malloc']:7.1f}, plain loop {row['plain loop']:7.1f} images/s; "
+                  f"ours / plain {row['ratio']:.2f}", flush=True)
+    return rows
+
+
 def attack_ratio(batch: int = 256, repeats: int = 7) -> list[dict]:
     import torchattacks
 
@@ -122,10 +182,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--skip-smoke", action="store_true")
+    ap.add_argument("--step-probe", nargs=3, metavar=("VARIANT", "DEPTH", "BATCH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.step_probe:
+        variant, depth, batch = args.step_probe
+        print(_step_probe(variant, int(depth), int(batch)))
+        return
     info = {"torch": torch.__version__, "threads": torch.get_num_threads(),
             "device": graph.device_name(torch.device("cpu")), "commit": graph.git_commit()}
     print(f"benchmark on {info['device']}, torch {info['torch']}")
+    print("0. steady-state training steps, ours against a plain loop (clean training, CIFAR-10 shapes)")
+    info["steps"] = step_throughput()
     print("1. training throughput")
     info["training"] = training_throughput()
     print("2. attack throughput, ours / torchattacks (Res8, batch 256)")

@@ -77,8 +77,8 @@ def test_profiles_lists_all(capsys):
         main(["profiles"])
     assert exc.value.code == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in out] == ["smoke", "reduced", "paper"]
-    assert "batch 256" in out[2]
+    assert [line.split()[0] for line in out] == ["smoke", "reduced", "full-data", "paper"]
+    assert "batch 256" in out[2] and "batch 256" in out[3]
 
 
 def test_usage_errors_and_version(capsys):

@@ -1,0 +1,159 @@
+"""Published weights: publishing a build, loading a model, refusing a damaged file, and a build that
+trains nothing because its models are published. Also checks the committed data/weights."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from akt_core import AktError, graph as G, profiles as P, zoo
+from akt_core.evaluate import logits
+from akt_core.store import Store, _sha256
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMIT = "0123456789ab"
+
+
+@pytest.fixture
+def source(tiny, tmp_path, monkeypatch):
+    """A copy of the tiny build's store, as if a clean checkout at COMMIT had made it, under a
+    published copy of the tiny profile."""
+    monkeypatch.setitem(P.PROFILES, "tiny", dataclasses.replace(tiny["profile"], published=True))
+    src = tmp_path / "bg"
+    shutil.copytree(tiny["root"], src)
+    for csv in (src / "results" / "tiny").glob("*.csv"):
+        df = pd.read_csv(csv, dtype=str, keep_default_na=False)
+        df["git_commit"] = COMMIT
+        df.to_csv(csv, index=False)
+    return Store(src)
+
+
+@pytest.fixture
+def published(source, tmp_path):
+    dest = Store(tmp_path / "project")
+    added = zoo.publish(source.root, "tiny", store=dest, log=lambda *a: None)
+    return dest, added
+
+
+def test_publish_lists_every_trained_model_and_the_files_agree(published, source):
+    dest, added = published
+    runs = source.read("tiny", "runs")
+    assert set(added["key"]) == set(runs.loc[runs["kind"] == "model", "key"])
+    m = dest.manifest()
+    assert list(m.columns) == list(zoo.MANIFEST_COLUMNS)
+    for r in m.itertuples():
+        f = dest.weights / r.file
+        assert _sha256(f) == r.sha256 and f.stat().st_size == r.bytes
+        # byte for byte the cache entry the records were scored with
+        assert _sha256(source.cache / "model" / f"{r.key}.pt") == r.sha256
+    assert (m["git_commit"] == COMMIT).all()
+
+
+def test_published_clean_accuracy_is_the_stored_clean_record(published):
+    """The manifest's clean accuracy is recomputed from the published file and equals the record."""
+    dest, _ = published
+    rec = dest.read("tiny", "records")
+    clean = rec[rec["attack"] == "clean"].set_index("model")["accuracy"]
+    m = dest.manifest().set_index("name")
+    for variant in ("Res8(adv-trans)", "Res26(adv)", "Res8(dist-adv)"):
+        assert m.loc[variant, "clean_acc"] == pytest.approx(clean[variant], abs=1e-4)
+    assert m.loc["static:Res26", "clean_acc"] == pytest.approx(clean["Res26(cln)"], abs=1e-4)
+
+
+def test_results_rows_are_merged(published, source):
+    dest, _ = published
+    for what in ("records", "curves", "runs"):
+        assert len(dest.read("tiny", what)) == len(source.read("tiny", what)) > 0
+
+
+def test_load_reproduces_the_fingerprint_and_takes_images_in_0_1(published):
+    dest, _ = published
+    model = zoo.load("Res8(adv-trans)", "synthetic", "tiny", store=dest)
+    assert not model.training
+    x = zoo.fingerprint_images(dest, "synthetic")
+    row = dest.manifest().set_index("name").loc["Res8(adv-trans)"]
+    want = torch.tensor(json.loads((dest.weights / row["file"]).with_suffix(".json").read_text())["fingerprint"])
+    assert torch.equal(logits(model, x), want)  # the batched, channels-last path that made it: exact
+    with torch.no_grad():  # a plain call on images in [0, 1]: the same up to float rounding of the layout
+        assert torch.allclose(model(x.float() / 255), want, atol=1e-5)
+    assert zoo.check(dest)["exact"].all()
+    # the paper's clean names are the static sources
+    assert torch.equal(zoo.load("Res26(cln)", "synthetic", "tiny", store=dest).fc.weight,
+                       zoo.load("static:Res26", "synthetic", "tiny", store=dest).fc.weight)
+
+
+def test_load_names_the_choices(published):
+    dest, _ = published
+    with pytest.raises(AktError, match="unknown published model 'Res9'.*Res8\\(adv-trans\\)"):
+        zoo.load("Res9", "synthetic", "tiny", store=dest)
+    with pytest.raises(AktError, match="not published for seed 7.*published seeds: 0"):
+        zoo.load("Res8(adv)", "synthetic", "tiny", seed=7, store=dest)
+    with pytest.raises(AktError, match="no published weights for 'mnist'"):
+        zoo.load("Res8(adv)", "mnist", "tiny", store=dest)
+
+
+def test_a_tampered_file_is_refused_never_retrained_over(published):
+    dest, _ = published
+    row = dest.manifest().set_index("name").loc["Res8(adv)"]
+    f = dest.weights / row["file"]
+    blob = bytearray(f.read_bytes())
+    blob[-100] ^= 0x01
+    f.write_bytes(bytes(blob))
+    with pytest.raises(AktError, match=f"published weights {f}.*do not match the sha256"):
+        zoo.load("Res8(adv)", "synthetic", "tiny", store=dest)
+    with pytest.raises(AktError, match="do not match the sha256"):
+        G.Runner(G.Experiment("synthetic", "tiny"), dest, progress=False, log=lambda *a: None).model(
+            G.Experiment("synthetic", "tiny", variant="generated").model("Res8(adv)"))
+    assert f.read_bytes() == bytes(blob)  # left as it is, for the user to restore
+
+
+def test_a_build_whose_models_are_published_trains_nothing(published, monkeypatch):
+    dest, _ = published
+    shutil.rmtree(dest.cache, ignore_errors=True)
+    (dest.results / "tiny" / "records.csv").unlink()  # every record must be scored again, from the weights
+    monkeypatch.setattr(G, "train_model", lambda *a, **k: pytest.fail("a published model was trained"))
+    df = G.require("all", "synthetic", "tiny", compute=True, store=dest, progress=False, log=lambda *a: None)
+    assert len(df) and not (dest.cache / "model").exists()
+
+
+def test_rows_from_a_dirty_tree_are_not_published(source, tmp_path):
+    runs = source.results / "tiny" / "runs.csv"
+    df = pd.read_csv(runs, dtype=str, keep_default_na=False)
+    df["git_commit"] = COMMIT + "-dirty"
+    df.to_csv(runs, index=False)
+    with pytest.raises(AktError, match="-dirty.*only rows and models from committed code"):
+        zoo.publish(source.root, "tiny", store=Store(tmp_path / "p"), log=lambda *a: None)
+
+
+def test_unpublished_profile_is_refused(tmp_path):
+    with pytest.raises(AktError, match="profile 'smoke' is not published"):
+        zoo.publish(tmp_path, "smoke", store=Store(tmp_path / "p"))
+
+
+# ---- the committed weights ---------------------------------------------------------------------
+COMMITTED = Store(ROOT / "data")
+
+
+def test_committed_manifest_agrees_with_its_files_and_the_size_limit():
+    m = COMMITTED.manifest()
+    files = sorted(p.relative_to(COMMITTED.weights).as_posix() for p in COMMITTED.weights.glob("*/*/*.pt"))
+    assert sorted(m["file"]) == files if len(m) else files == []
+    for r in m.itertuples():
+        f = COMMITTED.weights / r.file
+        assert _sha256(f) == r.sha256 and f.stat().st_size == r.bytes, f
+        assert not str(r.git_commit).endswith("-dirty")
+    total = sum(p.stat().st_size for p in COMMITTED.weights.rglob("*") if p.is_file())
+    assert total < zoo.SIZE_LIMIT_BYTES
+
+
+def test_committed_weights_reproduce_their_fingerprints():
+    """Exact on the machine kind that made them; other CPUs' kernels may differ in the last bits."""
+    res = zoo.check(COMMITTED)
+    if not len(res):
+        pytest.skip("no published weights yet")
+    assert (res["max_abs_diff"] < 1e-4).all(), res[res["max_abs_diff"] >= 1e-4]
