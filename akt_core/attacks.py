@@ -190,8 +190,11 @@ def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = 
     """
     import copy
 
-    import torchattacks
-
+    try:
+        import torchattacks
+    except ImportError as exc:  # an optional extra: a plain install of the package downgrades nothing
+        raise AktError("AutoAttack needs torchattacks: pip install 'akt-core[autoattack]' "
+                       "(it pins requests~=2.25, which is why it is not a base dependency)") from exc
     _check(x, eps)
     # torchattacks' FAB reshapes input gradients with .view, which fails on channels-last tensors: run
     # a contiguous-format copy of the model on contiguous images (same values, so the same result)

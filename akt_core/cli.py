@@ -11,14 +11,26 @@ from pathlib import Path
 
 from . import AktError, __version__
 from . import data as data_mod
-from . import graph, profiles, robustness, zoo
+from . import graph, offline, profiles, robustness, zoo
+from .schema import SEED_LIMIT
 from .store import Store
+
+
+def _seed(text: str) -> int:
+    """A seed on the command line: a whole number with 0 <= seed < 2**63 (torch's range)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed {text!r} is not a whole number") from None
+    if not 0 <= seed < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"seed {seed} is outside 0 <= seed < 2**63")
+    return seed
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="mnist", help=f"one of: {', '.join(data_mod.DATASETS)}")
     p.add_argument("--profile", default="smoke", help=f"one of: {', '.join(profiles.PROFILES)}")
-    p.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more seeds (default 0)")
+    p.add_argument("--seed", type=_seed, nargs="+", default=[0], help="one or more seeds (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast on a GPU (default float32 with TF32 "
                    "convolutions, which is faster for these small networks); ignored on the CPU")
@@ -74,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.cmd == "prepare-data":
-        root = data_mod.prepare(Path(args.source), args.root, tuple(args.datasets))
+        root = offline.prepare(Path(args.source), args.root, tuple(args.datasets))
         print(f"datasets ready under {root}")
         return 0
     if args.cmd == "profiles":
@@ -105,6 +117,8 @@ def run(argv: list[str] | None = None) -> int:
               f"{store.results / args.profile}")
         return 0
     if args.cmd == "show":
+        if args.profile is not None:
+            profiles.get(args.profile)
         entries = store.entries()
         print(f"cache: {store.cache} ({len(entries)} entries)")
         if len(entries):

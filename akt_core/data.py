@@ -9,7 +9,9 @@ Sources, tried in this order for ``load(name, split, root)``:
 A requested dataset that is missing is an error with instructions, never a fallback to other data.
 ``synthetic`` is generated in memory (deterministic), for hermetic tests.
 
-Decoded tensors are cached beside the source as ``<root>/<name>/<split>-<variant>.pt``.
+Decoded tensors are cached beside the source as ``<root>/<name>/<split>-<variant>.decoded.pt``, with
+their checksum (a damaged cache is decoded again; a read-only root is decoded in memory). Every
+loaded split is checked: shape, dtype and label range (``check_split``).
 The *variant* records which copy the numbers came from: ``original`` (IDX files, torchvision
 pickles), ``webp-lossless`` (pixel-identical ImageFolder copy, class-sorted order) or
 ``jpeg<q>`` (a lossy copy made by ``device_pack.py``).
@@ -18,8 +20,7 @@ from __future__ import annotations
 
 import gzip
 import os
-import shutil
-import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -30,6 +31,7 @@ import torch
 from . import AktError, check_choice
 
 ENV_ROOT = "AKT_DATA_ROOT"
+DECODED_SUFFIX = ".decoded.pt"  #: decoded ImageFolder splits, cached with their checksum beside the source
 
 
 @dataclass(frozen=True)
@@ -94,12 +96,25 @@ def _missing(name: str, root: Path) -> AktError:
         "at an existing copy, or pass download=True / --download to fetch it with torchvision.")
 
 
+_IDX_MAGIC = {1: "labels", 3: "images"}  #: IDX of unsigned bytes (type 0x08): number of dimensions
+
+
 def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file of unsigned bytes (gzipped or not); a damaged one is an AktError naming it."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise AktError(f"{path} cannot be read ({exc}); replace it with an intact copy") from exc
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 0x08 or data[3] not in _IDX_MAGIC:
+        raise AktError(f"{path} is not an IDX file of unsigned bytes (header {data[:4].hex()})")
     ndim = data[3]
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    body = len(data) - 4 - 4 * ndim
+    if body != int(np.prod(dims)):
+        raise AktError(f"{path} is truncated or damaged: its header says {dims} ({int(np.prod(dims)):,} bytes), "
+                       f"it holds {body:,}")
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
@@ -136,14 +151,17 @@ def _decode_imagefolder(folder: Path) -> tuple[torch.Tensor, torch.Tensor, str]:
 def _load_cifar(name: str, root: Path, split: str, download: bool) -> Split:
     folder = root / name / split
     if folder.is_dir():
-        cached = sorted((root / name).glob(f"{split}-*.pt"))
-        if cached:
-            blob = torch.load(cached[0], weights_only=True)
-            return Split(blob["x"], blob["y"], blob["variant"])
+        from .store import load_checked, save_checked
+
+        for cached in sorted((root / name).glob(f"{split}-*{DECODED_SUFFIX}")):
+            blob = load_checked(cached, "decoded dataset cache")  # a damaged one is removed: decoded again
+            if blob is not None:
+                return Split(blob["x"], blob["y"], blob["variant"])
         x, y, variant = _decode_imagefolder(folder)
-        tmp = root / name / f".{split}-{variant}.pt.tmp"
-        torch.save({"x": x, "y": y, "variant": variant}, tmp)
-        os.replace(tmp, root / name / f"{split}-{variant}.pt")
+        try:
+            save_checked({"x": x, "y": y, "variant": variant}, root / name / f"{split}-{variant}{DECODED_SUFFIX}")
+        except OSError:  # a read-only copy: decode in memory every time
+            pass
         return Split(x, y, variant)
     import torchvision
     cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
@@ -170,6 +188,21 @@ def _synthetic(split: str, n_train: int = 2000, n_test: int = 500) -> Split:
     return Split(x, y.long(), "generated")
 
 
+def check_split(s: Split, name: str, where: str | Path) -> Split:
+    """``s`` if it is a split of ``name``: (N, C, H, W) uint8 images of the dataset's shape, as many
+    int64 labels in 0..K-1; else an AktError naming ``where`` it came from."""
+    d = spec(name)
+    want = (d.channels, d.size, d.size)
+    if s.x.dtype != torch.uint8 or s.x.ndim != 4 or tuple(s.x.shape[1:]) != want:
+        raise AktError(f"{where}: images are {s.x.dtype} {tuple(s.x.shape)}, {name} needs uint8 (N, {', '.join(map(str, want))})")
+    if s.y.dtype != torch.int64 or s.y.ndim != 1 or len(s.y) != len(s.x):
+        raise AktError(f"{where}: {len(s.x)} images but labels of shape {tuple(s.y.shape)} ({s.y.dtype})")
+    if len(s.y) and (int(s.y.min()) < 0 or int(s.y.max()) >= d.num_classes):
+        bad = s.y[(s.y < 0) | (s.y >= d.num_classes)][0]
+        raise AktError(f"{where}: label {int(bad)} is outside 0..{d.num_classes - 1} for {name}")
+    return s
+
+
 def load(name: str, split: str, root: str | Path | None = None, download: bool = False) -> Split:
     """Load one split of ``name`` as uint8 tensors (see the module docstring for the sources)."""
     spec(name)
@@ -177,46 +210,8 @@ def load(name: str, split: str, root: str | Path | None = None, download: bool =
     if name == "synthetic":
         return _synthetic(split)
     root = Path(root) if root is not None else default_root()
-    if name == "mnist":
-        return _load_mnist(root, split, download)
-    return _load_cifar(name, root, split, download)
-
-
-def prepare(source: str | Path, root: str | Path | None = None,
-            names: tuple[str, ...] = ("mnist", "cifar10", "cifar100")) -> Path:
-    """Lay out offline copies (the ``../shared/data`` format) as a local root ``load`` reads.
-
-    MNIST's gzipped IDX files are unpacked into ``<root>/MNIST/raw``; CIFAR zips are extracted to
-    ``<root>/<name>/{train,test}``. Idempotent: what is already there is kept.
-    """
-    source, root = Path(source), Path(root) if root is not None else default_root()
-    for name in names:
-        check_choice("dataset", name, ("mnist", "cifar10", "cifar100"))
-        if name == "mnist":
-            raw = root / "MNIST" / "raw"
-            raw.mkdir(parents=True, exist_ok=True)
-            for gz in sorted((source / "mnist").glob("*-ubyte.gz")):
-                dest = raw / gz.name[:-3]
-                if not dest.exists():
-                    with gzip.open(gz) as fin, open(dest.with_suffix(".tmp"), "wb") as fout:
-                        shutil.copyfileobj(fin, fout)
-                    os.replace(dest.with_suffix(".tmp"), dest)
-            if not (raw / "train-images-idx3-ubyte").exists():
-                raise _missing("mnist", source)
-        else:
-            if (root / name / "test").is_dir():
-                continue
-            archive = source / name / f"{name}.zip"
-            if not archive.exists():
-                raise AktError(f"no {archive}: expected the offline copy of {name} there")
-            tmp = root / f".{name}.partial"
-            shutil.rmtree(tmp, ignore_errors=True)
-            with zipfile.ZipFile(archive) as z:
-                z.extractall(tmp)
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp / name, root / name)
-            shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    loaded = _load_mnist(root, split, download) if name == "mnist" else _load_cifar(name, root, split, download)
+    return check_split(loaded, name, f"{name} {split} under {root}")
 
 
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -15,6 +15,7 @@ dependencies' keys (``store.config_key``); ``require`` builds only what the stor
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import platform
 import subprocess
@@ -34,6 +35,7 @@ from . import profiles as profiles_mod
 from .attacks import ATTACKS, EPS, fgsm
 from .evaluate import correct, craft, layout, logits
 from .models import ExitView, MultiExitResNet, resnet
+from .schema import SEED_LIMIT
 from .store import Store, config_key
 from .train import TrainInputs, train_model
 
@@ -142,6 +144,8 @@ class Experiment:
         data_mod.spec(self.dataset)
         profiles_mod.get(self.profile)
         check_choice("black-box source choice", self.blackbox, BLACKBOX)
+        if not (isinstance(self.seed, numbers.Integral) and 0 <= self.seed < SEED_LIMIT):
+            raise AktError(f"seed={self.seed!r}: give a whole number with 0 <= seed < 2**63")
         if not 0 < self.eps <= 1:
             raise AktError(f"eps={self.eps!r} is impossible for images in [0, 1]; choose 0 < eps <= 1")
 
@@ -388,9 +392,8 @@ class Runner:
             inp.peer_model = self._new_model(cfg["params"]["peer_depth"])
         res = train_model(model, method, cfg["params"], cfg, inp, cfg["seed"], self.amp,
                           self.store.partial_path(node.key), self.progress, desc=node.name)
-        prov = self.provenance(seed=cfg["seed"], n_examples=len(self.train), wall_s=round(res.wall_s, 2))
-        self.store.save("model", node.key, cfg, res.state_dict, prov)
-        self.store.partial_path(node.key).unlink(missing_ok=True)
+        # rows first, then the model, then the saved state goes: a failure anywhere leaves no model
+        # without its rows (a rerun resumes from the finished state and writes them again)
         p = self.exp.profile
         self.store.append(p, "curves", [{"key": node.key, "dataset": self.exp.dataset, "model": node.name,
                                          "seed": cfg["seed"], "dataset_variant": self.exp.variant,
@@ -399,6 +402,9 @@ class Runner:
                                         for row in res.curves],
                           unique=("key", "epoch"))
         self._run_row(node, res.wall_s, res.images_per_s)
+        prov = self.provenance(seed=cfg["seed"], n_examples=len(self.train), wall_s=round(res.wall_s, 2))
+        self.store.save("model", node.key, cfg, res.state_dict, prov)
+        self.store.partial_path(node.key).unlink(missing_ok=True)
         last = res.curves[-1]
         self.log(f"[train] {node.name}: clean {last.get('clean_acc', float('nan')):.2f} % "
                  f"adv {last.get('adv_acc', float('nan')):.2f} % in {res.wall_s:.0f} s "
@@ -421,9 +427,9 @@ class Runner:
                 self.model(dep) if dep.kind == "model" else self.array(dep)
             t0 = time.perf_counter()
             out = self._craft_dadv(node) if node.kind == "dadv" else self._teacher_logits(node)
-            self.store.save(node.kind, node.key, node.config, out, self.provenance())
             wall = time.perf_counter() - t0
-            self._run_row(node, wall, len(self.train) * len(node.deps) / wall)
+            self._run_row(node, wall, len(self.train) * len(node.deps) / wall)  # the row before the entry
+            self.store.save(node.kind, node.key, node.config, out, self.provenance())
         out = out.to(self.device)
         self._arrays[node.key] = out
         return out

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import AktError
 from . import profiles as profiles_mod
 from .graph import GROUPS, TABLES, TableSpec
 from . import robustness
@@ -54,11 +55,22 @@ def _in_paper_order(df: pd.DataFrame, table: TableSpec) -> pd.DataFrame:
     return df.sort_values(["model", "column"]).reset_index(drop=True)
 
 
+def cell_stats(df: pd.DataFrame, by: list[str], n: str = "n_seeds") -> pd.DataFrame:
+    """Mean and standard deviation of ``accuracy`` over seeds per ``by`` cell, and the number of distinct
+    seeds. Two rows of one seed in one cell are an error, never a second seed."""
+    twice = df.duplicated(subset=[*by, "seed"], keep=False)
+    if twice.any():
+        r = df[twice].iloc[0]
+        raise AktError(f"{twice.sum()} rows share a cell and a seed (first: {', '.join(str(r[c]) for c in by)}, "
+                       f"seed {r['seed']}); each cell holds one record per seed")
+    g = df.groupby(by, observed=True)
+    return pd.DataFrame({"mean": g["accuracy"].mean(), "std": g["accuracy"].std(ddof=1),
+                         n: g["seed"].nunique()}).reset_index()
+
+
 def reproduced(records: pd.DataFrame, table: TableSpec) -> pd.DataFrame:
     """Mean, standard deviation and number of seeds per cell, in the paper's layout (long form)."""
-    g = _cells(records, table).groupby(["model", "column"])["accuracy"]
-    out = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n_seeds": g.count()}).reset_index()
-    return out
+    return cell_stats(_cells(records, table), ["model", "column"])
 
 
 def comparison(records: pd.DataFrame, table: TableSpec, tolerance: float = 5.0) -> pd.DataFrame:
@@ -312,8 +324,7 @@ def whitebox_table(records: pd.DataFrame) -> pd.DataFrame:
     from .graph import VARIANTS
 
     df = records.assign(column=records["attack"] + " @ " + records["eps_256"].map(_eps_words))
-    g = df.groupby(["model", "column"])["accuracy"]
-    cell = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n": g.count()}).reset_index()
+    cell = cell_stats(df, ["model", "column"], n="n")
     cell["text"] = [f"{m:.2f}" + (f" ± {s:.2f}" if n > 1 else "") for m, s, n in zip(cell["mean"], cell["std"], cell["n"])]
     wide = cell.pivot(index="model", columns="column", values="text").fillna("–")
     return wide.loc[[v for v in VARIANTS if v in wide.index], sorted(wide.columns, key=_whitebox_order)]
@@ -448,8 +459,7 @@ def compare_table(df: pd.DataFrame) -> pd.DataFrame:
     """Compared models x (clean, the paper's four transfer attacks from the held-out Res26, white-box
     PGD-20 / AutoAttack at 16/256 and 8/255, training time): accuracy in % (mean ± std over seeds)."""
     df = df.assign(column=[_compare_column(a, s, e) for a, s, e in zip(df["attack"], df["source"], df["eps_256"])])
-    g = df.groupby(["model", "column"])["accuracy"]
-    cell = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n": g.count()}).reset_index()
+    cell = cell_stats(df, ["model", "column"], n="n")
     cell["text"] = [f"{m:.2f}" + (f" ± {s:.2f}" if n > 1 else "") for m, s, n in zip(cell["mean"], cell["std"], cell["n"])]
     wide = cell.pivot(index="model", columns="column", values="text")
     white = sorted((c for c in wide.columns if " @ " in c), key=_whitebox_order)

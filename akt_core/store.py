@@ -23,6 +23,7 @@ silently retrained over.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import warnings
@@ -34,6 +35,7 @@ import pandas as pd
 import torch
 
 from . import AktError, RESULTS_VERSION
+from .schema import SCHEMAS, validate
 
 ENV_STORE = "AKT_STORE"
 WEIGHTS_MANIFEST = "manifest.csv"
@@ -54,17 +56,50 @@ def _sha256(path: Path) -> str:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file renamed into place; nothing is left behind on a failure
+    (a full disk, a kill signal)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_checked(obj: Any, path: Path) -> None:
+    """``obj`` saved atomically with its own SHA-256 inside the file (``load_checked`` verifies it)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    blob = buf.getvalue()
+    atomic_torch_save({"sha256": hashlib.sha256(blob).hexdigest(), "payload": blob}, path)
+
+
+def load_checked(path: Path, what: str = "saved state") -> Any | None:
+    """What ``save_checked`` wrote to ``path``, or None (with a warning, the file removed) when it is
+    absent, truncated or fails its checksum: a damaged state is never resumed from."""
+    if not path.exists():
+        return None
+    try:
+        outer = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(outer, dict) or hashlib.sha256(outer["payload"]).hexdigest() != outer["sha256"]:
+            raise ValueError("checksum does not match")
+        return torch.load(io.BytesIO(outer["payload"]), map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any failure means: discard and start again
+        warnings.warn(f"{what} {path} is damaged ({str(exc).strip()[:120]}); discarding it and starting again")
+        path.unlink(missing_ok=True)
+        return None
 
 
 def atomic_write_text(text: str, path: Path) -> None:
+    """``text`` written to a temporary file renamed into place; nothing is left behind on a failure."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -95,6 +130,8 @@ class Store:
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
+        if self.root.exists() and not self.root.is_dir():
+            raise AktError(f"store {self.root} is a file, not a folder; pass --store (or set {ENV_STORE}) to a folder")
         self.cache = self.root / "cache"
         self.results = self.root / "results"
         self.weights = self.root / "weights"
@@ -196,7 +233,12 @@ class Store:
         """One row per cached artefact: kind, key, name, size."""
         rows = []
         for meta in sorted(self.cache.glob("*/*.json")):
-            info = json.loads(meta.read_text())
+            try:
+                info = json.loads(meta.read_text())
+                info["kind"], info["key"], info["config"].get
+            except (OSError, ValueError, KeyError, AttributeError) as exc:
+                warnings.warn(f"cache sidecar {meta} is damaged ({exc}); left out (a build removes and rebuilds it)")
+                continue
             pt = meta.with_suffix(".pt")
             rows.append({"kind": info["kind"], "key": info["key"],
                          "name": info["config"].get("name", ""),
@@ -209,16 +251,24 @@ class Store:
         return self.results / profile / f"{what}.csv"
 
     def read(self, profile: str, what: str = "records") -> pd.DataFrame:
+        """One results file, checked against its schema (``schema.validate``): a damaged file is an
+        :class:`AktError` naming the file and line, never a silently different table."""
         path = self._csv(profile, what)
         if not path.exists():
             return pd.DataFrame()
-        return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"key": str, "model_key": str})
+        try:
+            df = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"key": str, "model_key": str})
+        except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
+            raise AktError(f"{path} cannot be read as CSV ({str(exc).strip()})") from exc
+        return validate(df, what, path)
 
-    def append(self, profile: str, what: str, rows: list[dict], unique: tuple[str, ...]) -> None:
-        """Add ``rows``; a row whose ``unique`` columns match an existing one replaces it. Atomic, and
-        serialised between processes (``build --jobs``) by a lock file in the cache."""
+    def append(self, profile: str, what: str, rows: list[dict], unique: tuple[str, ...] | None = None) -> None:
+        """Add ``rows``; a row whose ``unique`` columns (default: the file's schema's) match an existing
+        one replaces it. The result is checked before it is written. Atomic, and serialised between
+        processes (``build --jobs``) by a lock file in the cache."""
         if not rows:
             return
+        unique = unique or SCHEMAS[what].unique
         new = pd.DataFrame(rows)
         path = self._csv(profile, what)
         lock = self.cache / "locks" / f"{profile}-{what}.lock"  # in the ignored cache, not beside the CSV
@@ -228,6 +278,7 @@ class Store:
             df = pd.concat([old, new], ignore_index=True) if len(old) else new
             df = df.drop_duplicates(subset=list(unique), keep="last")
             df = df.sort_values(list(unique), kind="stable").reset_index(drop=True)
+            validate(df, what, f"{path} (with the rows to append)")
             atomic_write_text(df.to_csv(index=False, float_format="%.6g", lineterminator="\n"), path)
 
     def has(self, kind: str, key: str) -> bool:

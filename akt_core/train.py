@@ -21,7 +21,7 @@ from .attacks import fgsm
 from .data import Split, apply_crops, augment, batches, draw_crops, to_device, to_float
 from .evaluate import _autocast, accuracy, layout, logits
 from .methods import SOURCE_CHOICES, Method, StepBatch
-from .store import atomic_torch_save
+from .store import load_checked, save_checked
 
 
 @dataclass
@@ -110,7 +110,8 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
                 progress: bool = True, desc: str = "") -> TrainResult:
     """Train ``model`` with ``method`` under profile config ``cfg`` (``Profile.as_config``).
 
-    ``partial``: where per-epoch state is kept; an existing file there is resumed from.
+    ``partial``: where per-epoch state is kept (with its checksum); an existing file there is resumed
+    from, a damaged one discarded with a warning (the model then trains from scratch).
     """
     from tqdm.auto import tqdm
 
@@ -143,8 +144,8 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
     total = steps_per_epoch * epochs
     start_epoch, curves, wall = 0, [], 0.0
     partial = Path(partial) if partial else None
-    if partial and partial.exists():
-        state = torch.load(partial, map_location="cpu", weights_only=False)
+    state = load_checked(partial, "saved training state") if partial else None  # None when damaged
+    if state is not None:
         model.load_state_dict(state["model"])
         if method.peer:
             inp.peer_model.load_state_dict(state["peer"])
@@ -182,10 +183,10 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
                 row["adv_acc"] = accuracy(model, inp.curve_adv, inp.curve_y, amp=amp)
         curves.append(row)
         if partial:
-            atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "gen": g.get_state(),
-                               "rng": torch.get_rng_state(), "epoch": epoch + 1, "curves": curves,
-                               "wall_s": wall, **({"peer": inp.peer_model.state_dict()} if method.peer else {})},
-                              partial)
+            save_checked({"model": model.state_dict(), "opt": opt.state_dict(), "gen": g.get_state(),
+                          "rng": torch.get_rng_state(), "epoch": epoch + 1, "curves": curves,
+                          "wall_s": wall, **({"peer": inp.peer_model.state_dict()} if method.peer else {})},
+                         partial)
     for m in trained:
         m.eval()
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

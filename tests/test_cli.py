@@ -66,6 +66,10 @@ def test_missing_data_root(capsys, tmp_path):
 def test_prepare_data_missing_source(capsys, tmp_path):
     err = _fail(capsys, ["prepare-data", "--source", str(tmp_path / "src"), "--root", str(tmp_path / "root"),
                          "--datasets", "cifar10"])
+    assert f"--source {tmp_path / 'src'} is not a folder" in err and not (tmp_path / "root").exists()
+    (tmp_path / "src").mkdir()
+    err = _fail(capsys, ["prepare-data", "--source", str(tmp_path / "src"), "--root", str(tmp_path / "root"),
+                         "--datasets", "cifar10"])
     assert "cifar10.zip" in err
     err = _fail(capsys, ["prepare-data", "--source", str(tmp_path), "--root", str(tmp_path / "root"),
                          "--datasets", "svhn"])

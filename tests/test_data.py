@@ -11,6 +11,7 @@ import torch
 
 from akt_core import AktError
 from akt_core import data as D
+from akt_core import offline
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -185,7 +186,10 @@ def fake_source(tmp_path):
             fh.write(_idx(imgs))
         with gzip.open(src / "mnist" / f"{stem}-labels-idx1-ubyte.gz", "wb") as fh:
             fh.write(_idx(labs))
-    (src / "mnist" / "SHA256SUMS").write_text("ignored\n")
+    import hashlib
+
+    (src / "mnist" / "SHA256SUMS").write_text("".join(
+        f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.name}\n" for f in sorted((src / "mnist").glob("*.gz"))))
 
     from PIL import Image
 
@@ -207,7 +211,7 @@ def fake_source(tmp_path):
 def test_prepare_and_load_mnist(fake_source, tmp_path):
     src, mn, _ = fake_source
     root = tmp_path / "root"
-    assert D.prepare(src, root, names=("mnist",)) == root
+    assert offline.prepare(src, root, names=("mnist",)) == root
     assert sorted(p.name for p in (root / "MNIST" / "raw").iterdir()) == [
         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-images-idx3-ubyte", "train-labels-idx1-ubyte"]
     for split, stem in (("train", "train"), ("test", "t10k")):
@@ -217,14 +221,14 @@ def test_prepare_and_load_mnist(fake_source, tmp_path):
         assert np.array_equal(s.x[:, 0].numpy(), imgs)
         assert s.y.tolist() == labs.tolist() and s.y.dtype == torch.int64
         assert s.variant == "original"
-    D.prepare(src, root, names=("mnist",))  # idempotent
+    offline.prepare(src, root, names=("mnist",))  # idempotent
     assert not list(root.rglob("*.tmp"))
 
 
 def test_prepare_and_load_cifar_png(fake_source, tmp_path):
     src, _, cif = fake_source
     root = tmp_path / "root"
-    D.prepare(src, root, names=("cifar10",))
+    offline.prepare(src, root, names=("cifar10",))
     assert (root / "cifar10" / "train" / "cat").is_dir()
     assert not list(root.glob(".*partial*"))
     for split in ("train", "test"):
@@ -236,20 +240,132 @@ def test_prepare_and_load_cifar_png(fake_source, tmp_path):
             order = [("cat", "c"), ("cat", "z"), ("dog", "a"), ("dog", "b")]
             for i, (cls, name) in enumerate(order):
                 assert np.array_equal(s.x[i].permute(1, 2, 0).numpy(), cif[(split, cls, name)])
-        assert (root / "cifar10" / f"{split}-png.pt").exists()
-    D.prepare(src, root, names=("cifar10",))  # idempotent: kept as it is
+        assert (root / "cifar10" / f"{split}-png{D.DECODED_SUFFIX}").exists()
+    offline.prepare(src, root, names=("cifar10",))  # idempotent: kept as it is
 
 
 def test_prepare_missing_archive_and_unknown_name(tmp_path):
     with pytest.raises(AktError, match="cifar100.zip"):
-        D.prepare(tmp_path, tmp_path / "root", names=("cifar100",))
+        offline.prepare(tmp_path, tmp_path / "root", names=("cifar100",))
     with pytest.raises(AktError, match="'svhn'"):
-        D.prepare(tmp_path, tmp_path / "root", names=("svhn",))
+        offline.prepare(tmp_path, tmp_path / "root", names=("svhn",))
     with pytest.raises(AktError, match="mnist"):
-        D.prepare(tmp_path, tmp_path / "root", names=("mnist",))
+        offline.prepare(tmp_path, tmp_path / "root", names=("mnist",))
 
 
 def test_to_device_on_the_cpu_keeps_values_and_dtype():
     t = torch.arange(10, dtype=torch.int64)
     out = D.to_device(t, torch.device("cpu"))
     assert out.dtype == torch.int64 and torch.equal(out, t)
+
+
+# ---- damaged sources and caches (issue 17) -----------------------------------------------------
+def _listing(root):
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) if root.exists() else []
+
+
+def test_prepare_checks_the_sums_the_source_ships(fake_source, tmp_path):
+    src, _, _ = fake_source
+    lab = src / "mnist" / "train-labels-idx1-ubyte.gz"
+    lab.write_bytes(gzip.compress(_idx(np.array([7, 0, 255]))))  # a tampered labels file
+    root = tmp_path / "root"
+    with pytest.raises(AktError, match=f"{lab} does not match its SHA-256 in .*SHA256SUMS"):
+        offline.prepare(src, root, names=("mnist",))
+    assert not list(root.rglob("*-ubyte"))
+
+
+def test_labels_out_of_range_are_refused_at_load_and_nothing_is_left(fake_source, tmp_path):
+    src, _, _ = fake_source
+    (src / "mnist" / "SHA256SUMS").unlink()
+    (src / "mnist" / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx(np.array([7, 0, 255]))))
+    root = tmp_path / "root"
+    with pytest.raises(AktError, match="label 255 is outside 0..9 for mnist"):
+        offline.prepare(src, root, names=("mnist",))
+    assert not [p for p in _listing(root) if p.endswith("ubyte") or p.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("damage", ["truncated-idx", "truncated-gz", "not-gzip"])
+def test_a_damaged_mnist_file_is_an_error_naming_it(damage, fake_source, tmp_path):
+    src, mn, _ = fake_source
+    (src / "mnist" / "SHA256SUMS").unlink()
+    gz = src / "mnist" / "t10k-images-idx3-ubyte.gz"
+    if damage == "truncated-idx":
+        gz.write_bytes(gzip.compress(_idx(mn["t10k"][0])[:-100]))
+    elif damage == "truncated-gz":
+        gz.write_bytes(gz.read_bytes()[:-50])
+    else:
+        gz.write_bytes(b"this is not gzip")
+    root = tmp_path / "root"
+    with pytest.raises(AktError, match="t10k-images-idx3-ubyte"):
+        offline.prepare(src, root, names=("mnist",))
+    assert not [p for p in _listing(root) if p.endswith("ubyte") or p.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "crc"])
+def test_a_damaged_cifar_zip_is_an_error_and_leaves_nothing(damage, fake_source, tmp_path):
+    src, _, _ = fake_source
+    z = src / "cifar10" / "cifar10.zip"
+    blob = bytearray(z.read_bytes())
+    if damage == "truncated":
+        blob = blob[: len(blob) // 2]
+    else:  # one flipped byte inside the first member's data: its CRC-32 fails
+        blob[200] ^= 0xFF
+    z.write_bytes(bytes(blob))
+    root = tmp_path / "root"
+    with pytest.raises(AktError, match=f"{z} cannot be extracted"):
+        offline.prepare(src, root, names=("cifar10",))
+    assert _listing(root) == []
+
+
+def test_names_and_source_are_checked_before_any_work(fake_source, tmp_path):
+    src, _, _ = fake_source
+    root = tmp_path / "root"
+    with pytest.raises(AktError, match="unknown dataset 'bogus'"):
+        offline.prepare(src, root, names=("mnist", "bogus"))
+    with pytest.raises(AktError, match="is not a folder"):
+        offline.prepare(tmp_path / "nowhere", root, names=("mnist",))
+    assert not root.exists()
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_a_damaged_decoded_cache_is_decoded_again(damage, fake_source, tmp_path):
+    src, _, _ = fake_source
+    root = tmp_path / "root"
+    offline.prepare(src, root, names=("cifar10",))
+    good = D.load("cifar10", "test", root)
+    cache = root / "cifar10" / f"test-png{D.DECODED_SUFFIX}"
+    blob = bytearray(cache.read_bytes())
+    if damage == "flip":
+        blob[len(blob) - 300] ^= 0x01
+    else:
+        blob = blob[: len(blob) // 2]
+    cache.write_bytes(bytes(blob))
+    with pytest.warns(UserWarning, match="decoded dataset cache .* is damaged"):
+        again = D.load("cifar10", "test", root)
+    assert torch.equal(again.x, good.x) and torch.equal(again.y, good.y)
+    assert D.load("cifar10", "test", root).x.shape == good.x.shape  # rebuilt: loads quietly now
+
+
+def test_a_read_only_cifar_root_decodes_in_memory(fake_source, tmp_path, monkeypatch):
+    from akt_core import store
+
+    src, _, _ = fake_source
+    root = tmp_path / "root"
+    offline.prepare(src, root, names=("cifar10",))
+    for f in (root / "cifar10").glob(f"*{D.DECODED_SUFFIX}"):
+        f.unlink()
+
+    def read_only(obj, path):
+        raise OSError(30, "Read-only file system", str(path))
+
+    monkeypatch.setattr(store, "save_checked", read_only)  # (the suite may run as root, who writes anyway)
+    assert len(D.load("cifar10", "train", root)) == 4
+    assert not list((root / "cifar10").glob(f"*{D.DECODED_SUFFIX}"))
+
+
+def test_check_split_names_the_fault():
+    good = D.load("synthetic", "test")
+    with pytest.raises(AktError, match="here: label 10 is outside 0..9"):
+        D.check_split(D.Split(good.x, torch.full_like(good.y, 10), "v"), "synthetic", "here")
+    with pytest.raises(AktError, match="here: images are torch.float32"):
+        D.check_split(D.Split(good.x.float(), good.y, "v"), "synthetic", "here")

@@ -31,7 +31,7 @@ def _text(nb) -> str:
 def test_attacks_notebook_smoke_end_to_end(tmp_path, monkeypatch):
     papermill = pytest.importorskip("papermill")
     if (SHARED / "mnist").is_dir():
-        dataset, root = "mnist", data.prepare(SHARED, tmp_path / "datasets", names=("mnist",))
+        dataset, root = "mnist", offline.prepare(SHARED, tmp_path / "datasets", names=("mnist",))
     else:
         dataset, root = "synthetic", None
     monkeypatch.setenv("AKT_STORE", str(tmp_path / "store"))  # inherited by the kernel

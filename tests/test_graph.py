@@ -303,8 +303,8 @@ def test_tiny_stale_rows_of_an_earlier_profile_definition_are_not_shown(tiny):
     """Rows whose models were trained under other settings (other keys) never reach a table."""
     store = tiny["store"]
     recs = store.read("tiny", "records")
-    stale = recs.head(3).assign(key=["stale0", "stale1", "stale2"], accuracy=[1.0, 2.0, 3.0],
-                                model_key="0" * 16)
+    stale = recs.head(3).assign(key=["stale0", "stale1", "stale2"], correct=[1, 2, 3], model_key="0" * 16)
+    stale = stale.assign(accuracy=100.0 * stale["correct"] / stale["n_examples"])
     store.append("tiny", "records", stale.to_dict("records"), unique=("key",))
     try:
         df = G.require("all", "synthetic", "tiny", store=store)
@@ -389,7 +389,7 @@ def test_tiny_peeraid_trains_a_peer_with_the_student_and_resumes_to_the_same_bit
     assert any(not torch.equal(a, fresh[k]) for k, a in peer.state_dict().items())  # the peer was trained
     assert not peer.training
 
-    real_save = T.atomic_torch_save
+    real_save = T.save_checked
 
     def killed_at_epoch_two(obj, path):
         if obj["epoch"] == 2:
@@ -397,10 +397,10 @@ def test_tiny_peeraid_trains_a_peer_with_the_student_and_resumes_to_the_same_bit
         assert "peer" in obj
         real_save(obj, path)
 
-    monkeypatch.setattr(T, "atomic_torch_save", killed_at_epoch_two)
+    monkeypatch.setattr(T, "save_checked", killed_at_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         run(0, tmp_path / "partial.pt")
-    monkeypatch.setattr(T, "atomic_torch_save", real_save)
+    monkeypatch.setattr(T, "save_checked", real_save)
     resumed, _ = run(99, tmp_path / "partial.pt")
     assert all(torch.equal(straight.state_dict[k], resumed.state_dict[k]) for k in straight.state_dict)
     with pytest.raises(ValueError, match="peer"):
@@ -503,10 +503,14 @@ def test_reruns_are_joined_to_the_published_records_by_key(tmp_path):
            ("k3", "mnist", "Res8(adv)", "FGSM", "Res14", 90.0), ("k4", "cifar10", "Res8(cln)", "clean", "-", 60.0)]
     again = [("k1", "mnist", "Res8(cln)", "FGSM", "Res26", 62.5), ("k3", "mnist", "Res8(adv)", "FGSM", "Res14", 89.75),
              ("k9", "mnist", "Res8(adv)", "clean", "-", 97.0)]
+    def rows(cells):  # whole records (the schema is checked on every write)
+        return [{**dict(zip(cols, r)), "eps": 0.0625, "correct": round(r[-1] * 100), "n_examples": 10000,
+                 "model_key": "m" + r[0], "profile": "reduced", "seed": 0, "dataset_variant": "original",
+                 "blackbox": "held-out", "git_commit": "abc"} for r in cells]
+
     store = Store(tmp_path)
-    store.append("reduced", "records", [dict(zip(cols, r)) for r in pub], unique=("key",))
-    Store(tmp_path / "reruns" / "other-cpu").append("reduced", "records", [dict(zip(cols, r)) for r in again],
-                                                     unique=("key",))
+    store.append("reduced", "records", rows(pub), unique=("key",))
+    Store(tmp_path / "reruns" / "other-cpu").append("reduced", "records", rows(again), unique=("key",))
     spread = report.reruns("mnist", "reduced", store)
     assert sorted(spread["delta"]) == [-0.25, 2.5] and set(spread["rerun"]) == {"other-cpu"}
     table = report.rerun_table(spread, "other-cpu")  # Tables 2-4 cells only: k3 (from a Res14) is left out

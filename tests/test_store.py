@@ -147,17 +147,18 @@ def test_partial_path_and_default_root(tmp_path, monkeypatch):
 
 
 def test_append_replaces_and_sorts(tmp_path):
+    """(A file without a schema: the schema's checks are tested on their own, below.)"""
     st = Store(tmp_path)
-    assert st.read("smoke").empty
-    st.append("smoke", "records", [{"key": "b", "model": "m1", "accuracy": 50.0},
+    assert st.read("smoke", "notes").empty
+    st.append("smoke", "notes", [{"key": "b", "model": "m1", "accuracy": 50.0},
                                    {"key": "a", "model": "m2", "accuracy": 10.0}], unique=("key",))
-    st.append("smoke", "records", [{"key": "c", "model": "m3", "accuracy": 1.5},
+    st.append("smoke", "notes", [{"key": "c", "model": "m3", "accuracy": 1.5},
                                    {"key": "b", "model": "m1", "accuracy": 75.25}], unique=("key",))
-    st.append("smoke", "records", [], unique=("key",))
-    df = st.read("smoke")
+    st.append("smoke", "notes", [], unique=("key",))
+    df = st.read("smoke", "notes")
     assert df["key"].tolist() == ["a", "b", "c"]
     assert df["accuracy"].tolist() == [10.0, 75.25, 1.5]
-    csv = (tmp_path / "results" / "smoke" / "records.csv").read_text()
+    csv = (tmp_path / "results" / "smoke" / "notes.csv").read_text()
     assert csv.splitlines()[0] == "key,model,accuracy"
     assert csv.endswith("\n") and "\r" not in csv
     assert _no_tmp(tmp_path)
@@ -165,18 +166,18 @@ def test_append_replaces_and_sorts(tmp_path):
 
 def test_append_multi_column_unique(tmp_path):
     st = Store(tmp_path)
-    st.append("p", "curves", [{"key": "k", "epoch": e, "acc": e} for e in (2, 1)], unique=("key", "epoch"))
-    st.append("p", "curves", [{"key": "k", "epoch": 1, "acc": 9}, {"key": "j", "epoch": 3, "acc": 3}],
+    st.append("p", "notes", [{"key": "k", "epoch": e, "acc": e} for e in (2, 1)], unique=("key", "epoch"))
+    st.append("p", "notes", [{"key": "k", "epoch": 1, "acc": 9}, {"key": "j", "epoch": 3, "acc": 3}],
               unique=("key", "epoch"))
-    df = st.read("p", "curves")
+    df = st.read("p", "notes")
     assert list(zip(df["key"], df["epoch"], df["acc"])) == [("j", 3, 3), ("k", 1, 9), ("k", 2, 2)]
 
 
 def test_read_keeps_strings_like_na(tmp_path):
     """A source named '-' or a model called 'NA' must not turn into NaN."""
     st = Store(tmp_path)
-    st.append("p", "records", [{"key": "x", "source": "-", "model": "NA"}], unique=("key",))
-    df = st.read("p")
+    st.append("p", "notes", [{"key": "x", "source": "-", "model": "NA"}], unique=("key",))
+    df = st.read("p", "notes")
     assert df.loc[0, "source"] == "-" and df.loc[0, "model"] == "NA"
 
 
@@ -191,7 +192,7 @@ def test_atomic_writers_leave_no_temp(tmp_path):
 def test_numeric_looking_key_round_trips(tmp_path, key):
     """config_key gives 16 hex digits; about 1 in 2,000 has no letter a-f (or only one 'e')."""
     st = Store(tmp_path)
-    st.append("p", "runs", [{"key": key, "wall_s": 1.0}], unique=("key",))
-    assert st.read("p", "runs")["key"].tolist() == [key]
-    st.append("p", "runs", [{"key": key, "wall_s": 2.0}], unique=("key",))
-    assert st.read("p", "runs")["wall_s"].tolist() == [2.0]
+    st.append("p", "notes", [{"key": key, "wall_s": 1.0}], unique=("key",))
+    assert st.read("p", "notes")["key"].tolist() == [key]
+    st.append("p", "notes", [{"key": key, "wall_s": 2.0}], unique=("key",))
+    assert st.read("p", "notes")["wall_s"].tolist() == [2.0]

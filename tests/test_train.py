@@ -100,7 +100,7 @@ def test_resume_from_epoch_one_matches_uninterrupted(data, tmp_path, monkeypatch
     straight = _train(data, "adv", cfg)
 
     saved = []
-    real_save = T.atomic_torch_save
+    real_save = T.save_checked
 
     def save_and_copy(obj, path):
         real_save(obj, path)
@@ -108,10 +108,10 @@ def test_resume_from_epoch_one_matches_uninterrupted(data, tmp_path, monkeypatch
         shutil.copy(path, copy)
         saved.append(copy)
 
-    monkeypatch.setattr(T, "atomic_torch_save", save_and_copy)
+    monkeypatch.setattr(T, "save_checked", save_and_copy)
     partial = tmp_path / "partial.pt"
     with_partial = _train(data, "adv", cfg, partial=partial)
-    monkeypatch.setattr(T, "atomic_torch_save", real_save)
+    monkeypatch.setattr(T, "save_checked", real_save)
     assert [p.name for p in saved] == ["epoch1.pt", "epoch2.pt"]
     assert _same_state(with_partial.state_dict, straight.state_dict)
 
@@ -124,6 +124,24 @@ def test_resume_from_epoch_one_matches_uninterrupted(data, tmp_path, monkeypatch
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
     assert strip(resumed.curves) == strip(straight.curves)
     assert [r["epoch"] for r in resumed.curves] == [1, 2]
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_a_damaged_partial_is_discarded_with_a_warning_never_resumed(damage, data, tmp_path):
+    """One flipped bit or a cut file: the saved state fails its checksum, is removed, and the model
+    trains from scratch (the same bits as a run that never had a saved state)."""
+    cfg = {**CFG, "epochs": 1}
+    partial = tmp_path / "p.pt"
+    _train(data, "cln", cfg, partial=partial)
+    blob = bytearray(partial.read_bytes())
+    if damage == "flip":
+        blob[len(blob) // 2] ^= 0x10
+    else:
+        blob = blob[: len(blob) // 2]
+    partial.write_bytes(bytes(blob))
+    with pytest.warns(UserWarning, match=f"saved training state {partial} is damaged"):
+        again = _train(data, "cln", {**cfg, "epochs": 2}, partial=partial)
+    assert _same_state(again.state_dict, _train(data, "cln", {**cfg, "epochs": 2}).state_dict)
 
 
 def test_finished_partial_does_no_more_training(data, tmp_path):

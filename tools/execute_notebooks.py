@@ -195,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     bad = [d for d in args.datasets if d not in DATASETS]
     if bad:
         ap.error(f"unknown dataset(s) {', '.join(bad)}; valid choices: {', '.join(DATASETS)}")
+    from akt_core import profiles
+
+    if args.profile not in profiles.PROFILES:  # before any notebook runs (make book PROFILE=...)
+        ap.error(f"unknown profile {args.profile!r}; valid choices: {', '.join(profiles.PROFILES)}")
     if args.in_place:
         return run_in_place(args.kernel, args.only)
     return run_papermill(args.profile, args.datasets, Path(args.out).resolve(), args.kernel, args.only,
