@@ -104,3 +104,18 @@ def test_the_book_is_executed_with_every_stored_seed():
     assert E.stored_seeds("reduced", "mnist") == [0, 1]  # the published second MNIST seed
     assert E.stored_seeds("reduced", "mnist", "robustness") == [0]  # white-box and later methods: seed 0 only
     assert E.stored_seeds("no-such-profile", "mnist") == [0]
+
+
+@pytest.mark.slow
+def test_no_page_links_a_placeholder_repository(html):
+    """While _config.yml marks the repository URL a placeholder, no page has a repository, Binder or
+    Colab button that would lead nowhere."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    if not cfg["sphinx"]["config"]["akt_repository_placeholder"]:
+        pytest.skip("the repository URL is set: the buttons are wanted")
+    url = cfg["repository"]["url"]
+    dead = [p.relative_to(html).as_posix() for p in html.rglob("*.html")
+            if url in p.read_text() or "mybinder.org/v2" in p.read_text() or "colab.research.google.com/github" in p.read_text()]
+    assert dead == [], f"pages with dead repository / launch links: {dead}"

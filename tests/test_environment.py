@@ -1,25 +1,139 @@
-"""environment.yml (Binder) installs what pyproject.toml declares, and nothing else."""
+"""Packaging for a newcomer (issue 19): Binder gets CPU-only torch at the project's pins and no test
+extras; a plain install pins nothing that downgrades Jupyter's or Colab's packages; the repository URL
+lives in one file; every notebook parameter is typed and checked by type."""
 from __future__ import annotations
 
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
+import nbformat
+import pytest
 import yaml
 
+from akt_core import AktError, notebook_params as NP
+
 ROOT = Path(__file__).resolve().parent.parent
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
-def test_binder_environment_installs_the_package_with_its_extras():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    editable = [p for p in pip if p.startswith("-e")]
-    assert len(editable) == 1, "environment.yml must install the package itself"
-    extras = set(re.search(r"\[(.*)\]", editable[0]).group(1).split(","))
-    assert extras == set(project["optional-dependencies"]), "Binder must get every extra (book, test)"
-    others = [p for p in pip if not p.startswith("-e")]
-    assert not others, f"dependencies listed outside pyproject.toml drift: {others}"
-    py = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
-    minimum = project["requires-python"].lstrip(">=")
-    assert tuple(map(int, py.split("=")[1].split("."))) >= tuple(map(int, minimum.split(".")))
+def _name(req: str) -> str:
+    return re.split(r"[<>=~!\[; ]", req.strip(), maxsplit=1)[0].lower()
+
+
+def _makefile_pins() -> dict[str, str]:
+    return dict(re.findall(r'"(torch|torchvision)==([\d.]+)"', (ROOT / "Makefile").read_text()))
+
+
+def _binder() -> list[str]:
+    lines = (ROOT / "binder" / "requirements.txt").read_text().splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
+def test_binder_installs_cpu_only_torch_at_the_makefiles_pins():
+    reqs = _binder()
+    pins = _makefile_pins()
+    assert set(pins) == {"torch", "torchvision"}
+    for pkg, version in pins.items():
+        assert f"{pkg}=={version}+cpu" in reqs, f"binder/requirements.txt must pin {pkg}=={version}+cpu"
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in reqs
+
+
+def test_binder_lists_the_base_dependencies_and_no_local_or_test_requirement():
+    reqs = [r for r in _binder() if not r.startswith("--")]
+    names = {_name(r) for r in reqs}
+    assert {_name(d) for d in PROJECT["dependencies"]} <= names
+    assert set(map(_name, PROJECT["optional-dependencies"]["colab"])) <= names  # what the notebooks import
+    assert not names & {_name(t) for t in PROJECT["optional-dependencies"]["test"]}, "no test extras on Binder"
+    assert not [r for r in reqs if r.startswith(("-e", ".", "/")) or "file:" in r], \
+        "a local requirement makes repo2docker copy the repository before it installs anything"
+    post = (ROOT / "binder" / "postBuild").read_text()
+    assert "pip install --no-deps -e ." in post
+    assert (ROOT / "binder" / "postBuild").stat().st_mode & 0o111, "postBuild must be executable"
+
+
+def test_a_plain_install_downgrades_nothing():
+    """torchattacks pins requests~=2.25.1 (Jupyter and Colab have 2.3x): it is an optional extra only."""
+    base = {_name(d) for d in PROJECT["dependencies"]}
+    assert "torchattacks" not in base and "requests" not in base
+    assert PROJECT["optional-dependencies"]["autoattack"] == ["torchattacks==3.5.1"]
+    assert "torchattacks" not in {_name(d) for d in PROJECT["optional-dependencies"]["colab"]}
+
+
+def test_the_repository_url_lives_in_one_file():
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    files = subprocess.run(["git", "grep", "-l", "--fixed-strings", url], cwd=ROOT, capture_output=True,
+                           text=True).stdout.split()
+    assert files == ["_config.yml"], f"the repository URL is written in {files}"
+
+
+def test_license_and_citation():
+    assert "MIT License" in (ROOT / "LICENSE").read_text() and PROJECT["license"] == {"text": "MIT"}
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["license"] == "MIT"
+    paper = cff["references"][0]
+    assert (paper["year"], paper["volume"], paper["issue"], paper["start"], paper["end"]) == (2022, 33, 12, 4504, 4516)
+
+
+# ---- the notebooks' parameters ------------------------------------------------------------------
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_parameter_is_typed_and_commented_for_papermill(path):
+    import papermill as pm
+
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1
+    params = pm.inspect_notebook(str(path))
+    assert {p.name for p in NP.PARAMETERS} <= set(params)
+    for name, info in params.items():
+        assert info["inferred_type_name"] != "None" and info["help"], f"{path.name}: {name} is untyped or unexplained"
+    assert params["device"]["default"] == "'auto'"
+
+
+GOOD = dict(profile="reduced", dataset="mnist", seeds=[0, 1], device="auto", data_root=None, download=False,
+            compute=False, tolerance=5.0, blackbox="held-out")
+
+
+def test_good_parameters_pass():
+    assert NP.check(**GOOD).name == "reduced"
+    assert NP.check(**{**GOOD, "device": "cuda:1", "data_root": "/data", "tolerance": 0}).name == "reduced"
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("compute", "no", "compute must be True or False, got 'no'"),
+    ("download", 1, "download must be True or False"),
+    ("seeds", "[0, 1]", "-y \"seeds: \\[0, 1\\]\""),
+    ("seeds", [], "non-empty list"),
+    ("seeds", [0, -1], "0 <= seed < 2\\*\\*63"),
+    ("seeds", [True], "whole numbers"),
+    ("device", "gpu", "unknown device 'gpu'"),
+    ("profile", "bogus", "unknown profile 'bogus'.*reduced"),
+    ("dataset", "svhn", "unknown dataset 'svhn'"),
+    ("tolerance", -1, "tolerance must be a non-negative"),
+    ("blackbox", "white", "unknown black-box source choice"),
+    ("data_root", 3, "data_root must be a folder path"),
+])
+def test_bad_parameters_are_errors_that_say_why(name, value, message):
+    with pytest.raises(AktError, match=message):
+        NP.check(**{**GOOD, name: value})
+
+
+def test_the_colab_setup_cell_clones_the_configured_repository_or_asks_for_one():
+    import ast
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import make_notebooks as MN
+
+    with_url = MN.setup_cell("https://github.com/someone/fork")
+    assert '"https://github.com/someone/fork"' in with_url and "akt-companion[colab]" in with_url
+    without = MN.setup_cell(None)
+    assert "git" not in without.split("raise")[0].split("if ")[-1] and "names no repository yet" in without
+    for src in (with_url, without):
+        ast.parse(src)
+    placeholder = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]["akt_repository_placeholder"]
+    assert (MN.repository() is None) == placeholder

@@ -6,23 +6,45 @@ Each notebook: a title, a setup cell (installs the package only on Colab), one c
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat as nbf
+import yaml
 
-REPO_URL = "https://github.com/akt-companion/akt-companion"
-HERE = Path(__file__).resolve().parent.parent / "notebooks"
+ROOT = Path(__file__).resolve().parent.parent
+HERE = ROOT / "notebooks"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from akt_core import notebook_params  # noqa: E402
 #: the dataset the committed notebooks (and so their nbval reference outputs) default to
 DEFAULT_DATASET = "cifar10"
 #: the beyond-the-paper notebook defaults to the dataset whose white-box and sweep results are published
 BEYOND_DEFAULT_DATASET = "mnist"
 
-SETUP = f'''\
+def repository() -> str | None:
+    """The repository URL, from ``_config.yml`` (its one home), or None while it is a placeholder."""
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    if cfg.get("sphinx", {}).get("config", {}).get("akt_repository_placeholder", False):
+        return None
+    return cfg["repository"]["url"]
+
+
+def setup_cell(url: str | None) -> str:
+    """Colab only: clone the companion and install it with the ``colab`` extra (nothing Colab has is
+    downgraded); elsewhere only display settings."""
+    if url:
+        fetch = (f'subprocess.run(["git", "clone", "--depth", "1", "{url}", "akt-companion"], check=True)\n'
+                 '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "akt-companion[colab]"], check=True)')
+    else:
+        fetch = ('raise RuntimeError("this copy of the companion names no repository yet (_config.yml: repository: url); "\n'
+                 '                       "clone your fork, pip install -e \'.[colab]\' and run the notebook from it")')
+    return f'''\
 import sys, subprocess, os
-if "google.colab" in sys.modules:  # on Colab only: fetch the companion and install it
-    if not os.path.isdir("akt-companion"):
-        subprocess.run(["git", "clone", "--depth", "1", "{REPO_URL}", "akt-companion"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "akt-companion"], check=True)
+if "google.colab" in sys.modules and not os.path.isdir("akt-companion"):  # on Colab only: fetch and install
+    {fetch}
+if "google.colab" in sys.modules:
     sys.path.insert(0, "akt-companion")
 import matplotlib
 matplotlib.rcParams["figure.dpi"] = 90
@@ -30,33 +52,16 @@ import pandas as pd
 pd.set_option("display.width", 200, "display.max_columns", 40, "display.max_colwidth", None)
 from IPython.display import Markdown, display'''
 
-PARAMS = '''\
-profile = "reduced"      # smoke | reduced | paper
-dataset = "{dataset}"   # mnist | cifar10 | cifar100 (| synthetic)
-seeds = [0]              # several seeds -> mean and spread (the book passes every stored seed)
-device = "cpu"           # cpu | cuda | auto: used only when compute is True
-data_root = None         # local dataset root (None: $AKT_DATA_ROOT or data/datasets)
-compute = False          # True: build missing results (trains!); False: read the results store only
-tolerance = 5.0          # cells further than this from the paper (points) are marked
-blackbox = "held-out"    # held-out | static: which models craft the black-box attacks'''
 
 VALIDATE = '''\
-from akt_core import AktError, check_choice, data, graph, profiles, report
-check_choice("profile", profile, profiles.PROFILES)
-check_choice("dataset", dataset, data.DATASETS)
-check_choice("black-box source choice", blackbox, graph.BLACKBOX)
-check_choice("device", str(device).split(":")[0], ("cpu", "cuda", "auto"))
-if not isinstance(seeds, (list, tuple)) or not seeds or not all(isinstance(s, int) for s in seeds):
-    raise AktError(f"seeds must be a non-empty list of integers, got {seeds!r}")
-if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
-    raise AktError(f"tolerance must be a non-negative number of points, got {tolerance!r}")
-PROFILE = profiles.get(profile)
-display(Markdown(f"> **{PROFILE.label_for(dataset)}**" + ("" if profile == "paper" else
+from akt_core import AktError, check_choice, data, graph, notebook_params, profiles, report
+PROFILE = notebook_params.check(profile, dataset, seeds, device, data_root, download, compute, tolerance, blackbox{extra})
+display(Markdown(f"> **{{PROFILE.label_for(dataset)}}**" + ("" if profile == "paper" else
         " — not the paper's protocol: compare trends, not decimals.")))'''
 
 TABLE = '''\
 table = graph.table_for("{group}", dataset)
-records = report.stored("{group}", dataset, profile, seeds, compute=compute, data_root=data_root,
+records = report.stored("{group}", dataset, profile, seeds, compute=compute, data_root=data_root, download=download,
                         device=device, blackbox=blackbox)
 if records is not None:
     cmp = report.comparison(records, table, tolerance)
@@ -83,13 +88,14 @@ display(Markdown(f"### Claims C1-C5 on {dataset} ({PROFILE.label_for(dataset)})\
 display(report.all_claims(dataset, profile, seeds, blackbox, tolerance))'''
 
 
-def notebook(title: str, intro: str, dataset: str, body: list[str]) -> nbf.NotebookNode:
+def notebook(title: str, intro: str, dataset: str, body: list[str],
+             extra: tuple[notebook_params.Parameter, ...] = ()) -> nbf.NotebookNode:
     nb = nbf.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbf.v4.new_markdown_cell(f"# {title}\n\n{intro}"),
-                nbf.v4.new_code_cell(SETUP),
-                nbf.v4.new_code_cell(PARAMS.format(dataset=dataset), metadata={"tags": ["parameters"]}),
-                nbf.v4.new_code_cell(VALIDATE)]
+                nbf.v4.new_code_cell(setup_cell(repository())),
+                nbf.v4.new_code_cell(notebook_params.cell(dataset, extra), metadata={"tags": ["parameters"]}),
+                nbf.v4.new_code_cell(VALIDATE.format(extra="".join(f", {p.name}" for p in extra)))]
     nb.cells += [nbf.v4.new_markdown_cell(c[3:]) if c.startswith("md:") else nbf.v4.new_code_cell(c) for c in body]
     return nb
 
@@ -106,7 +112,7 @@ TABLE_INTRO = {
 TABLE_FILES = {"variants": "tables_2_4_variants", "sources": "tables_5_7_sources", "attacks": "tables_8_10_attacks"}
 
 FIGS = '''\
-curves = report.stored("curves", dataset, profile, seeds, compute=compute, data_root=data_root,
+curves = report.stored("curves", dataset, profile, seeds, compute=compute, data_root=data_root, download=download,
                        device=device, blackbox=blackbox)
 if curves is not None:
     import matplotlib.pyplot as plt
@@ -153,7 +159,7 @@ display(Markdown("Latency ratios vary run to run and are left out of the stored 
 
 
 WHITEBOX = '''\
-whitebox = report.stored("whitebox", dataset, profile, seeds, compute=compute, data_root=data_root,
+whitebox = report.stored("whitebox", dataset, profile, seeds, compute=compute, data_root=data_root, download=download,
                          device=device, blackbox=blackbox)
 if whitebox is not None:
     display(Markdown(f"### White-box robustness ({dataset}): accuracy in % under PGD-20 and AutoAttack\\n\\n"
@@ -167,7 +173,7 @@ if whitebox is not None:
     display(report.whitebox_table(whitebox))'''
 
 SWEEP = '''\
-sweep = report.stored("sweep", dataset, profile, seeds, compute=compute, data_root=data_root,
+sweep = report.stored("sweep", dataset, profile, seeds, compute=compute, data_root=data_root, download=download,
                       device=device, blackbox=blackbox)
 if sweep is not None:
     import matplotlib.pyplot as plt
@@ -186,7 +192,7 @@ if sweep is not None:
 
 
 COMPARE = '''\
-compared = report.stored("compare", dataset, profile, seeds, compute=compute, data_root=data_root,
+compared = report.stored("compare", dataset, profile, seeds, compute=compute, data_root=data_root, download=download,
                          device=device, blackbox=blackbox)
 if compared is not None:
     display(Markdown(f"### Later methods beside the paper's ({dataset}): accuracy in %\\n\\n"
@@ -287,8 +293,7 @@ def main() -> None:
                   "Parameters, multiply-accumulates (torch's FLOP counter), serialized size and single-image "
                   "latency of our ResNets, measured here with PyTorch and with onnxruntime on an ONNX export, "
                   "beside the paper's Jetson Nano and Raspberry Pi 4 figures. Untrained weights suffice: cost "
-                  "does not depend on them.", "cifar10", [COST, COST_PAPER])
-    nb.cells[2].source += "\nrepeats = 50            # latency: runs per model (median reported)"
+                  "does not depend on them.", "cifar10", [COST, COST_PAPER], extra=(notebook_params.REPEATS,))
     nbf.write(nb, HERE / "table1_cost.ipynb")
 
 
