@@ -28,7 +28,7 @@ JB_FLAGS ?=
 
 help:
 	@echo "make book        build the book from the published results -> $(BOOK_OUT)/index.html"
-	@echo "make test        unit tests + notebook regression (nbval)"
+	@echo "make test        lint (ruff), unit tests + notebook regression (nbval)"
 	@echo "make reproduce   PROFILE=smoke|reduced|paper DATASET=mnist|cifar10|cifar100 [SEEDS=\"0 1 2\"] [DEVICE=cuda] [JOBS=4]"
 	@echo "make data        lay out the offline datasets from $(SHARED_DATA) (if present)"
 	@echo "make notebooks   regenerate notebooks/ and store their outputs (nbval references)"
@@ -52,6 +52,7 @@ book: venv
 	@echo "book: $(BOOK_OUT)/index.html"
 
 test: venv
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env -p no:cacheprovider
 
 reproduce: venv

@@ -9,9 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import AktError, __version__
+from . import AktError, __version__, beyond, graph, offline, profiles, results, runner, zoo
 from . import data as data_mod
-from . import graph, offline, profiles, robustness, zoo
 from .schema import SEED_LIMIT
 from .store import Store
 
@@ -42,7 +41,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-BUILD_CHOICES = (*graph.GROUPS, "curves", "all", *robustness.GROUPS)
+BUILD_CHOICES = (*graph.GROUPS, "curves", "all", *beyond.GROUPS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="train up to N independent models at once, one process each (for a GPU; default 1)")
     p.add_argument("--targets", nargs="+", default=None, metavar="MODEL",
-                   help=f"only these models' records ({', '.join(robustness.GROUPS)} only), e.g. 'Res8(adv-trans)'")
+                   help=f"only these models' records ({', '.join(beyond.GROUPS)} only), e.g. 'Res8(adv-trans)'")
     _common(p)
     p = sub.add_parser("show", help="show the cache and the stored records")
     p.add_argument("--profile", default=None, help="only this profile's records")
@@ -130,30 +129,30 @@ def run(argv: list[str] | None = None) -> int:
                 print(df.groupby(["dataset", "seed"]).size().to_string())
         return 0
     opts = dict(store=store, data_root=args.data_root, device=args.device, download=args.download,
-                progress=not args.quiet, amp=args.bf16)
+                progress=not args.quiet, bf16=args.bf16)
     if args.cmd == "train":
         graph.check_choice("variant", args.variant, graph.ALL_VARIANTS)
         for seed in args.seed:
             t0 = time.perf_counter()
             exp = graph.Experiment(args.dataset, args.profile, seed, blackbox=args.blackbox)
-            runner = graph.Runner(exp, **opts)
-            runner.model(runner.exp.model(args.variant))
+            r = runner.Runner(exp, **opts)
+            r.model(r.exp.model(args.variant))
             print(f"{args.variant} on {args.dataset} ({args.profile}, seed {seed}) is in the store "
                   f"({time.perf_counter() - t0:.0f} s in all, with what it is trained from and the "
                   "black-box Res26 that scores its per-epoch curves)")
         return 0
     graph.check_choice("result", args.what, BUILD_CHOICES)
-    if args.jobs < 1 or (args.jobs > 1 and args.what in robustness.GROUPS):
+    if args.jobs < 1 or (args.jobs > 1 and args.what in beyond.GROUPS):
         raise AktError(f"--jobs {args.jobs}: give N >= 1; N > 1 applies to {', '.join(graph.GROUPS)}, curves "
                        f"and all, not to {args.what!r}")
-    if args.what in robustness.GROUPS:
+    if args.what in beyond.GROUPS:
         targets = tuple(args.targets) if args.targets else None
-        df = robustness.require(args.what, args.dataset, args.profile, args.seed, compute=True,
+        df = beyond.require(args.what, args.dataset, args.profile, args.seed, compute=True,
                                 blackbox=args.blackbox, targets=targets, **opts)
     elif args.targets:
-        raise AktError(f"--targets applies to {', '.join(robustness.GROUPS)}, not to {args.what!r}")
+        raise AktError(f"--targets applies to {', '.join(beyond.GROUPS)}, not to {args.what!r}")
     else:
-        df = graph.require(args.what, args.dataset, args.profile, args.seed, compute=True, blackbox=args.blackbox,
+        df = results.require(args.what, args.dataset, args.profile, args.seed, compute=True, blackbox=args.blackbox,
                            jobs=args.jobs, **opts)
     if "eps_256" in df:
         print(df.pivot_table(index="model", columns=["attack", "source", "eps_256"], values="accuracy").round(2).to_string())

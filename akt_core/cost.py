@@ -14,9 +14,11 @@ from contextlib import contextmanager
 import pandas as pd
 import torch
 
+from . import data as data_mod
 from .data import DatasetSpec
-from .graph import SOURCE_DEPTHS, device_name
-from .models import model_cost, resnet
+from .graph import EXIT_VARIANTS, SOURCE_DEPTHS
+from .models import ExitView, ModelCost, MultiExitResNet, model_cost, resnet
+from .provenance import device_name
 
 
 @contextmanager
@@ -95,3 +97,12 @@ def formatted(costs: pd.DataFrame) -> pd.DataFrame:
 
 def machine() -> str:
     return f"{device_name(torch.device('cpu'))}, {platform.system()} {platform.machine()}, torch {torch.__version__}"
+
+
+def exit_costs(dataset: str) -> dict[str, ModelCost]:
+    """Parameters and MACs of each exit of the multi-exit Res26 (``graph.EXIT_VARIANTS``) on ``dataset``:
+    what an edge device that stops at that exit holds and computes (weights do not change the cost)."""
+    s = data_mod.spec(dataset)
+    torch.manual_seed(0)
+    net = MultiExitResNet(26, s.num_classes, s.channels, s.mean, s.std)
+    return {v: model_cost(ExitView(net, e.exit), (s.channels, s.size, s.size)) for v, e in EXIT_VARIANTS.items()}

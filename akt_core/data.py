@@ -43,15 +43,16 @@ class DatasetSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     augment: bool  # random crop (4-pixel padding) + horizontal flip during training
+    title: str = ""  #: the name the book writes
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "mnist": DatasetSpec("mnist", 1, 28, 10, (0.1307,), (0.3081,), False),
+    "mnist": DatasetSpec("mnist", 1, 28, 10, (0.1307,), (0.3081,), False, "MNIST"),
     "cifar10": DatasetSpec("cifar10", 3, 32, 10, (0.4914, 0.4822, 0.4465),
-                           (0.2470, 0.2435, 0.2616), True),
+                           (0.2470, 0.2435, 0.2616), True, "CIFAR-10"),
     "cifar100": DatasetSpec("cifar100", 3, 32, 100, (0.5071, 0.4865, 0.4409),
-                            (0.2673, 0.2564, 0.2762), True),
-    "synthetic": DatasetSpec("synthetic", 3, 32, 10, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), True),
+                            (0.2673, 0.2564, 0.2762), True, "CIFAR-100"),
+    "synthetic": DatasetSpec("synthetic", 3, 32, 10, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), True, "synthetic"),
 }
 SPLITS = ("train", "test")
 

@@ -13,7 +13,6 @@ import torch.nn as nn
 
 from .data import to_device, to_float
 
-
 #: Layout of images and weights: channels-last (NHWC), which cuDNN's convolutions prefer on the GPU.
 #: It changes no value on the CPU; ``benchmarks/gpu.py`` measures it against NCHW on the GPU.
 MEMORY_FORMAT = torch.channels_last
@@ -26,13 +25,13 @@ def layout(t: torch.Tensor | nn.Module):
     return t.contiguous(memory_format=MEMORY_FORMAT)
 
 
-def _autocast(device: torch.device, amp: bool):
-    """bf16 autocast where ``amp`` and on a GPU; a no-op on the CPU (results there stay float32)."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+def autocast(device: torch.device, bf16: bool):
+    """bf16 autocast where ``bf16`` and on a GPU; a no-op on the CPU (results there stay float32)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
 
 
 @torch.no_grad()
-def logits(model: nn.Module, x: torch.Tensor, batch_size: int = 500, amp: bool = False) -> torch.Tensor:
+def logits(model: nn.Module, x: torch.Tensor, batch_size: int = 500, bf16: bool = False) -> torch.Tensor:
     """Eval-mode logits of ``x`` (uint8 or float in [0, 1]) in batches; float32 on ``x``'s device."""
     was_training = model.training
     model.eval()
@@ -41,22 +40,22 @@ def logits(model: nn.Module, x: torch.Tensor, batch_size: int = 500, amp: bool =
     for i in range(0, len(x), batch_size):
         xb = to_device(x[i:i + batch_size], device)
         xb = to_float(xb) if xb.dtype == torch.uint8 else xb
-        with _autocast(device, amp):
+        with autocast(device, bf16):
             out.append(model(layout(xb)).float())
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0)
 
 
 def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500,
-            amp: bool = False) -> int:
+            bf16: bool = False) -> int:
     """How many of ``x`` the model classifies as ``y``."""
-    return int((logits(model, x, batch_size, amp).argmax(1).cpu() == y.cpu()).sum())
+    return int((logits(model, x, batch_size, bf16).argmax(1).cpu() == y.cpu()).sum())
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500,
-             amp: bool = False) -> float:
+             bf16: bool = False) -> float:
     """Top-1 accuracy in percent."""
-    return 100.0 * correct(model, x, y, batch_size, amp) / max(len(y), 1)
+    return 100.0 * correct(model, x, y, batch_size, bf16) / max(len(y), 1)
 
 
 def craft(attack: Callable[[nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor],

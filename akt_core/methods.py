@@ -1,8 +1,10 @@
 """The paper's training methods as a registry: how one mini-batch becomes a loss.
 
-Keys are the paper's names. ``train.train_model`` is the one loop; a method only says which inputs
-it needs (a static adversarial set D_adv, a teacher, a share of adversarial examples per batch) and
-how the step's loss is formed from them.
+Keys are the paper's names. ``train.train_model`` is the one loop; a method only declares which
+inputs it reads (``Method.inputs``, named in ``INPUTS``: D_adv, a teacher's logits, a live teacher,
+...), its share of adversarial examples per batch, and how the step's loss is formed from them. The
+graph (``graph.Experiment.model``) turns the declaration into dependencies and the batch builder
+(``train._make_batch``) into the batch's fields: a new method is one entry here plus its loss.
 
 ==============  ========================================================  ==============
 key             what it is                                                 loss
@@ -37,9 +39,19 @@ import torch.nn.functional as F
 
 from . import check_choice
 from .attacks import pgd, pgd_exits, pgd_kl
-from .losses import (adaptive_fusion, adversarial_transfer_loss, ard_loss, distillation_loss,
-                     ensemble_adversarial_loss, neo_kd_loss, peeraid_peer_loss, peeraid_student_loss,
-                     rslad_loss, sa_mdrad_loss, soft_labels)
+from .losses import (
+    adaptive_fusion,
+    adversarial_transfer_loss,
+    ard_loss,
+    distillation_loss,
+    ensemble_adversarial_loss,
+    neo_kd_loss,
+    peeraid_peer_loss,
+    peeraid_student_loss,
+    rslad_loss,
+    sa_mdrad_loss,
+    soft_labels,
+)
 
 
 @dataclass
@@ -66,6 +78,18 @@ LossFn = Callable[[nn.Module, StepBatch, dict], torch.Tensor]
 InnerFn = Callable[[nn.Module, StepBatch, dict, float, torch.Generator], torch.Tensor]
 
 
+#: What a method can read besides the training images: each name is one input the graph builds (a
+#: dependency node) and the batch builder hands to the loss (``train._make_batch``).
+INPUTS: dict[str, str] = {
+    "dadv": "the static adversarial set D_adv of stage 1 (Algorithm 1, line 2): x_adv of each adversarial example",
+    "teacher_logits": "cached logits of ``teacher`` on the clean images, and on D_adv with 'dadv' (Eq. 11)",
+    "live_teacher": "the ``teacher`` model itself, run on each augmented batch (ARD, RSLAD)",
+    "static_logits": "cached logits of the clean static models of depths ``static_teachers`` (SA-MDRAD-style)",
+    "peer": "a peer of depth ``params['peer_depth']`` trained in the same loop (PeerAiD)",
+    "self_adv": "FGSM examples crafted on the model being trained, every step (Eq. 10, self-adv)",
+}
+
+
 @dataclass(frozen=True)
 class Method:
     name: str
@@ -73,14 +97,30 @@ class Method:
     description: str
     params: dict = field(default_factory=dict)  #: hyperparameters, part of the cache key
     adv_share: float = 0.0  #: fraction of each batch that is adversarial
-    uses_dadv: bool = False  #: needs the static D_adv of stage 1
-    self_adv: bool = False  #: crafts FGSM examples on the model being trained, every step
-    teacher: str | None = None  #: variant name of the teacher whose logits are distilled
-    live_teacher: bool = False  #: the teacher model runs on each (augmented) batch, not cached logits
+    inputs: tuple[str, ...] = ()  #: what it reads beyond the images (``INPUTS``): the graph's edges
+    teacher: str | None = None  #: variant name of the teacher (its logits, or the live model)
     inner: InnerFn | None = None  #: attack on the model being trained, on the whole batch, every step
     static_teachers: tuple[int, ...] = ()  #: depths of the clean static models whose cached logits are fused
-    peer: bool = False  #: a peer of depth ``params["peer_depth"]`` is trained jointly (same optimiser)
     multi_exit: bool = False  #: the model is a ``models.MultiExitResNet`` (an exit after each stage)
+
+    def __post_init__(self) -> None:
+        for i in self.inputs:
+            check_choice(f"input of method {self.name!r}", i, INPUTS)
+        if ({"teacher_logits", "live_teacher"} & set(self.inputs)) and not self.teacher:
+            raise ValueError(f"method {self.name!r} reads a teacher but names none")
+        if ("static_logits" in self.inputs) != bool(self.static_teachers):
+            raise ValueError(f"method {self.name!r}: 'static_logits' and static_teachers go together")
+
+    def reads(self, name: str) -> bool:
+        """Whether the method declares input ``name`` (one of ``INPUTS``)."""
+        check_choice("method input", name, INPUTS)
+        return name in self.inputs
+
+    # the declaration in the words the loop's checks use
+    uses_dadv = property(lambda self: self.reads("dadv"))
+    self_adv = property(lambda self: self.reads("self_adv"))
+    live_teacher = property(lambda self: self.reads("live_teacher"))
+    peer = property(lambda self: self.reads("peer"))
 
 
 def _joint(model: nn.Module, b: StepBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,31 +202,31 @@ def _rslad(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
 METHODS: dict[str, Method] = {m.name: m for m in [
     Method("cln", _cln, "clean training"),
     Method("self-adv", _eq10, "FGSM adversarial training on its own examples (Eq. 10)",
-           {"lam": 0.5}, adv_share=0.5, self_adv=True),
+           {"lam": 0.5}, adv_share=0.5, inputs=("self_adv",)),
     Method("adv", _eq10, "ensemble adversarial training on the static D_adv (Eq. 10, Algorithm 1)",
-           {"lam": 0.5, "source_choice": "random"}, adv_share=0.5, uses_dadv=True),
+           {"lam": 0.5, "source_choice": "random"}, adv_share=0.5, inputs=("dadv",)),
     Method("dist-cln", _hinton, "Hinton distillation from Res26(cln) on clean data",
-           {"temperature": 3.0, "alpha": 0.1}, teacher="Res26(cln)"),
+           {"temperature": 3.0, "alpha": 0.1}, inputs=("teacher_logits",), teacher="Res26(cln)"),
     Method("dist-adv", _hinton, "Hinton distillation from Res26(adv) on clean data",
-           {"temperature": 3.0, "alpha": 0.1}, teacher="Res26(adv)"),
+           {"temperature": 3.0, "alpha": 0.1}, inputs=("teacher_logits",), teacher="Res26(adv)"),
     Method("adv-trans", _eq11, "adversarial knowledge transfer from Res26(adv) (Eq. 11, Algorithm 2)",
            {"alpha": 0.1, "lam": 0.5, "t1": 3.0, "t2": 5.0, "source_choice": "random"},
-           adv_share=0.5, uses_dadv=True, teacher="Res26(adv)"),
+           adv_share=0.5, inputs=("dadv", "teacher_logits"), teacher="Res26(adv)"),
     Method("ard", _ard, "ARD (Goldblum et al. 2020): student's adversarial output matched to the teacher's "
            "clean one", {"alpha": 1.0, "tau": 30.0, "steps": 10, "step": 0.25},
-           teacher="Res26(adv)", live_teacher=True, inner=_ard_inner),
+           inputs=("live_teacher",), teacher="Res26(adv)", inner=_ard_inner),
     Method("rslad", _rslad, "RSLAD (Zi et al. 2021): robust soft labels of the teacher on clean and "
            "adversarial inputs", {"steps": 10, "step": 0.25},
-           teacher="Res26(adv)", live_teacher=True, inner=_kl_inner),
+           inputs=("live_teacher",), teacher="Res26(adv)", inner=_kl_inner),
     Method("sa-mdrad", _sa_mdrad, "SA-MDRAD-style (Li et al. 2024, our reading): soft labels of three clean "
            "teachers of different depths, rectified and fused per sample", {"tau": 1.0, "steps": 10, "step": 0.25},
-           inner=_fused_inner, static_teachers=(26, 20, 14)),
+           inputs=("static_logits",), inner=_fused_inner, static_teachers=(26, 20, 14)),
     # PeerAiD's inner attack is RSLAD's, against the peer's clean soft labels (P in eval mode, no grad).
     Method("peeraid", _peeraid, "PeerAiD (Jung et al. 2024): a peer (Res26 here) trained jointly on the "
            "student's adversarial examples; the student distils from it", {
                "peer_depth": 26, "gamma1": 1.0, "gamma2": 0.1, "tau_p": 1.0, "lam1": 0.0, "lam2": 1.0,
                "lam3": 1.0, "temperature": 5.0, "steps": 10, "step": 0.25},
-           inner=_kl_inner, peer=True),
+           inputs=("peer",), inner=_kl_inner),
     Method("neo-kd", _neo_kd, "NEO-KD-style (Ham et al. 2023, our reading): a multi-exit Res26 adversarially "
            "trained with neighbour and exit-wise orthogonal distillation", {
                "alpha": 3.0, "beta": 1.0, "gamma": [1.0, 1.0, 1.0], "steps": 7, "step": 0.25},

@@ -10,7 +10,6 @@ moved into place. Idempotent: what is already in place is kept.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import shutil
 import tempfile
@@ -20,17 +19,10 @@ from pathlib import Path
 
 from . import AktError, check_choice
 from . import data as data_mod
+from .store import sha256_file
 
 OFFLINE = ("mnist", "cifar10", "cifar100")
 SUMS = "SHA256SUMS"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_sums(folder: Path) -> None:
@@ -48,7 +40,7 @@ def check_sums(folder: Path) -> None:
         path = folder / name
         if not path.exists():
             raise AktError(f"{path} is listed in {sums} but missing")
-        if _sha256(path) != digest:
+        if sha256_file(path) != digest:
             raise AktError(f"{path} does not match its SHA-256 in {sums}: the copy is damaged or was changed")
 
 

@@ -29,7 +29,7 @@ class Profile:
     eval_batch_size: int = 500
     n_whitebox: int | None = 1000  #: test images for white-box PGD and the eps sweep (None: all)
     n_autoattack: int | None = 0  #: test images for AutoAttack (None: all; 0: not run in this profile)
-    autoattack_eps: tuple[str, ...] = ("16/256", "8/255")  #: the budgets (``robustness.WHITEBOX_EPS`` keys) AutoAttack runs at
+    autoattack_eps: tuple[str, ...] = ("16/256", "8/255")  #: the budgets (``beyond.WHITEBOX_EPS`` keys) AutoAttack runs at
 
     def epochs_for(self, dataset: str) -> int:
         return self.epochs[dataset]

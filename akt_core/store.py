@@ -34,7 +34,7 @@ from typing import Any, Iterator
 import pandas as pd
 import torch
 
-from . import AktError, RESULTS_VERSION
+from . import RESULTS_VERSION, AktError
 from .schema import SCHEMAS, validate
 
 ENV_STORE = "AKT_STORE"
@@ -47,7 +47,7 @@ def config_key(config: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 22), b""):
@@ -177,7 +177,7 @@ class Store:
         if not pt.exists():
             raise AktError(f"published weights {pt} are listed in {self.weights / WEIGHTS_MANIFEST} but missing; "
                            "restore them (git checkout -- data/weights) or remove their manifest row")
-        if _sha256(pt) != want:
+        if sha256_file(pt) != want:
             raise AktError(f"published weights {pt} do not match the sha256 in {self.weights / WEIGHTS_MANIFEST} "
                            f"({want[:12]}...); the file is damaged or was changed. Restore it (git checkout -- "
                            "data/weights); it is not used and nothing is retrained over it")
@@ -207,7 +207,7 @@ class Store:
             info = json.loads(meta.read_text())
             if info.get("config") != json.loads(json.dumps(config)):
                 raise ValueError("config does not match the key's")
-            if info.get("sha256") != _sha256(pt):
+            if info.get("sha256") != sha256_file(pt):
                 raise ValueError("payload hash does not match")
             return torch.load(pt, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any failure means: rebuild
@@ -218,7 +218,7 @@ class Store:
     def save(self, kind: str, key: str, config: dict, payload: Any, provenance: dict | None = None) -> None:
         pt, meta = self._paths(kind, key)
         atomic_torch_save(payload, pt)
-        info = {"key": key, "kind": kind, "config": config, "sha256": _sha256(pt),
+        info = {"key": key, "kind": kind, "config": config, "sha256": sha256_file(pt),
                 "results_version": RESULTS_VERSION, "provenance": provenance or {}}
         atomic_write_text(json.dumps(info, indent=1, sort_keys=True), meta)
 

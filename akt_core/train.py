@@ -19,7 +19,7 @@ import torch.nn as nn
 from .allocator import keep_freed_memory
 from .attacks import fgsm
 from .data import Split, apply_crops, augment, batches, draw_crops, to_device, to_float
-from .evaluate import _autocast, accuracy, layout, logits
+from .evaluate import accuracy, autocast, layout, logits
 from .methods import SOURCE_CHOICES, Method, StepBatch
 from .store import load_checked, save_checked
 
@@ -59,7 +59,7 @@ def lr_at(step: int, total: int, base: float, milestones: list[float]) -> float:
 
 
 def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs, idx: torch.Tensor,
-                epoch: int, g: torch.Generator, amp: bool) -> StepBatch:
+                epoch: int, g: torch.Generator, bf16: bool) -> StepBatch:
     dev = inp.train.x.device
     idx = to_device(idx, dev)
     n_adv = int(len(idx) * method.adv_share)
@@ -68,26 +68,26 @@ def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs
     aug = (lambda t: augment(t, g)) if inp.augment else (lambda t: t)
     b = StepBatch(x=to_float(aug(inp.train.x[cidx])), y=inp.train.y[cidx])
     if method.inner is not None:  # ARD, RSLAD, SA-MDRAD, PeerAiD: teacher(s) on this batch, inner attack on the student
-        if method.peer:  # the peer's clean logits in eval mode, no gradient (``logits`` restores train mode)
+        if method.reads("peer"):  # the peer's clean logits in eval mode, no gradient (``logits`` restores train mode)
             b.peer = inp.peer_model
-            b.t = logits(inp.peer_model, b.x, batch_size=len(b.x), amp=amp)
-        elif method.live_teacher:
-            b.t = logits(inp.teacher_model, b.x, batch_size=len(b.x), amp=amp)
-        elif method.static_teachers:  # cached logits of the clean images, (n, M, K) for M static teachers
+            b.t = logits(inp.peer_model, b.x, batch_size=len(b.x), bf16=bf16)
+        elif method.reads("live_teacher"):
+            b.t = logits(inp.teacher_model, b.x, batch_size=len(b.x), bf16=bf16)
+        elif method.reads("static_logits"):  # cached logits of the clean images, (n, M, K) for M static teachers
             b.t = inp.teacher[cidx]
         if method.multi_exit:  # NEO-KD: allot the classes to exits at random, afresh every step (EOKD)
             b.class_exit = to_device(torch.randperm(model.num_classes, generator=g) % model.n_exits, dev)
-        with _autocast(dev, amp):
+        with autocast(dev, bf16):
             b.x_adv = method.inner(model, b, params, inp.eps, g)
         b.y_adv = b.y
         return b
-    if method.teacher:
+    if method.reads("teacher_logits"):
         b.t = inp.teacher[cidx]
     if n_adv == 0:
         return b
     b.y_adv = inp.train.y[aidx]
-    if method.self_adv:
-        with _autocast(dev, amp):
+    if method.reads("self_adv"):
+        with autocast(dev, bf16):
             b.x_adv = fgsm(model, to_float(aug(inp.train.x[aidx])), b.y_adv, inp.eps)
         return b
     n_src = inp.dadv_sign.shape[0]
@@ -100,13 +100,13 @@ def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs
         crops = draw_crops(n_adv, g, dev)
         x_adv, sign = apply_crops(x_adv, crops), apply_crops(sign, crops)
     b.x_adv = dadv_images(x_adv, sign, inp.eps)
-    if method.teacher:
+    if method.reads("teacher_logits"):
         b.t_adv = inp.teacher_adv[src, aidx]
     return b
 
 
 def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: TrainInputs,
-                seed: int, amp: bool = False, partial: str | os.PathLike | None = None,
+                seed: int, bf16: bool = False, partial: str | os.PathLike | None = None,
                 progress: bool = True, desc: str = "") -> TrainResult:
     """Train ``model`` with ``method`` under profile config ``cfg`` (``Profile.as_config``).
 
@@ -164,11 +164,11 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
             step = epoch * steps_per_epoch + i
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, cfg["lr"], cfg["lr_milestones"])
-            b = _make_batch(model, method, params, inp, idx, epoch, g, amp)
+            b = _make_batch(model, method, params, inp, idx, epoch, g, bf16)
             b.x = layout(b.x)
             if b.x_adv is not None:
                 b.x_adv = layout(b.x_adv)
-            with _autocast(dev, amp):
+            with autocast(dev, bf16):
                 loss = method.loss(model, b, params)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -178,9 +178,9 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"],
                "train_loss": loss_sum.item() / steps_per_epoch, "wall_s": round(wall, 3)}
         if inp.curve_x is not None:
-            row["clean_acc"] = accuracy(model, inp.curve_x, inp.curve_y, amp=amp)
+            row["clean_acc"] = accuracy(model, inp.curve_x, inp.curve_y, bf16=bf16)
             if inp.curve_adv is not None:
-                row["adv_acc"] = accuracy(model, inp.curve_adv, inp.curve_y, amp=amp)
+                row["adv_acc"] = accuracy(model, inp.curve_adv, inp.curve_y, bf16=bf16)
         curves.append(row)
         if partial:
             save_checked({"model": model.state_dict(), "opt": opt.state_dict(), "gen": g.get_state(),

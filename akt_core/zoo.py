@@ -32,7 +32,7 @@ from . import methods as methods_mod
 from . import profiles as profiles_mod
 from .evaluate import correct, logits
 from .models import ExitView, MultiExitResNet, resnet
-from .store import WEIGHTS_MANIFEST, Store, _sha256, atomic_torch_save, atomic_write_text
+from .store import WEIGHTS_MANIFEST, Store, atomic_torch_save, atomic_write_text, sha256_file
 
 MANIFEST_COLUMNS = ("key", "name", "dataset", "profile", "seed", "dataset_variant", "blackbox", "depth", "method",
                     "clean_acc", "n_test", "bytes", "sha256", "file", "git_commit", "device", "torch_version")
@@ -99,7 +99,7 @@ def publish(source: str | Path, profile: str, dataset: str | None = None, store:
             continue
         _clean_commit(row.git_commit, f"model {row.name} ({row.key})")
         info = json.loads(meta.read_text())
-        if info.get("sha256") != _sha256(pt):
+        if info.get("sha256") != sha256_file(pt):
             raise AktError(f"cache entry {pt} does not match its sidecar's sha256; rebuild it before publishing")
         cfg = info["config"]
         out = dest.weights / profile / row.dataset / f"{row.key}.pt"

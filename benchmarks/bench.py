@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from akt_core import attacks, data, graph, methods, profiles
+from akt_core import attacks, data, methods, profiles, provenance, results
 from akt_core.models import MultiExitResNet, resnet
 from akt_core.store import Store
 from akt_core.train import TrainInputs, train_model
@@ -51,7 +50,7 @@ def method_inputs(m: methods.Method, x: torch.Tensor, y: torch.Tensor, spec: dat
 
 def training_throughput(n: int = 1024, batch: int = 128, dataset: str = "cifar10", device: str | None = None,
                         method_names: tuple[str, ...] | None = None, depths: tuple[int, ...] = (8, 26),
-                        amp: bool = False, x: torch.Tensor | None = None, y: torch.Tensor | None = None) -> list[dict]:
+                        bf16: bool = False, x: torch.Tensor | None = None, y: torch.Tensor | None = None) -> list[dict]:
     """Images/s of one epoch of every method (or ``method_names``) at each depth, on ``dataset``-shaped
     random images (or ``x``, ``y``) kept on ``device``."""
     spec = data.spec(dataset)
@@ -69,7 +68,7 @@ def training_throughput(n: int = 1024, batch: int = 128, dataset: str = "cifar10
             inp = method_inputs(m, x, y, spec, g)
             net = MultiExitResNet if m.multi_exit else resnet  # NEO-KD: an exit after each stage
             model = net(depth, spec.num_classes, spec.channels, spec.mean, spec.std)
-            res = train_model(model, m, m.params, cfg, inp, seed=0, amp=amp, progress=False)
+            res = train_model(model, m, m.params, cfg, inp, seed=0, bf16=bf16, progress=False)
             rows.append({"depth": depth, "method": name, "images_per_s": round(res.images_per_s, 1)})
             print(f"  train Res{depth:<2d} {name:10s} {res.images_per_s:8.1f} images/s", flush=True)
     return rows
@@ -169,7 +168,7 @@ def smoke_wall_time(data_root: str | None) -> dict:
         t0 = time.perf_counter()
         for ds in ("mnist", "cifar10", "cifar100"):
             t = time.perf_counter()
-            graph.require("all", ds, "smoke", compute=True, store=Store(tmp), data_root=data_root,
+            results.require("all", ds, "smoke", compute=True, store=Store(tmp), data_root=data_root,
                           device="cpu", progress=False, log=lambda *a: None)
             out[ds] = round(time.perf_counter() - t, 1)
             print(f"  smoke {ds:9s} {out[ds]:7.1f} s", flush=True)
@@ -189,7 +188,7 @@ def main() -> None:
         print(_step_probe(variant, int(depth), int(batch)))
         return
     info = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-            "device": graph.device_name(torch.device("cpu")), "commit": graph.git_commit()}
+            "device": provenance.device_name(torch.device("cpu")), "commit": provenance.git_commit()}
     print(f"benchmark on {info['device']}, torch {info['torch']}")
     print("0. steady-state training steps, ours against a plain loop (clean training, CIFAR-10 shapes)")
     info["steps"] = step_throughput()

@@ -26,14 +26,13 @@ import time
 from pathlib import Path
 
 import torch
-
 from bench import training_throughput  # benchmarks/ is on sys.path when this file runs
 
-from akt_core import attacks, data, evaluate, graph, methods, profiles
+from akt_core import attacks, data, evaluate, graph, methods, profiles, provenance
 from akt_core.models import resnet
 from akt_core.train import TrainInputs, train_model
 
-MODES = {  # name: (amp, memory format, cudnn.benchmark)
+MODES = {  # name: (bf16, memory format, cudnn.benchmark)
     "fp32 NCHW": (False, torch.contiguous_format, False),
     "fp32 channels-last": (False, torch.channels_last, False),
     "bf16 channels-last": (True, torch.channels_last, False),
@@ -43,19 +42,19 @@ PAPER_METHODS = ("cln", "self-adv", "adv", "dist-cln", "dist-adv", "adv-trans")
 
 
 def _set_mode(amp_fmt_bench: tuple[bool, torch.memory_format, bool]) -> bool:
-    amp, fmt, bench = amp_fmt_bench
+    bf16, fmt, bench = amp_fmt_bench
     evaluate.MEMORY_FORMAT = fmt
     torch.backends.cudnn.benchmark = bench
-    return amp
+    return bf16
 
 
 def layout_and_precision(x: torch.Tensor, y: torch.Tensor, n: int) -> list[dict]:
     rows = []
     for mode, setting in MODES.items():
-        amp = _set_mode(setting)
-        training_throughput(batch=256, dataset="mnist", method_names=("cln",), depths=(8, 26), amp=amp,
+        bf16 = _set_mode(setting)
+        training_throughput(batch=256, dataset="mnist", method_names=("cln",), depths=(8, 26), bf16=bf16,
                             x=x[:1024], y=y[:1024])  # warm-up: kernels, cuDNN's choices
-        for r in training_throughput(batch=256, dataset="mnist", method_names=("cln",), depths=(8, 26), amp=amp,
+        for r in training_throughput(batch=256, dataset="mnist", method_names=("cln",), depths=(8, 26), bf16=bf16,
                                      x=x[:n], y=y[:n]):
             rows.append({"mode": mode, **r, "ms_per_step": round(1000 * 256 / r["images_per_s"], 3)})
             print(f"  {mode:38s} Res{r['depth']:<2d} {r['images_per_s']:9.0f} images/s", flush=True)
@@ -63,13 +62,13 @@ def layout_and_precision(x: torch.Tensor, y: torch.Tensor, n: int) -> list[dict]
     return rows
 
 
-def _train_res8(x, y, cfg: dict, seed: int, amp: bool) -> tuple[torch.nn.Module, float]:
+def _train_res8(x, y, cfg: dict, seed: int, bf16: bool) -> tuple[torch.nn.Module, float]:
     spec = data.spec("mnist")
     torch.manual_seed(seed)
     model = resnet(8, spec.num_classes, spec.channels, spec.mean, spec.std)
     m = methods.get("cln")
     res = train_model(model, m, m.params, cfg, TrainInputs(data.Split(x, y, "original"), False, attacks.EPS),
-                      seed=seed, amp=amp, progress=False)
+                      seed=seed, bf16=bf16, progress=False)
     return model, res.wall_s
 
 
@@ -82,8 +81,8 @@ def precision_effect(x, y, xt, yt, epochs: int, seeds: tuple[int, ...]) -> dict:
             x_fgsm = evaluate.craft(attacks.ATTACKS["FGSM"], model, xt, yt, attacks.EPS)
             for eval_amp in (False, True):
                 row = {"seed": seed, "train": "bf16" if train_amp else "fp32", "eval": "bf16" if eval_amp else "fp32",
-                       "clean": evaluate.accuracy(model, xt, yt, amp=eval_amp),
-                       "fgsm_whitebox": evaluate.accuracy(model, x_fgsm, yt, amp=eval_amp), "train_s": round(wall, 1)}
+                       "clean": evaluate.accuracy(model, xt, yt, bf16=eval_amp),
+                       "fgsm_whitebox": evaluate.accuracy(model, x_fgsm, yt, bf16=eval_amp), "train_s": round(wall, 1)}
                 rows.append(row)
                 print(f"  seed {seed} train {row['train']} eval {row['eval']}: clean {row['clean']:.2f} % "
                       f"FGSM(white-box) {row['fgsm_whitebox']:.2f} %  ({wall:.0f} s)", flush=True)
@@ -257,7 +256,7 @@ def main() -> int:
     if dev.type != "cuda" and not args.quick:
         print("no CUDA GPU: run with --quick for a plumbing check on the CPU", file=sys.stderr)
         return 2
-    info = {"torch": torch.__version__, "device": graph.device_name(dev), "commit": graph.git_commit(),
+    info = {"torch": torch.__version__, "device": provenance.device_name(dev), "commit": provenance.git_commit(),
             "cudnn": torch.backends.cudnn.version() if dev.type == "cuda" else None}
     print(f"GPU benchmark on {info['device']}, torch {info['torch']}, cuDNN {info['cudnn']}", flush=True)
     tr, te = data.load("mnist", "train", args.data_root), data.load("mnist", "test", args.data_root)

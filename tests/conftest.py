@@ -85,7 +85,8 @@ def tiny_built(tmp_path_factory):
     """Every table and the curves on 64 synthetic training images, 1 epoch, under a 'tiny' profile,
     built once per session. The profile is registered only while building (and, through ``tiny``,
     during each test that uses it), so it never shows up in other tests' profile lists."""
-    from akt_core import graph as G, profiles as P
+    from akt_core import profiles as P
+    from akt_core import results as RS
     from akt_core.store import Store
 
     datasets = ("mnist", "cifar10", "cifar100", "synthetic")
@@ -98,7 +99,7 @@ def tiny_built(tmp_path_factory):
         store = Store(root)
         logs: list[str] = []
         log = lambda *a: logs.append(" ".join(map(str, a)))
-        df = G.require("all", "synthetic", "tiny", compute=True, store=store, progress=False, log=log)
+        df = RS.require("all", "synthetic", "tiny", compute=True, store=store, progress=False, log=log)
     return {"root": root, "store": store, "logs": logs, "df": df, "profile": prof}
 
 

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from akt_core import graph, profiles
+from akt_core import book, graph, profiles
 from akt_core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLISHED = [p for p in profiles.PROFILES.values() if p.published]
-DS_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 
 
 def _with_results(profile: str, what: str = "records") -> set[str]:
@@ -52,8 +51,7 @@ def test_every_table_and_figure_is_in_the_book(html):
     for ds in ("mnist", "cifar10", "cifar100"):
         for group in graph.GROUPS:
             table = graph.table_for(group, ds)
-            stem = {"variants": "tables_2_4_variants", "sources": "tables_5_7_sources",
-                    "attacks": "tables_8_10_attacks"}[group]
+            stem = next(p.stem for p in book.PAGES if p.group == group)
             page = _page(html, f"{stem}_{ds}")
             assert f"Table {table.number}" in page
             if ds in datasets:
@@ -119,3 +117,23 @@ def test_no_page_links_a_placeholder_repository(html):
     dead = [p.relative_to(html).as_posix() for p in html.rglob("*.html")
             if url in p.read_text() or "mybinder.org/v2" in p.read_text() or "colab.research.google.com/github" in p.read_text()]
     assert dead == [], f"pages with dead repository / launch links: {dead}"
+
+
+def test_the_table_of_contents_lists_exactly_the_books_plan():
+    """_toc.yml and akt_core.book.PAGES name the same executed pages, in the plan's order per chapter."""
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+
+    def files(node):
+        if isinstance(node, dict):
+            return ([node["file"]] if "file" in node else []) + [f for v in node.values() for f in files(v)]
+        return [f for v in node for f in files(v)] if isinstance(node, list) else []
+
+    listed = [f for f in files(toc) if f.startswith(book.EXECUTED)]
+    assert set(listed) == book.toc_files() and len(listed) == len(set(listed))
+    for page in book.PAGES:  # each page's copies in the plan's dataset order
+        mine = [f for f in listed if f.rsplit("/", 1)[1] in {page.executed(d) for d in book.copies(page)}]
+        assert mine == [f"{book.EXECUTED}/{page.executed(d)}" for d in book.copies(page)]
+    titles = [book.BY_STEM["tables_2_4_variants"].title(d) for d in book.DATASETS]
+    assert titles == ["Table 2: MNIST", "Table 3: CIFAR-10", "Table 4: CIFAR-100"]

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from akt_core import AktError
+from akt_core import AktError, offline
 from akt_core import data as D
-from akt_core import offline
 
 pytestmark = pytest.mark.usefixtures("isolated")
 

@@ -6,13 +6,12 @@ temporary store, so it is the slowest test (about 2 minutes on 2 cores).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from akt_core import data
+from akt_core import offline
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"

@@ -8,7 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from akt_core import AktError, graph as G, report
+from akt_core import AktError, report
+from akt_core import graph as G
+from akt_core import runner as RN
 from akt_core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,7 +102,7 @@ def test_a_failed_row_write_leaves_no_model_without_its_rows(tiny, tmp_path, mon
     """The results folder refuses the rows (read-only, full disk): the model is not stored either, and
     the rerun writes both, resuming from the finished saved state."""
     store = Store(tmp_path / "s")
-    exp = G.Experiment("synthetic", "tiny", variant="generated")
+    exp = G.Experiment("synthetic", "tiny", dataset_variant="generated")
     node = exp.blackbox_source(8)
     real = Store.append
 
@@ -108,12 +110,12 @@ def test_a_failed_row_write_leaves_no_model_without_its_rows(tiny, tmp_path, mon
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Store, "append", refuse)
-    runner = G.Runner(G.Experiment("synthetic", "tiny"), store, progress=False, log=lambda *a: None)
+    runner = RN.Runner(G.Experiment("synthetic", "tiny"), store, progress=False, log=lambda *a: None)
     with pytest.raises(OSError):
         runner.model(node)
     assert not store.has("model", node.key) and store.partial_path(node.key).exists()
     monkeypatch.setattr(Store, "append", real)
-    G.Runner(G.Experiment("synthetic", "tiny"), store, progress=False, log=lambda *a: None).model(node)
+    RN.Runner(G.Experiment("synthetic", "tiny"), store, progress=False, log=lambda *a: None).model(node)
     assert store.has("model", node.key) and not store.partial_path(node.key).exists()
     assert set(store.read("tiny", "curves")["key"]) == {node.key} == set(store.read("tiny", "runs")["key"])
 

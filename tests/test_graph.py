@@ -1,13 +1,14 @@
 """The experiment graph: node identity, dependencies, keys, table layouts, and a mini end-to-end run."""
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
 from akt_core import AktError
 from akt_core import graph as G
+from akt_core import provenance as PV
+from akt_core import results as RS
+from akt_core import runner as RN
 from akt_core.store import Store
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -92,7 +93,7 @@ def test_profile_seed_eps_variant_change_keys():
     base = {v: EXP.model(v).key for v in G.VARIANTS}
     for other in (G.Experiment("synthetic", "reduced", 0), G.Experiment("synthetic", "smoke", 1),
                   G.Experiment("synthetic", "smoke", 0, eps=8 / 256),
-                  G.Experiment("synthetic", "smoke", 0, variant="other"),
+                  G.Experiment("synthetic", "smoke", 0, dataset_variant="other"),
                   G.Experiment("cifar10", "smoke", 0)):
         for v in G.VARIANTS:
             assert other.model(v).key != base[v], (other, v)
@@ -126,7 +127,7 @@ def test_tables_layout():
     assert G.table_for("sources", "cifar100").number == 7
     syn = G.table_for("attacks", "synthetic")
     assert syn.number == 8 and syn.dataset == "synthetic" and syn.columns == t8.columns
-    assert len(G.table_needs(G.TABLES[2])) == 7 * 5
+    assert len(G.table_cells(G.TABLES[2])) == 7 * 5
     assert G.FIGURES == {3: "clean_acc", 4: "adv_acc"}
 
 
@@ -150,16 +151,16 @@ def test_bad_variant_and_eps_and_group():
     with pytest.raises(AktError, match="'tables'.*variants"):
         G.table_for("tables", "mnist")
     with pytest.raises(AktError, match="'tables'"):
-        G.require("tables", "synthetic", "smoke", store=Store("/nonexistent-never-created"))
+        RS.require("tables", "synthetic", "smoke", store=Store("/nonexistent-never-created"))
     with pytest.raises(AktError, match="'tpu'"):
-        G.resolve_device("tpu")
+        PV.resolve_device("tpu")
 
 
 def test_require_without_compute_on_empty_store(tmp_path):
     with pytest.raises(AktError, match="no stored records"):
-        G.require("attacks", "synthetic", "smoke", compute=False, store=Store(tmp_path))
+        RS.require("attacks", "synthetic", "smoke", compute=False, store=Store(tmp_path))
     with pytest.raises(AktError, match="no stored curves"):
-        G.require("curves", "synthetic", "smoke", compute=False, store=Store(tmp_path))
+        RS.require("curves", "synthetic", "smoke", compute=False, store=Store(tmp_path))
     assert not tmp_path.joinpath("cache").exists()
 
 
@@ -174,7 +175,7 @@ def e2e(tmp_path_factory):
     store = Store(tmp)
     logs: list[str] = []
     log = lambda *a: logs.append(" ".join(map(str, a)))
-    df = G.require("attacks", "synthetic", "smoke", compute=True, store=store, progress=False, log=log)
+    df = RS.require("attacks", "synthetic", "smoke", compute=True, store=store, progress=False, log=log)
     return {"root": tmp, "store": store, "logs": list(logs), "df": df}
 
 
@@ -203,7 +204,7 @@ def test_e2e_records(e2e):
     assert set(df["seed"]) == {0} and set(df["blackbox"]) == {"held-out"}
     assert set(df.loc[df["attack"] == "clean", "eps"]) == {0.0}
     assert set(df.loc[df["attack"] != "clean", "eps"]) == {0.0625}
-    exp = G.Experiment("synthetic", "smoke", 0, variant="generated")
+    exp = G.Experiment("synthetic", "smoke", 0, dataset_variant="generated")
     assert set(df["model_key"]) == {exp.model(v).key for v in G.TABLES[8].targets}
     assert len(store.read("smoke", "runs")) == 9 + 2  # 9 models, D_adv, teacher logits
     assert set(store.read("smoke", "curves")["epoch"]) == {1, 2}
@@ -213,31 +214,31 @@ def test_e2e_records(e2e):
 @pytest.mark.slow
 def test_e2e_second_call_is_cached(e2e):
     logs, log = _log()
-    df2 = G.require("attacks", "synthetic", "smoke", compute=True, store=e2e["store"], progress=False, log=log)
+    df2 = RS.require("attacks", "synthetic", "smoke", compute=True, store=e2e["store"], progress=False, log=log)
     assert not [line for line in logs if line.startswith(("[train]", "[craft]", "[attack]"))]
     key = lambda d: d.sort_values("key").reset_index(drop=True)[["key", "accuracy", "correct"]]
     assert key(df2).equals(key(e2e["df"]))
-    df3 = G.require("attacks", "synthetic", "smoke", compute=False, store=e2e["store"])
+    df3 = RS.require("attacks", "synthetic", "smoke", compute=False, store=e2e["store"])
     assert key(df3).equals(key(e2e["df"]))
 
 
 @pytest.mark.slow
 def test_e2e_curves_need_only_the_distillation_baselines(e2e):
     logs, log = _log()
-    cur = G.require("curves", "synthetic", "smoke", compute=True, store=e2e["store"], progress=False, log=log)
+    cur = RS.require("curves", "synthetic", "smoke", compute=True, store=e2e["store"], progress=False, log=log)
     assert set(TRAIN_START(logs)) <= {"Res8(dist-adv)", "Res8(dist-cln)"}
     assert set(cur["model"]) == set(G.RES8_VARIANTS)
     assert cur["clean_acc"].between(0, 100).all() and cur["adv_acc"].between(0, 100).all()
     assert (cur.groupby("model")["epoch"].apply(sorted).map(tuple) == (1, 2)).all()
     logs, log = _log()
-    G.require("curves", "synthetic", "smoke", compute=True, store=e2e["store"], progress=False, log=log)
+    RS.require("curves", "synthetic", "smoke", compute=True, store=e2e["store"], progress=False, log=log)
     assert not [line for line in logs if line.startswith("[train]")]
 
 
 @pytest.mark.slow
 def test_e2e_curves_include_res8_cln(e2e):
     """Res8(cln) is the node 'static:Res8'; its curve must still appear under the variant name (Figs. 3-4)."""
-    cur = G.require("curves", "synthetic", "smoke", compute=True, store=e2e["store"], progress=False,
+    cur = RS.require("curves", "synthetic", "smoke", compute=True, store=e2e["store"], progress=False,
                     log=lambda *a: None)
     assert set(cur["model"]) == set(G.RES8_VARIANTS)
     assert len(cur) == 2 * len(G.RES8_VARIANTS)
@@ -249,7 +250,7 @@ def test_tiny_all_tables(tiny):
     assert len(started) == len(set(started)) == 14  # 11 training-graph models + held-out Res20/14/8
     assert {f"heldout:Res{d}" for d in G.SOURCE_DEPTHS} <= set(started)
     wanted = {(t, a, "-" if s is None else f"Res{s}") for g in G.GROUPS
-              for t, a, s in G.table_needs(G.table_for(g, "synthetic"))}
+              for t, a, s in G.table_cells(G.table_for(g, "synthetic"))}
     assert len(wanted) == 7 * 5 + 5 + 4 * 3
     assert set(zip(df["model"], df["attack"], df["source"])) == wanted and len(df) == len(wanted)
     assert (df["n_examples"] == 40).all() and df["accuracy"].between(0, 100).all()
@@ -260,7 +261,7 @@ def test_tiny_all_tables(tiny):
 
 def test_tiny_cached_second_call(tiny):
     logs, log = _log()
-    df2 = G.require("all", "synthetic", "tiny", compute=True, store=tiny["store"], progress=False, log=log)
+    df2 = RS.require("all", "synthetic", "tiny", compute=True, store=tiny["store"], progress=False, log=log)
     assert not [line for line in logs if line.startswith(("[train]", "[craft]", "[attack]"))]
     key = lambda d: d.sort_values("key").reset_index(drop=True)[["key", "accuracy"]]
     assert key(df2).equals(key(tiny["df"]))
@@ -270,12 +271,12 @@ def test_tiny_deleted_artefact_is_rebuilt_identically(tiny):
     """Remove one cached model: only it is retrained, to the same bits (seeded training)."""
     import torch
 
-    exp = G.Experiment("synthetic", "tiny", 0, variant="generated")
+    exp = G.Experiment("synthetic", "tiny", 0, dataset_variant="generated")
     node = exp.model("Res8(self-adv)")
     before = tiny["store"].load("model", node.key, node.config)
     tiny["store"].remove("model", node.key)
     logs, log = _log()
-    runner = G.Runner(G.Experiment("synthetic", "tiny", 0), tiny["store"], progress=False, log=log)
+    runner = RN.Runner(G.Experiment("synthetic", "tiny", 0), tiny["store"], progress=False, log=log)
     runner.model(runner.exp.model("Res8(self-adv)"))
     assert TRAIN_START(logs) == ["Res8(self-adv)"]
     after = tiny["store"].load("model", node.key, node.config)
@@ -284,7 +285,7 @@ def test_tiny_deleted_artefact_is_rebuilt_identically(tiny):
 
 def test_tiny_curves_include_res8_cln(tiny):
     """Res8(cln) is the node 'static:Res8'; its curve must still appear under the variant name (Figs. 3-4)."""
-    cur = G.require("curves", "synthetic", "tiny", compute=True, store=tiny["store"], progress=False,
+    cur = RS.require("curves", "synthetic", "tiny", compute=True, store=tiny["store"], progress=False,
                     log=lambda *a: None)
     assert set(cur["model"]) == set(G.RES8_VARIANTS)
     assert len(cur) == len(G.RES8_VARIANTS)  # one epoch each
@@ -294,7 +295,7 @@ def test_tiny_curves_include_res8_cln(tiny):
 
 
 def test_tiny_curves_other_variants(tiny):
-    cur = G.require("curves", "synthetic", "tiny", compute=False, store=tiny["store"])
+    cur = RS.require("curves", "synthetic", "tiny", compute=False, store=tiny["store"])
     assert set(cur["model"]) == set(G.RES8_VARIANTS)
     assert (cur["epoch"] == 1).all() and cur["clean_acc"].between(0, 100).all()
 
@@ -307,7 +308,7 @@ def test_tiny_stale_rows_of_an_earlier_profile_definition_are_not_shown(tiny):
     stale = stale.assign(accuracy=100.0 * stale["correct"] / stale["n_examples"])
     store.append("tiny", "records", stale.to_dict("records"), unique=("key",))
     try:
-        df = G.require("all", "synthetic", "tiny", store=store)
+        df = RS.require("all", "synthetic", "tiny", store=store)
         assert not df["key"].str.startswith("stale").any()
         assert len(df) == len(tiny["df"])
     finally:
@@ -326,16 +327,16 @@ def test_tiny_records_carry_training_settings(tiny):
 
 def test_current_keys_match_what_a_runner_writes(tiny):
     recs = tiny["store"].read("tiny", "records")
-    assert G.current_keys("all", "synthetic", "tiny", recs) == set(recs["key"])
+    assert RS.current_keys("all", "synthetic", "tiny", recs) == set(recs["key"])
     cur = tiny["store"].read("tiny", "curves").query("seed == 0")  # (the held-out sources run as seed 1000)
-    want = G.current_keys("curves", "synthetic", "tiny", cur)
+    want = RS.current_keys("curves", "synthetic", "tiny", cur)
     assert len(want) == len(G.RES8_VARIANTS) and want <= set(cur["key"])
 
 
 def test_tiny_beyond_variant_trains_with_its_live_teacher(tiny):
     """Res8(rslad) depends on the Res26(adv) model itself (not cached logits); only it is trained."""
     logs, log = _log()
-    runner = G.Runner(G.Experiment("synthetic", "tiny", 0), tiny["store"], progress=False, log=log)
+    runner = RN.Runner(G.Experiment("synthetic", "tiny", 0), tiny["store"], progress=False, log=log)
     node = runner.exp.model("Res8(rslad)")
     assert node.config["teacher"] == runner.exp.model("Res26(adv)").key
     assert "teacher" not in runner.exp.model("Res8(adv-trans)").config  # the paper's keys are unchanged
@@ -347,7 +348,7 @@ def test_tiny_beyond_variant_trains_with_its_live_teacher(tiny):
 
 def test_tiny_sa_mdrad_fuses_the_cached_logits_of_three_clean_static_models(tiny):
     logs, log = _log()
-    runner = G.Runner(G.Experiment("synthetic", "tiny", 0), tiny["store"], progress=False, log=log)
+    runner = RN.Runner(G.Experiment("synthetic", "tiny", 0), tiny["store"], progress=False, log=log)
     node = runner.exp.model("Res8(sa-mdrad)")
     multi = node.deps[0]
     assert multi.kind == "logits" and [d.name for d in multi.deps] == ["static:Res26", "static:Res20", "static:Res14"]
@@ -370,7 +371,7 @@ def test_tiny_peeraid_trains_a_peer_with_the_student_and_resumes_to_the_same_bit
     from akt_core import methods
     from akt_core import train as T
 
-    runner = G.Runner(G.Experiment("synthetic", "tiny", 0), tiny["store"], progress=False, log=lambda m: None)
+    runner = RN.Runner(G.Experiment("synthetic", "tiny", 0), tiny["store"], progress=False, log=lambda m: None)
     node = runner.exp.model("Res8(peeraid)")
     assert [d.name for d in node.deps] == ["heldout:Res26"]  # only the curve source
     assert node.config["params"]["peer_depth"] == 26
@@ -411,18 +412,17 @@ def test_tiny_peeraid_trains_a_peer_with_the_student_and_resumes_to_the_same_bit
 def test_tiny_neo_kd_exits_are_models_of_their_own(tiny):
     """Res26(neo-kd) trains as one multi-exit model; its exits share its key but get records of their own,
     and exit 3 scores exactly as the whole model does."""
-    import torch
 
     from akt_core.models import ExitView, MultiExitResNet
 
-    runner = G.Runner(G.Experiment("synthetic", "tiny", 0), tiny["store"], progress=False, log=lambda m: None)
+    runner = RN.Runner(G.Experiment("synthetic", "tiny", 0), tiny["store"], progress=False, log=lambda m: None)
     e = runner.exp
     node = e.model("Res26(neo-kd)")
     assert {e.model(f"Res26(neo-kd)/exit{k}").key for k in (1, 2, 3)} == {node.key}
     assert len({e.record_key(f"Res26(neo-kd)/exit{k}", "FGSM", 26) for k in (1, 2, 3)}) == 3
     model = runner.model(node)
     assert isinstance(model, MultiExitResNet) and isinstance(runner.target("Res26(neo-kd)/exit1"), ExitView)
-    recs = runner.evaluate([(f"Res26(neo-kd)/exit{k}", a, s) for k in (1, 2, 3) for a, s in (("clean", None), ("FGSM", 26))])
+    recs = RS.evaluate(runner, [(f"Res26(neo-kd)/exit{k}", a, s) for k in (1, 2, 3) for a, s in (("clean", None), ("FGSM", 26))])
     assert len(recs) == 6 and set(recs["model"]) == {f"Res26(neo-kd)/exit{k}" for k in (1, 2, 3)}
     x, y = runner.test.x, runner.test.y
     from akt_core.evaluate import correct
@@ -436,7 +436,7 @@ def test_tiny_neo_kd_exits_are_models_of_their_own(tiny):
 
 
 def test_tiny_compare_joins_paper_records_whitebox_records_and_training_time(tiny):
-    from akt_core import robustness as R
+    from akt_core import beyond as R
 
     df = R.require("compare", "synthetic", "tiny", compute=True, store=tiny["store"], progress=False,
                    log=lambda m: None, targets=("Res8(adv-trans)", "Res8(sa-mdrad)"))
@@ -455,8 +455,8 @@ def test_tiny_compare_joins_paper_records_whitebox_records_and_training_time(tin
 
 
 def test_tiny_compare_and_exit_tables_show_the_stored_numbers(tiny):
+    from akt_core import beyond as R
     from akt_core import report
-    from akt_core import robustness as R
 
     targets = ("Res8(adv-trans)", "Res26(neo-kd)/exit1", "Res26(neo-kd)/exit3")
     df = R.require("compare", "synthetic", "tiny", compute=True, store=tiny["store"], progress=False,
@@ -493,7 +493,6 @@ def test_prerequisites_walk_the_graph_and_leave_out_curve_only_models():
 def test_reruns_are_joined_to_the_published_records_by_key(tmp_path):
     """A rerun store holding two of three published keys (one moved by +2.5 points, one by -0.25) and a
     key the published store lacks: the table and sentence show exactly the joined pairs."""
-    import pandas as pd
 
     from akt_core import report
     from akt_core.store import Store
@@ -531,22 +530,22 @@ def test_models_to_train_are_what_build_all_trains(tiny):
 
 
 def test_runner_uses_bf16_only_on_a_gpu_and_only_when_asked(tiny):
-    assert G.Runner(G.Experiment("synthetic", "tiny"), tiny["store"], device="cpu", amp=True, log=lambda *a: None).amp is False
-    assert G.device_name(torch.device("cpu"), amp=True) == G.device_name(torch.device("cpu"))
+    assert RN.Runner(G.Experiment("synthetic", "tiny"), tiny["store"], device="cpu", bf16=True, log=lambda *a: None).bf16 is False
+    assert PV.device_name(torch.device("cpu"), bf16=True) == PV.device_name(torch.device("cpu"))
 
 
 @pytest.mark.slow
 def test_build_parallel_stores_the_serial_build_bit_for_bit(tiny, tmp_path):
     """Two worker processes build the same artefacts and records as the serial build of the fixture."""
     store = Store(tmp_path)
-    df = G.require("all", "synthetic", "tiny", compute=True, store=store, progress=False, log=lambda *a: None, jobs=2)
+    df = RS.require("all", "synthetic", "tiny", compute=True, store=store, progress=False, log=lambda *a: None, jobs=2)
     cols = ["key", "accuracy", "correct"]
     serial = tiny["df"].sort_values("key")[cols].reset_index(drop=True)
     assert df.sort_values("key")[cols].reset_index(drop=True).equals(serial)
 
-    built = {n.key: n for n in G.walk(G.Experiment("synthetic", "tiny", variant="generated").models_to_train())
-             if n.kind in G.BUILT_KINDS}
-    assert {p.stem for kind in G.BUILT_KINDS for p in (store.cache / kind).glob("*.json")} == set(built)
+    built = {n.key: n for n in G.walk(G.Experiment("synthetic", "tiny", dataset_variant="generated").models_to_train())
+             if n.kind in RN.BUILT_KINDS}
+    assert {p.stem for kind in RN.BUILT_KINDS for p in (store.cache / kind).glob("*.json")} == set(built)
     for key, node in built.items():  # the same tensors (the files differ: torch.save records the file name)
         par, ser = (s.load(node.kind, key, node.config) for s in (store, tiny["store"]))
         pairs = [(par[k], ser[k]) for k in ser] if isinstance(ser, dict) else [(par, ser)]

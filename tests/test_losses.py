@@ -8,8 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from akt_core.losses import (adversarial_transfer_loss, distillation_loss, ensemble_adversarial_loss,
-                             soft_cross_entropy, soft_labels)
+from akt_core.losses import (
+    adversarial_transfer_loss,
+    distillation_loss,
+    ensemble_adversarial_loss,
+    soft_cross_entropy,
+    soft_labels,
+)
 
 pytestmark = pytest.mark.usefixtures("isolated")
 

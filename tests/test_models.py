@@ -5,11 +5,10 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from conftest import make_model
 
 from akt_core import AktError
 from akt_core.models import BasicBlock, Normalize, ResNet, count_macs, model_cost, resnet
-
-from conftest import make_model
 
 pytestmark = pytest.mark.usefixtures("isolated")
 

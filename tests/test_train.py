@@ -5,14 +5,13 @@ import shutil
 
 import pytest
 import torch
+from conftest import make_model
 
 from akt_core import methods as M
 from akt_core import train as T
 from akt_core.attacks import fgsm
-from akt_core.data import Split, load, to_float
+from akt_core.data import load, to_float
 from akt_core.evaluate import accuracy
-
-from conftest import make_model
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -242,7 +241,8 @@ def test_methods_registry():
     assert peer.peer and peer.teacher is None and not peer.live_teacher and peer.params["peer_depth"] == 26
     assert (peer.params["gamma2"], peer.params["lam1"], peer.params["temperature"]) == (0.1, 0.0, 5.0)
     neo = M.get("neo-kd")  # NEO-KD's alpha = 3, beta = 1, gamma = 1 (MNIST, CIFAR-10); its 7 attack steps
-    assert neo.multi_exit and neo.teacher is None and (neo.params["alpha"], neo.params["beta"], neo.params["steps"]) == (3.0, 1.0, 7)
+    assert neo.multi_exit and neo.teacher is None
+    assert (neo.params["alpha"], neo.params["beta"], neo.params["steps"]) == (3.0, 1.0, 7)
     assert M.get("adv-trans").params == {"alpha": 0.1, "lam": 0.5, "t1": 3.0, "t2": 5.0, "source_choice": "random"}
     assert M.get("dist-adv").teacher == "Res26(adv)" and M.get("dist-cln").teacher == "Res26(cln)"
     assert M.get("adv").adv_share == 0.5 and M.get("adv").uses_dadv and not M.get("self-adv").uses_dadv
@@ -254,7 +254,7 @@ def test_methods_registry():
 @pytest.mark.parametrize("method", ["adv-trans", "dist-cln"])
 def test_distillation_from_an_oracle_teacher_learns(method, data):
     """With teacher logits that encode the true label, the distilled student learns (above chance)."""
-    tr, te = data[0], data[1]
+    tr = data[0]
     oracle = 8.0 * torch.nn.functional.one_hot(tr.y, 10).float()
     m = M.get(method)
     inp = _inputs(data, method)

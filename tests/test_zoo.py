@@ -11,9 +11,13 @@ import pandas as pd
 import pytest
 import torch
 
-from akt_core import AktError, graph as G, profiles as P, zoo
+from akt_core import AktError, zoo
+from akt_core import graph as G
+from akt_core import profiles as P
+from akt_core import results as RS
+from akt_core import runner as RN
 from akt_core.evaluate import logits
-from akt_core.store import Store, _sha256
+from akt_core.store import Store, sha256_file
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMIT = "0123456789ab"
@@ -48,9 +52,9 @@ def test_publish_lists_every_trained_model_and_the_files_agree(published, source
     assert list(m.columns) == list(zoo.MANIFEST_COLUMNS)
     for r in m.itertuples():
         f = dest.weights / r.file
-        assert _sha256(f) == r.sha256 and f.stat().st_size == r.bytes
+        assert sha256_file(f) == r.sha256 and f.stat().st_size == r.bytes
         # byte for byte the cache entry the records were scored with
-        assert _sha256(source.cache / "model" / f"{r.key}.pt") == r.sha256
+        assert sha256_file(source.cache / "model" / f"{r.key}.pt") == r.sha256
     assert (m["git_commit"] == COMMIT).all()
 
 
@@ -107,8 +111,8 @@ def test_a_tampered_file_is_refused_never_retrained_over(published):
     with pytest.raises(AktError, match=f"published weights {f}.*do not match the sha256"):
         zoo.load("Res8(adv)", "synthetic", "tiny", store=dest)
     with pytest.raises(AktError, match="do not match the sha256"):
-        G.Runner(G.Experiment("synthetic", "tiny"), dest, progress=False, log=lambda *a: None).model(
-            G.Experiment("synthetic", "tiny", variant="generated").model("Res8(adv)"))
+        RN.Runner(G.Experiment("synthetic", "tiny"), dest, progress=False, log=lambda *a: None).model(
+            G.Experiment("synthetic", "tiny", dataset_variant="generated").model("Res8(adv)"))
     assert f.read_bytes() == bytes(blob)  # left as it is, for the user to restore
 
 
@@ -116,8 +120,8 @@ def test_a_build_whose_models_are_published_trains_nothing(published, monkeypatc
     dest, _ = published
     shutil.rmtree(dest.cache, ignore_errors=True)
     (dest.results / "tiny" / "records.csv").unlink()  # every record must be scored again, from the weights
-    monkeypatch.setattr(G, "train_model", lambda *a, **k: pytest.fail("a published model was trained"))
-    df = G.require("all", "synthetic", "tiny", compute=True, store=dest, progress=False, log=lambda *a: None)
+    monkeypatch.setattr(RN, "train_model", lambda *a, **k: pytest.fail("a published model was trained"))
+    df = RS.require("all", "synthetic", "tiny", compute=True, store=dest, progress=False, log=lambda *a: None)
     assert len(df) and not (dest.cache / "model").exists()
 
 
@@ -145,7 +149,7 @@ def test_committed_manifest_agrees_with_its_files_and_the_size_limit():
     assert sorted(m["file"]) == files if len(m) else files == []
     for r in m.itertuples():
         f = COMMITTED.weights / r.file
-        assert _sha256(f) == r.sha256 and f.stat().st_size == r.bytes, f
+        assert sha256_file(f) == r.sha256 and f.stat().st_size == r.bytes, f
         assert not str(r.git_commit).endswith("-dirty")
     total = sum(p.stat().st_size for p in COMMITTED.weights.rglob("*") if p.is_file())
     assert total < zoo.SIZE_LIMIT_BYTES

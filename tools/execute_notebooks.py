@@ -29,29 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 if str(ROOT) not in sys.path:  # akt_core from this checkout, installed or not
     sys.path.insert(0, str(ROOT))
-DATASETS = ("mnist", "cifar10", "cifar100")
-#: notebook stem -> run once per dataset (True) or once (False); the order is the book's.
-PLAN = {
-    "table1_cost": False,
-    "tables_2_4_variants": True,
-    "tables_5_7_sources": True,
-    "tables_8_10_attacks": True,
-    "figs_3_4_convergence": True,
-    "beyond_robustness": True,
-    "beyond_compare": True,
-}
-ONCE_DATASET = "cifar10"  #: the dataset of notebooks run once (Table 1 is measured at 32x32, CIFAR-10)
-DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
-#: the title each per-dataset copy gets in the book (its first heading), so the table of contents
-#: tells the three copies of a notebook apart
-TITLES = {
-    "tables_2_4_variants": lambda ds: f"Table {2 + DATASETS.index(ds)}: {DATASET_NAMES[ds]}",
-    "tables_5_7_sources": lambda ds: f"Table {5 + DATASETS.index(ds)}: {DATASET_NAMES[ds]}",
-    "tables_8_10_attacks": lambda ds: f"Table {8 + DATASETS.index(ds)}: {DATASET_NAMES[ds]}",
-    "figs_3_4_convergence": lambda ds: f"Figures 3–4: {DATASET_NAMES[ds]}",
-    "beyond_robustness": lambda ds: f"White-box attacks and eps sweep: {DATASET_NAMES[ds]}",
-    "beyond_compare": lambda ds: f"Later methods compared: {DATASET_NAMES[ds]}",
-}
+from akt_core import book  # noqa: E402  (the book's pages, declared once)
+
+DATASETS = book.DATASETS
+#: notebook stem -> run once per dataset (True) or once (False); the order is the book's
+PLAN = {p.stem: bool(p.datasets) for p in book.PAGES}
 
 
 def stored_seeds(profile: str, dataset: str, what: str = "records") -> list[int]:
@@ -66,19 +48,16 @@ def stored_seeds(profile: str, dataset: str, what: str = "records") -> list[int]
 
 
 def jobs(profile: str, datasets: list[str], out: Path, only: list[str] | None) -> list[tuple[Path, Path, dict]]:
-    """(source notebook, executed notebook, parameters) in the book's order."""
+    """(source notebook, executed notebook, parameters) in the book's order (``akt_core.book.PAGES``)."""
     todo = []
-    for stem, per_dataset in PLAN.items():
-        if only and stem not in only:
+    for page in book.PAGES:
+        if only and page.stem not in only:
             continue
-        for ds in (datasets if per_dataset else [ONCE_DATASET]):
-            name = f"{stem}_{ds}.ipynb" if per_dataset else f"{stem}.ipynb"
-            # the comparisons beyond the paper set later methods beside the paper's models: both on the
-            # seeds the later methods have, so that every row of a table averages the same runs
-            what = "robustness" if stem.startswith("beyond_") else "records"
-            todo.append((NOTEBOOKS / f"{stem}.ipynb", out / name,
-                         {"profile": profile, "dataset": ds, "compute": False,
-                          "seeds": stored_seeds(profile, ds, what)}))
+        for ds in book.copies(page, datasets):
+            dataset = ds or book.ONCE_DATASET
+            todo.append((NOTEBOOKS / f"{page.stem}.ipynb", out / f"{page.executed(ds)}.ipynb",
+                         {"profile": profile, "dataset": dataset, "compute": False,
+                          "seeds": stored_seeds(profile, dataset, page.results)}))
     return todo
 
 
@@ -145,9 +124,9 @@ def run_papermill(profile: str, datasets: list[str], out: Path, kernel: str, onl
             if not keep_going:
                 break
             continue
-        stem = src.stem
-        if stem in TITLES and params.get("dataset") in DATASET_NAMES:
-            retitle(dst, TITLES[stem](params["dataset"]))
+        page = book.BY_STEM[src.stem]
+        if page.datasets:  # the copies of one notebook get titles that tell them apart in the contents
+            retitle(dst, page.title(params["dataset"]))
         print(f"    done in {time.perf_counter() - t0:.1f} s", flush=True)
     print(f"{len(todo) - len(failed)} of {len(todo)} notebooks executed in {time.perf_counter() - t_all:.1f} s",
           flush=True)

@@ -17,7 +17,8 @@ HERE = ROOT / "notebooks"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from akt_core import notebook_params  # noqa: E402
+from akt_core import book, notebook_params  # noqa: E402
+
 #: the dataset the committed notebooks (and so their nbval reference outputs) default to
 DEFAULT_DATASET = "cifar10"
 #: the beyond-the-paper notebook defaults to the dataset whose white-box and sweep results are published
@@ -109,7 +110,7 @@ TABLE_INTRO = {
     "attacks": "Tables 8 (MNIST), 9 (CIFAR-10) and 10 (CIFAR-100): the Res8 models, including self-adversarial "
                "training, under the four transfer attacks from a ResNet-26.",
 }
-TABLE_FILES = {"variants": "tables_2_4_variants", "sources": "tables_5_7_sources", "attacks": "tables_8_10_attacks"}
+TABLE_FILES = {p.group: p.stem for p in book.PAGES if p.group}  #: the book's plan names the notebooks
 
 FIGS = '''\
 curves = report.stored("curves", dataset, profile, seeds, compute=compute, data_root=data_root, download=download,

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import re
 
-EXECUTED = "book/_executed/"
-_DATASET_SUFFIX = re.compile(r"_(mnist|cifar10|cifar100|synthetic)$")
+from akt_core import book, data
+
+EXECUTED = book.EXECUTED + "/"
+_DATASET_SUFFIX = re.compile(r"_(" + "|".join(map(re.escape, data.DATASETS)) + r")$")
 
 
 def source_notebook(pagename: str) -> str | None:

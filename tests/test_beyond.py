@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from akt_core import AktError, attacks
+from akt_core import beyond as R
 from akt_core import graph as G
-from akt_core import robustness as R
+from akt_core import runner as RN
 from akt_core.evaluate import correct
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -24,7 +25,8 @@ def test_needs_cover_every_variant_attack_and_eps():
     aa = [n for n in R.needs("whitebox", "mnist", "reduced") if n.attack == "AutoAttack"]  # at 16/256 only
     assert len(aa) == len(G.RES8_VARIANTS) and {n.eps for n in aa} == {16 / 256}
     cmp = R.needs("compare", "cifar10", "reduced")
-    assert {n.target for n in cmp} == set(R.COMPARE_TARGETS) and len(cmp) == 4 * len(R.COMPARE_TARGETS)  # PGD-20 x 2 eps, AA, PGD-20 on AA's
+    # PGD-20 x 2 eps, AA, PGD-20 on AA's
+    assert {n.target for n in cmp} == set(R.COMPARE_TARGETS) and len(cmp) == 4 * len(R.COMPARE_TARGETS)
     sw = R.needs("sweep", "cifar10", "reduced")
     assert len(sw) == len(R.SWEEP_EPS_256) * len(G.VARIANTS) * 3
     assert {n.source for n in sw if n.attack in R.SWEEP_TRANSFER} == {26}
@@ -80,8 +82,8 @@ def test_second_call_computes_nothing(robust, tiny):
 def test_whitebox_record_recomputed_by_hand(robust, tiny, attack, n):
     """A stored PGD-20 record equals PGD-20 run again with the record's seed on the same images: all
     ``n_whitebox`` of them, or, for the control beside AutoAttack, its first ``n_autoattack``."""
-    exp = G.Experiment("synthetic", "tiny", 0, variant="generated")
-    runner = G.Runner(G.Experiment("synthetic", "tiny", 0), tiny["store"], progress=False, log=lambda *a: None)
+    exp = G.Experiment("synthetic", "tiny", 0, dataset_variant="generated")
+    runner = RN.Runner(G.Experiment("synthetic", "tiny", 0), tiny["store"], progress=False, log=lambda *a: None)
     need = R.Need("Res8(adv-trans)", attack, None, 16 / 256)
     row = robust["wb"].set_index("key").loc[R.record_key(exp, need)]
     model = runner.model(exp.model(need.target))
@@ -162,7 +164,7 @@ def test_autoattack_on_a_channels_last_model_matches_the_contiguous_one(trained_
 def test_crossing_interpolates_between_sweep_points():
     import numpy as np
 
-    from akt_core.report import _crossing
+    from akt_core.report.whitebox import _crossing
 
     eps = np.array([2.0, 4.0, 8.0, 16.0])
     assert _crossing(eps, np.array([90.0, 80.0, 40.0, 10.0]), 60.0) == "6.0"  # halfway from 4 to 8
@@ -172,7 +174,7 @@ def test_crossing_interpolates_between_sweep_points():
 
 
 def test_eps_words():
-    from akt_core.report import _eps_words
+    from akt_core.report.whitebox import _eps_words
 
     assert _eps_words(16.0) == "16/256" and _eps_words(8 / 255 * 256) == "8/255" and _eps_words(2.0) == "2/256"
 

@@ -2,7 +2,8 @@
 
 The paper evaluates only black-box transfer attacks at one budget (eps = 16/256). A reader asks two
 more questions, answered here with the same models, test data, store and provenance as the paper's
-tables (records go to ``robustness.csv`` beside ``records.csv``):
+tables (records go to ``robustness.csv`` beside ``records.csv``, scored by ``results.score``, the loop of
+the paper's tables):
 
 ``whitebox``
     Each target attacked on itself with PGD-20 (Madry et al. 2018: uniform random start, step eps/4,
@@ -20,7 +21,6 @@ like. PGD's random start is seeded per (record, seed), so a record is a pure fun
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -28,13 +28,14 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from . import AktError, check_choice
+from . import AktError, check_choice, results
 from . import data as data_mod
 from . import profiles as profiles_mod
 from .attacks import ATTACKS, EPS, autoattack, pgd
-from .evaluate import correct, craft
-from .graph import (BEYOND_VARIANTS, BLACKBOX, EXIT_BASES, EXIT_VARIANTS, RES8_VARIANTS, VARIANTS, Experiment, Runner,
-                    exit_field, select_stored)
+from .evaluate import craft
+from .graph import BEYOND_VARIANTS, EXIT_BASES, EXIT_VARIANTS, RES8_VARIANTS, VARIANTS, Experiment, exit_field
+from .results import AdversarialSet, check_request, score, select_stored
+from .runner import Runner
 from .store import Store, config_key
 
 #: the paper's budget and the field's (RobustBench / AutoAttack convention on CIFAR)
@@ -113,7 +114,7 @@ def needs(what: str, dataset: str, profile: str, targets: tuple[str, ...] | None
     return out
 
 
-def paper_needs(what: str, targets: tuple[str, ...] | None = None) -> list[tuple[str, str, int | None]]:
+def paper_cells(what: str, targets: tuple[str, ...] | None = None) -> list[tuple[str, str, int | None]]:
     """The records of the paper's protocol (``records.csv``) that ``what`` shows: for ``compare``, the
     clean and transfer columns of Tables 2-4 for each compared model; nothing for the other groups."""
     if what != "compare":
@@ -133,10 +134,9 @@ def record_key(exp: Experiment, need: Need) -> str:
 
 
 def evaluate(runner: Runner, todo: list[Need]) -> pd.DataFrame:
-    """Robustness records for ``todo``; computes (and trains, through ``runner``) only what is missing.
-
-    Transfer sets are crafted once per (attack, source, eps) and scored on every target; white-box
-    sets are crafted per target."""
+    """Records beyond the paper for ``todo``; computes (and trains, through ``runner``) only what is
+    missing, with the loop of the paper's tables (``results.score``). Transfer sets are crafted once
+    per (attack, source, eps) and scored on every target; white-box sets are crafted per target."""
     e, store, p = runner.exp, runner.store, runner.exp.profile
     have = store.read(p, "robustness")
     have_keys = set(have["key"]) if len(have) else set()
@@ -145,37 +145,27 @@ def evaluate(runner: Runner, todo: list[Need]) -> pd.DataFrame:
         if record_key(e, nd) not in have_keys:
             groups.setdefault((nd.attack, nd.source, nd.eps) if nd.source else (nd,), []).append(nd)
     bs = e.prof.eval_batch_size
-    for group, members in groups.items():
+    sets = []
+    for members in groups.values():
         nd0 = members[0]
-        n = n_examples(e.prof, nd0.attack)
-        test = runner.test.subset(n)
-        # wall_s: crafting (shared by the group) + scoring, never the training of a model built first
+        test = runner.test.subset(n_examples(e.prof, nd0.attack))
+        rows = [(nd.target, {"key": record_key(e, nd), "dataset": e.dataset, "model": nd.target, "attack": nd.attack,
+                             "source": f"Res{nd.source}" if nd.source else WHITEBOX_SOURCE,
+                             "eps": round(nd.eps, 6), "eps_256": round(nd.eps * 256, 3)}) for nd in members]
         if nd0.source:
             src = e.blackbox_source(nd0.source)
-            src_model = runner.model(src)
-            runner.log(f"[attack] {nd0.attack} eps {nd0.eps:.4f} on {src.name} over {len(test)} test images")
-            t0 = time.perf_counter()
-            x_eval = craft(ATTACKS[nd0.attack], src_model, test.x, test.y, nd0.eps, bs)
+            sets.append(AdversarialSet(
+                test, f"[attack] {nd0.attack} eps {nd0.eps:.4f} on {src.name} over {len(test)} test images",
+                source=lambda src=src: runner.model(src),
+                attack=lambda m, x, y, nd0=nd0: craft(ATTACKS[nd0.attack], m, x, y, nd0.eps, bs), rows=rows))
         else:
-            target = runner.target(nd0.target)
-            runner.log(f"[attack] white-box {nd0.attack} eps {nd0.eps:.4f} on {nd0.target} over {len(test)} test images")
             seed = int(record_key(e, nd0)[:8], 16)  # random starts: a pure function of the record
-            attack = WHITEBOX_ATTACKS[nd0.attack](seed, runner.device)
-            t0 = time.perf_counter()
-            x_eval = craft(attack, target, test.x, test.y, nd0.eps, bs)
-        craft_s = time.perf_counter() - t0
-        rows = []
-        for nd in members:
-            model = runner.target(nd.target)
-            t1 = time.perf_counter()
-            k = correct(model, x_eval, test.y, bs, runner.amp)
-            rows.append({"key": record_key(e, nd), "dataset": e.dataset, "model": nd.target, "attack": nd.attack,
-                         "source": f"Res{nd.source}" if nd.source else WHITEBOX_SOURCE,
-                         "eps": round(nd.eps, 6), "eps_256": round(nd.eps * 256, 3),
-                         "accuracy": round(100.0 * k / len(test), 4), "correct": k, "n_examples": len(test),
-                         "model_key": e.model(nd.target).key,
-                         **runner.provenance(wall_s=round(craft_s + time.perf_counter() - t1, 2))})
-        store.append(p, "robustness", rows, unique=("key",))
+            sets.append(AdversarialSet(
+                test, f"[attack] white-box {nd0.attack} eps {nd0.eps:.4f} on {nd0.target} over {len(test)} test images",
+                source=lambda nd0=nd0: runner.target(nd0.target),
+                attack=lambda m, x, y, nd0=nd0, seed=seed: craft(WHITEBOX_ATTACKS[nd0.attack](seed, runner.device),
+                                                                 m, x, y, nd0.eps, bs), rows=rows))
+    score(runner, "robustness", sets)
     out = store.read(p, "robustness")
     keys = {record_key(e, nd) for nd in todo}
     return out[out["key"].isin(keys)].reset_index(drop=True) if len(out) else out
@@ -185,28 +175,24 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
             store: Store | None = None, data_root: str | Path | None = None, device: str | None = None,
             blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print,
             dataset_variant: str | None = None, targets: tuple[str, ...] | None = None,
-            amp: bool = False) -> pd.DataFrame:
+            bf16: bool = False) -> pd.DataFrame:
     """Stored robustness records of ``what`` (``whitebox``, ``sweep`` or ``compare``), or only those of
-    ``targets``; with ``compute=True`` the missing ones are built first (as ``graph.require`` does for
+    ``targets``; with ``compute=True`` the missing ones are built first (as ``results.require`` does for
     the paper's tables).
 
     ``compare`` also returns the clean and transfer records of the compared models (from
     ``records.csv``, the paper's protocol on the full test set; their ``source`` is ``Res26`` or
     ``-``), and every row carries ``train_s``, the wall time of training its model (``runs.csv``)."""
-    check_choice("robustness result", what, GROUPS)
-    data_mod.spec(dataset)
-    profiles_mod.get(profile)
-    check_choice("black-box source choice", blackbox, BLACKBOX)
+    seeds = check_request(what, GROUPS, dataset, profile, blackbox, seeds)
     store = store or Store()
-    seeds = [int(s) for s in seeds]
     todo = needs(what, dataset, profile, targets)
-    paper = paper_needs(what, targets)
+    paper = paper_cells(what, targets)
     if compute:
         for seed in seeds:
             runner = Runner(Experiment(dataset, profile, seed, blackbox=blackbox), store, data_root, device,
-                            download, progress, log, amp)
+                            download, progress, log, bf16)
             if paper:
-                runner.evaluate(paper)
+                results.evaluate(runner, paper)
             evaluate(runner, todo)
     df = select_stored(store.read(profile, "robustness"), "robustness records", dataset, profile, seeds, blackbox,
                        dataset_variant, lambda exp: {record_key(exp, nd) for nd in todo})

@@ -1,0 +1,56 @@
+"""Where a result came from: the code's commit and the device, named in every record and artefact."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+from . import AktError
+
+
+def git_commit() -> str:
+    """The checkout's commit (``-dirty`` with uncommitted changes); ``$AKT_GIT_COMMIT`` where the code
+    runs from a copy without git history (a GPU machine that receives only the working tree)."""
+    if os.environ.get("AKT_GIT_COMMIT"):
+        return os.environ["AKT_GIT_COMMIT"]
+    try:
+        root = Path(__file__).resolve().parent.parent
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def device_name(device: torch.device, bf16: bool = False) -> str:
+    """The device in words; on a GPU also its arithmetic: float32 with TF32 convolutions (PyTorch's
+    default for cuDNN) or bf16 autocast. Either changes results beyond float32 rounding."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device) + (", bf16 autocast" if bf16 else ", fp32/tf32")
+    # float results differ between CPUs that torch runs with different kernels (AVX2, AVX512): name them
+    kernels = torch.backends.cpu.get_cpu_capability()
+    name, family = platform.processor() or platform.machine(), ""
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines()[:30] if ":" in line)
+        info = {k.strip(): v.strip() for k, v in info.items()}
+        name = info.get("model name", name)
+        if "cpu family" in info and "model" in info:
+            family = f"family {info['cpu family']} model {info['model']}, "
+    except OSError:
+        pass
+    return f"cpu: {name} ({family}{kernels}) x{torch.get_num_threads()} threads"
+
+
+def resolve_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.split(":")[0] not in ("cpu", "cuda"):
+        raise AktError(f"unknown device {device!r}; valid choices: auto, cpu, cuda, cuda:N")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise AktError(f"device {device!r} requested but no CUDA GPU is available; use --device cpu")
+    return torch.device(device)

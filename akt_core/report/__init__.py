@@ -1,0 +1,28 @@
+"""From stored records to what the book shows: tables beside the paper's, claim verdicts, figures.
+
+Nothing here trains or attacks; every number comes from ``results.require`` (the results store) or,
+for the paper's side, from ``data/paper_tables.csv``. Every table and figure carries the label of
+the profile it came from.
+"""
+from __future__ import annotations
+
+from .claims import Verdict, all_claims, claims, table_numbers, verdict_word, with_seed_columns
+from .compare import compare_summary, compare_table, exit_table, plot_compare, trained_after
+from .plots import plot_comparison, plot_curves
+from .reruns import RERUNS, rerun_summary, rerun_table, reruns
+from .seeds import plot_seeds, seed_cells, seed_summary
+from .tables import (
+                     ATTACK_COLUMNS,
+                     PAPER_CSV,
+                     cell_stats,
+                     comparison,
+                     label,
+                     paper_numbers,
+                     paper_table,
+                     reproduced,
+                     side_by_side,
+                     stored,
+)
+from .whitebox import SWEEP_PANELS, matching_eps, plot_sweep, whitebox_table
+
+__all__ = [n for n in dir() if not n.startswith("_")]

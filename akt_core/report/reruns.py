@@ -1,0 +1,58 @@
+"""Reproducibility: the same runs repeated on another machine."""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..graph import VARIANTS
+from ..store import Store
+from .tables import ATTACK_COLUMNS
+
+#: where reruns live, under the store's root: ``reruns/<name>/results/<profile>/{records,curves}.csv``,
+#: each the results folder of a store that recomputed published results from scratch (same keys)
+RERUNS = "reruns"
+
+
+def reruns(dataset: str, profile: str, store=None) -> pd.DataFrame:
+    """Every stored rerun's records of ``dataset`` under ``profile`` beside the published record of the
+    same key (the same full config): columns ``rerun``, ``model``, ``attack``, ``source``,
+    ``published``, ``again`` (accuracies in %) and ``delta`` (again - published, points)."""
+
+    store = store or Store()
+    pub = store.read(profile, "records")
+    out = []
+    for root in sorted(p for p in (store.root / RERUNS).glob("*") if p.is_dir() and len(pub)):
+        again = Store(root).read(profile, "records")
+        if not len(again):
+            continue
+        m = pub[pub["dataset"] == dataset].merge(again[["key", "accuracy"]], on="key", suffixes=("", "_again"))
+        out.append(pd.DataFrame({"rerun": root.name, "model": m["model"], "attack": m["attack"],
+                                 "source": m["source"], "published": m["accuracy"], "again": m["accuracy_again"],
+                                 "delta": (m["accuracy_again"] - m["accuracy"]).round(4)}))
+    cols = ["rerun", "model", "attack", "source", "published", "again", "delta"]
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=cols)
+
+
+def rerun_table(spread: pd.DataFrame, rerun: str) -> pd.DataFrame:
+    """Tables 2-4's cells (clean and the four attacks from the Res26) of one rerun: "published / rerun
+    (difference)" per model and attack, models in the paper's order."""
+
+    df = spread[(spread["rerun"] == rerun) & spread["source"].isin(["-", "Res26"])]
+    df = df.assign(text=[f"{p:.2f} / {a:.2f} ({d:+.2f})" for p, a, d in zip(df["published"], df["again"], df["delta"])])
+    wide = df.pivot(index="model", columns="attack", values="text")
+    wide = wide.reindex(columns=[c for c in ("clean", *ATTACK_COLUMNS) if c in wide.columns]).fillna("–")
+    return wide.loc[[v for v in VARIANTS if v in wide.index]]
+
+
+def rerun_summary(spread: pd.DataFrame, rerun: str) -> str:
+    """One sentence per rerun: how many records it recomputed and how far they moved (median and largest
+    absolute difference, and where the largest is)."""
+    df = spread[spread["rerun"] == rerun]
+    if not len(df):
+        return f"Rerun {rerun!r} holds no record of this dataset."
+    size = df["delta"].abs()
+    top = df.loc[size.idxmax()]
+    src = "" if top["source"] == "-" else f" from the {top['source']}"
+    return (f"{len(df)} records recomputed (every table of this dataset). Absolute difference: median "
+            f"{size.median():.2f} points; more than 1 point for {(size > 1).sum()} of the {len(df)}; largest "
+            f"{top['delta']:+.2f} points ({top['model']}, {top['attack']}{src}: {top['published']:.2f} % "
+            f"published, {top['again']:.2f} % again).")

@@ -1,0 +1,118 @@
+"""Beyond the paper: white-box records and the eps sweep (``beyond.require("whitebox"|"sweep")``)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..beyond import PGD_ON_AA
+from ..graph import ALL_VARIANTS, GROUPS, VARIANTS
+from .tables import cell_stats, paper_numbers
+
+
+def whitebox_table(records: pd.DataFrame) -> pd.DataFrame:
+    """Targets x "attack @ eps": accuracy in % (mean ± std over seeds) of white-box records."""
+
+    df = records.assign(column=records["attack"] + " @ " + records["eps_256"].map(_eps_words))
+    cell = cell_stats(df, ["model", "column"], n="n")
+    cell["text"] = [f"{m:.2f}" + (f" ± {s:.2f}" if n > 1 else "") for m, s, n in zip(cell["mean"], cell["std"], cell["n"])]
+    wide = cell.pivot(index="model", columns="column", values="text").fillna("–")
+    return wide.loc[[v for v in VARIANTS if v in wide.index], sorted(wide.columns, key=_whitebox_order)]
+
+
+#: white-box columns left to right: PGD-20 on all its images, then on AutoAttack's, then AutoAttack
+_WHITEBOX_RANK = {"PGD-20": 0, PGD_ON_AA: 1, "AutoAttack": 2}
+
+
+def _whitebox_order(column: str) -> tuple:
+    """Sort key of an "attack @ eps" column: the larger eps first, then by ``_WHITEBOX_RANK``."""
+    attack, eps = column.split(" @ ")
+    return -_eps_value(eps), _WHITEBOX_RANK.get(attack, len(_WHITEBOX_RANK)), attack
+
+
+def _eps_words(eps_256: float) -> str:
+    """16.0 -> '16/256'; 7.9686 -> '8/255' (the field's budget, which is not a whole number of 1/256)."""
+    if abs(eps_256 - round(eps_256)) < 1e-6:
+        return f"{int(round(eps_256))}/256"
+    return f"{eps_256 * 255 / 256:.0f}/255"
+
+
+def _eps_value(words: str) -> float:
+    num, den = words.split("/")
+    return float(num) / float(den)
+
+
+SWEEP_PANELS = (("FGSM", "Res26", "FGSM transfer from the held-out Res26"),
+                ("I-FGSM", "Res26", "I-FGSM transfer from the held-out Res26"),
+                ("PGD-20", "white-box", "white-box PGD-20"))
+
+
+def _paper_variants(dataset: str) -> pd.DataFrame:
+    """The paper's numbers of the variants table (2, 3 or 4) of ``dataset``, tidy."""
+    paper = paper_numbers()
+    return paper[paper["table"].isin(GROUPS["variants"]) & (paper["dataset"] == dataset)]
+
+
+def matching_eps(sweep: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """At which eps (in 1/256) our accuracy falls to the paper's reported value at eps = 16/256.
+
+    For every variant and each of the paper's FGSM and I-FGSM columns (Tables 2-4), the first crossing
+    of our mean accuracy curve with the paper's value, linearly interpolated between sweep points, for
+    the same attack transferred from the held-out Res26 and for white-box PGD-20. ``>max`` when our
+    curve stays above the paper's value on the whole grid, ``<min`` when it starts below it."""
+    paper = _paper_variants(dataset)
+    rows = []
+    mean = sweep.groupby(["model", "attack", "source", "eps_256"])["accuracy"].mean()
+    for (model, column), value in paper.set_index(["model", "column"])["value"].items():
+        if column not in ("FGSM", "I-FGSM") or pd.isna(value):
+            continue
+        row = {"model": model, "paper attack": column, "paper @ 16/256": value}
+        for attack, source, name in ((column, "Res26", "same attack, transfer"), ("PGD-20", "white-box", "PGD-20 white-box")):
+            try:
+                curve = mean.loc[(model, attack, source)].sort_index()
+            except KeyError:
+                row[f"eps/256: {name}"] = "missing"
+                continue
+            row[f"eps/256: {name}"] = _crossing(curve.index.to_numpy(float), curve.to_numpy(float), value)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _crossing(eps: np.ndarray, acc: np.ndarray, value: float) -> str:
+    if acc[0] <= value:
+        return f"<{eps[0]:g}"
+    for i in range(1, len(eps)):
+        if acc[i] <= value:
+            t = (acc[i - 1] - value) / (acc[i - 1] - acc[i])
+            return f"{eps[i - 1] + t * (eps[i] - eps[i - 1]):.1f}"
+    return f">{eps[-1]:g}"
+
+
+def plot_sweep(sweep: pd.DataFrame, dataset: str, axes=None):
+    """Accuracy against eps, one panel per attack, one line per variant; the paper's value at 16/256
+    is marked (x) in the panel of the same attack, and the paper's budget as a dotted line."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    if axes is None:
+        axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(15, 4.3), sharey=True)[1]
+    paper = _paper_variants(dataset)
+    from matplotlib.ticker import NullLocator
+
+
+    models = [v for v in ALL_VARIANTS if v in set(sweep["model"])]
+    palette = dict(zip(models, sns.color_palette("tab10", len(models))))
+    for ax, (attack, source, title) in zip(axes, SWEEP_PANELS):
+        df = sweep[(sweep["attack"] == attack) & (sweep["source"] == source)]
+        sns.lineplot(data=df, x="eps_256", y="accuracy", hue="model", hue_order=models, palette=palette, marker="o",
+                     errorbar=("sd") if df["seed"].nunique() > 1 else None, ax=ax, legend=ax is axes[0])
+        for model, value in paper[paper["column"] == attack].set_index("model")["value"].items():
+            if model in palette and not pd.isna(value):
+                ax.scatter([16], [value], marker="x", s=70, color=palette[model], zorder=5)
+        ax.axvline(16, color="grey", lw=1, ls=":")
+        ax.set(xscale="log", xlabel="eps (x 1/256, log scale)", ylabel="accuracy (%)", title=title, ylim=(0, 101))
+        ticks = sorted(df["eps_256"].unique()) or [16]
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticks(ticks, labels=[f"{v:g}" for v in ticks])
+    if axes[0].get_legend():
+        axes[0].legend(fontsize=7, loc="lower left")
+    return axes

@@ -1,0 +1,208 @@
+"""Results: scoring records and reading them back for a table or figure.
+
+``score`` is the one loop behind every record, the paper's tables and the evaluations beyond the
+paper alike: each adversarial set is crafted once (on a black-box source, or on the target for a
+white-box attack) and every target that reads it is scored on it (Sec. 3.2's black-box protocol).
+``require`` builds what a table group or the curves need (``compute=True``) and returns the stored
+rows of the profile's current settings; ``select_stored`` leaves out rows of models trained under an
+earlier definition of a profile (other keys).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from . import AktError, check_choice
+from . import data as data_mod
+from . import profiles as profiles_mod
+from .attacks import ATTACKS
+from .evaluate import correct, craft
+from .graph import (
+    BLACKBOX,
+    GROUPS,
+    STATIC_ALIASES,
+    Experiment,
+    Node,
+    figure_variants,
+    table_cells,
+    table_for,
+)
+from .runner import Runner, build_parallel
+from .store import Store
+
+
+@dataclass
+class AdversarialSet:
+    """One crafted set and the records scored on it: ``attack`` maps the images (uint8 ``test.x``) to
+    the evaluated images; ``source`` (loaded before the clock starts) is the model it is crafted on,
+    None for clean images. ``rows`` are (target variant, the record's leading fields)."""
+
+    test: data_mod.Split
+    log: str = ""
+    source: Callable[[], nn.Module] | None = None
+    attack: Callable[[nn.Module | None, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    rows: list[tuple[str, dict]] = field(default_factory=list)
+
+
+def score(runner: Runner, csv: str, sets: list[AdversarialSet]) -> None:
+    """Craft each set once, score every target on it, append the records to ``csv`` set by set.
+
+    A record's ``wall_s`` is crafting (shared by its set) plus scoring; never the training of a model
+    that had to be built first (that is in ``runs.csv``)."""
+    e, bs = runner.exp, runner.exp.prof.eval_batch_size
+    for s in sets:
+        src = s.source() if s.source else None  # trained or loaded before the clock starts
+        if s.log:
+            runner.log(s.log)
+        t0 = time.perf_counter()
+        x_eval = s.test.x if s.attack is None else s.attack(src, s.test.x, s.test.y)
+        craft_s = time.perf_counter() - t0
+        rows = []
+        for target, fields in s.rows:
+            model = runner.target(target)
+            t1 = time.perf_counter()
+            k = correct(model, x_eval, s.test.y, bs, runner.bf16)
+            rows.append({**fields, "accuracy": round(100.0 * k / len(s.test), 4), "correct": k,
+                         "n_examples": len(s.test), "model_key": e.model(target).key,
+                         **runner.provenance(wall_s=round(craft_s + time.perf_counter() - t1, 2))})
+        runner.store.append(e.profile, csv, rows)
+
+
+def evaluate(runner: Runner, needs: list[tuple[str, str, int | None]]) -> pd.DataFrame:
+    """Records of the paper's tables for (target variant, attack, source depth) triples; scores the
+    missing ones, crafting each (attack, source) once (``score``)."""
+    e, p = runner.exp, runner.exp.profile
+    have = runner.store.read(p)
+    have_keys = set(have["key"]) if len(have) else set()
+    missing: dict[tuple[str, int | None], list[str]] = {}
+    for target, attack, source in needs:
+        if e.record_key(target, attack, source) not in have_keys:
+            missing.setdefault((attack, source), []).append(target)
+    sets = []
+    for (attack, source), targets in missing.items():
+        rows = [(t, {"key": e.record_key(t, attack, source), "dataset": e.dataset, "model": t, "attack": attack,
+                     "source": f"Res{source}" if source else "-",
+                     "eps": round(e.eps, 6) if attack != "clean" else 0.0}) for t in dict.fromkeys(targets)]
+        if attack == "clean":
+            sets.append(AdversarialSet(runner.test, rows=rows))
+            continue
+        node = e.blackbox_source(source)
+        sets.append(AdversarialSet(
+            runner.test, f"[attack] {attack} on {node.name} over {len(runner.test)} test images",
+            source=lambda node=node: runner.model(node),
+            attack=lambda m, x, y, attack=attack: craft(ATTACKS[attack], m, x, y, e.eps, e.prof.eval_batch_size),
+            rows=rows))
+    score(runner, "records", sets)
+    out = runner.store.read(p)
+    keys = {e.record_key(*n) for n in needs}
+    return out[out["key"].isin(keys)].reset_index(drop=True)
+
+
+def models_read(exp: Experiment, needs: list[tuple[str, str, int | None]], curves: bool) -> list[Node]:
+    """The model nodes that scoring ``needs`` (and, with ``curves``, Figs. 3-4) reads: targets and
+    black-box sources (their dependencies follow through ``walk``)."""
+    roots = [exp.model(t) for t, _, _ in needs] + [exp.blackbox_source(s) for _, _, s in needs if s]
+    if curves:
+        roots += [exp.model(v) for v in figure_variants()]
+    return roots
+
+
+def keys_per_run(stored: pd.DataFrame, dataset: str, profile: str, blackbox: str,
+                 keys_of: Callable[[Experiment], set[str]]) -> set[str]:
+    """The union of ``keys_of(experiment)`` over every (seed, dataset variant) present in ``stored``."""
+    keys: set[str] = set()
+    for seed, variant in stored[["seed", "dataset_variant"]].drop_duplicates().itertuples(index=False):
+        keys |= keys_of(Experiment(dataset, profile, int(seed), dataset_variant=str(variant), blackbox=blackbox))
+    return keys
+
+
+def current_keys(what: str, dataset: str, profile: str, stored: pd.DataFrame, blackbox: str = "held-out") -> set[str]:
+    """Keys of the records (or, for ``curves``, the models) that ``what`` needs under the profile's
+    current settings, for every (seed, dataset variant) present in ``stored``. Pure: no data is read."""
+    return keys_per_run(stored, dataset, profile, blackbox, _keys_of(what, dataset))
+
+
+def _keys_of(what: str, dataset: str) -> Callable[[Experiment], set[str]]:
+    """For one run (an Experiment): the keys of the records ``what`` needs, or of the models whose
+    curves Figs. 3-4 draw."""
+    if what == "curves":
+        return lambda e: {e.model(v).key for v in figure_variants()}
+    groups = list(GROUPS) if what == "all" else [what] if what in GROUPS else []
+    needs = [n for g in groups for n in table_cells(table_for(g, dataset))]
+    return lambda e: {e.record_key(*n) for n in needs}
+
+
+def select_stored(df: pd.DataFrame, what: str, dataset: str, profile: str, seeds: list[int], blackbox: str,
+                  dataset_variant: str | None, keys_of: Callable[[Experiment], set[str]]) -> pd.DataFrame:
+    """Stored rows of one dataset, seeds and black-box choice, of one dataset variant, whose keys are
+    those of the profile's current settings (``keys_of`` per run): rows of models trained under an
+    earlier definition of the profile have other keys and are left out."""
+    if not len(df):
+        return df
+    df = df[(df["dataset"] == dataset) & (df["seed"].isin(seeds)) & (df["blackbox"] == blackbox)]
+    if dataset_variant is not None:
+        df = df[df["dataset_variant"] == dataset_variant]
+    elif df["dataset_variant"].nunique() > 1:
+        raise AktError(f"stored {what} for {dataset!r} ({profile}) come from several dataset variants; "
+                       f"pass dataset_variant= one of: {', '.join(sorted(df['dataset_variant'].unique()))}")
+    return df[df["key"].isin(keys_per_run(df, dataset, profile, blackbox, keys_of))]
+
+
+def check_request(what: str, choices, dataset: str, profile: str, blackbox: str, seeds, jobs: int = 1) -> list[int]:
+    """The validation every ``require`` shares, before any work; returns the seeds as ints."""
+    if not (isinstance(jobs, int) and jobs >= 1):
+        raise AktError(f"jobs={jobs!r}: give a whole number of processes, at least 1")
+    check_choice("result", what, choices)
+    data_mod.spec(dataset)
+    profiles_mod.get(profile)
+    check_choice("black-box source choice", blackbox, BLACKBOX)
+    return [int(s) for s in seeds]
+
+
+def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = False,
+            store: Store | None = None, data_root: str | Path | None = None, device: str | None = None,
+            blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print,
+            dataset_variant: str | None = None, bf16: bool = False, jobs: int = 1) -> pd.DataFrame:
+    """Records (tables) or per-epoch curves (figures) for ``what`` on ``dataset`` under ``profile``.
+
+    ``what`` is a table group (``variants``, ``sources``, ``attacks``), ``curves`` (Figs. 3-4) or
+    ``all``. With ``compute=False`` only stored results are read (the book's mode: it never trains);
+    with ``compute=True`` whatever the store lacks is built, and nothing else. Results of different
+    dataset variants (e.g. lossless vs jpeg75) are never mixed: pass ``dataset_variant`` to choose.
+    ``bf16``: bf16 autocast on a GPU (``Runner``). ``jobs`` > 1 trains independent models in that
+    many processes at once (``build_parallel``). The evaluations beyond the paper have their own
+    ``beyond.require``, on the same validation (``check_request``) and scoring loop (``score``).
+    """
+    seeds = check_request(what, (*GROUPS, "curves", "all"), dataset, profile, blackbox, seeds, jobs)
+    store = store or Store()
+    groups = list(GROUPS) if what == "all" else [what] if what in GROUPS else []
+    if compute:
+        for seed in seeds:
+            runner = Runner(Experiment(dataset, profile, seed, blackbox=blackbox), store, data_root, device,
+                            download, progress, log, bf16)
+            needs = [n for g in groups for n in table_cells(table_for(g, dataset))]
+            if jobs > 1:
+                build_parallel(runner, models_read(runner.exp, needs, what in ("curves", "all")), jobs)
+            if needs:
+                evaluate(runner, needs)
+            if what in ("curves", "all"):
+                for v in figure_variants():
+                    runner.model(runner.exp.model(v))
+    kind = "curves" if what == "curves" else "records"
+    df = select_stored(store.read(profile, kind), kind, dataset, profile, seeds, blackbox, dataset_variant,
+                       _keys_of(what, dataset))
+    if len(df):
+        if kind == "curves":  # the clean Res8 is the static source model: show it under its variant name
+            df = df.assign(model=df["model"].replace(STATIC_ALIASES))
+            df = df[df["model"].isin(figure_variants())]
+    if not len(df):
+        raise AktError(f"no stored {kind} for {what!r} on {dataset!r} under profile {profile!r} (seeds {seeds}); "
+                       f"compute them with `akt build {what} --dataset {dataset} --profile {profile}` "
+                       "or `make reproduce`, or pass compute=True")
+    return df.reset_index(drop=True)

@@ -1,0 +1,249 @@
+"""Building the experiment graph's nodes: training models, crafting D_adv, teacher logits.
+
+``Runner`` builds one node on demand, with its dependencies, and caches everything in the store:
+a model is read from the published weights or the cache, else trained (``train.train_model``);
+D_adv is Algorithm 1's step 2 (FGSM on every training image from every static source, once); teacher
+logits are the distillation targets of Eq. (11). ``build_parallel`` builds independent nodes in
+worker processes (``akt build --jobs N``, for a GPU). Scoring records is ``results.score``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from . import RESULTS_VERSION, AktError
+from . import data as data_mod
+from . import methods as methods_mod
+from . import profiles as profiles_mod
+from .attacks import ATTACKS
+from .evaluate import craft, layout, logits
+from .graph import ALL_VARIANTS, Experiment, Node, walk
+from .models import ExitView, MultiExitResNet, resnet
+from .provenance import device_name, git_commit, resolve_device
+from .store import Store
+from .train import TrainInputs, dadv_images, train_model
+
+
+class Runner:
+    """Builds nodes on demand (train, craft D_adv, teacher logits, evaluate), caching everything."""
+
+    def __init__(self, exp: Experiment, store: Store | None = None, data_root: str | Path | None = None,
+                 device: str | None = None, download: bool = False, progress: bool = True,
+                 log=print, bf16: bool = False) -> None:
+        self.store = store or Store()
+        self.device = resolve_device(device)
+        #: bf16 autocast, on a GPU only and only when asked (``--bf16``): on these small networks it
+        #: is slower than float32 with TF32 convolutions (``benchmarks/gpu_results``)
+        self.bf16 = bf16 and self.device.type == "cuda"
+        self.progress, self.log, self.data_root = progress, log, data_root
+        prof = profiles_mod.get(exp.profile)
+        train = data_mod.load(exp.dataset, "train", data_root, download).subset(
+            prof.n_train_for(exp.dataset))
+        test = data_mod.load(exp.dataset, "test", data_root, download)
+        self.train = train.to(self.device)
+        self.test = test.subset(prof.n_test)
+        self.curve = test.subset(prof.n_curve)
+        self.exp = replace(exp, dataset_variant=train.variant)
+        self.spec = data_mod.spec(exp.dataset)
+        self._models: dict[str, torch.nn.Module] = {}
+        self._arrays: dict[str, torch.Tensor] = {}
+        self._curve_adv: dict[str, torch.Tensor] = {}  #: per curve source: the curve subset under its FGSM
+        self.commit = git_commit()
+
+    def provenance(self, **extra) -> dict:
+        e = self.exp
+        return {"profile": e.profile, "dataset": e.dataset, "dataset_variant": e.dataset_variant, "seed": e.seed,
+                "blackbox": e.blackbox, "train_images": len(self.train), "epochs": e.prof.epochs_for(e.dataset),
+                "batch_size": e.prof.batch_size, "results_version": RESULTS_VERSION, "git_commit": self.commit,
+                "torch_version": torch.__version__, "device": device_name(self.device, self.bf16), **extra}
+
+    def _new_model(self, depth: int, multi_exit: bool = False) -> torch.nn.Module:
+        s = self.spec
+        if multi_exit:
+            return MultiExitResNet(depth, s.num_classes, s.channels, s.mean, s.std)
+        return resnet(depth, s.num_classes, s.channels, s.mean, s.std)
+
+    def target(self, variant: str) -> torch.nn.Module:
+        """The model a record of ``variant`` scores: its trained model, or one exit of it."""
+        m = self.model(self.exp.model(variant))
+        k = ALL_VARIANTS[variant].exit
+        return m if k is None else ExitView(m, k).eval()
+
+    # ---- artefacts --------------------------------------------------------------------------
+    def model(self, node: Node) -> torch.nn.Module:
+        """The trained model of ``node`` (from the cache, or trained now with its dependencies)."""
+        if node.key in self._models:
+            return self._models[node.key]
+        state = self.store.load("model", node.key, node.config)
+        if state is None:
+            state = self._train(node)
+        m = self._new_model(node.config["depth"], methods_mod.get(node.config["method"]).multi_exit)
+        m.load_state_dict(state)
+        m = layout(m.to(self.device)).eval()
+        self._models[node.key] = m
+        return m
+
+    def _train(self, node: Node) -> dict:
+        cfg = node.config
+        method = methods_mod.get(cfg["method"])
+        inp = TrainInputs(self.train, self.spec.augment, self.exp.eps)
+        for dep in node.deps:
+            if dep.kind == "dadv":
+                inp.dadv_sign = self.array(dep)
+            elif dep.kind == "logits" and dep.config.get("multi"):
+                inp.teacher = self.array(dep).permute(1, 0, 2)  # (N, M, K): all teachers of an image
+            elif dep.kind == "logits":
+                t = self.array(dep)
+                inp.teacher = t[0]
+                inp.teacher_adv = t[1:] if len(t) > 1 else None
+            elif dep.key == cfg.get("teacher"):
+                inp.teacher_model = self.model(dep)
+        inp.curve_x, inp.curve_y = self.curve.x, self.curve.y
+        if (src_key := cfg["curve_source"]):  # the same set for every model scored against it: crafted once
+            if src_key not in self._curve_adv:
+                src = next(d for d in node.deps if d.key == src_key)
+                self._curve_adv[src_key] = craft(ATTACKS["FGSM"], self.model(src), self.curve.x, self.curve.y,
+                                                 self.exp.eps)
+            inp.curve_adv = self._curve_adv[src_key]
+        self.log(f"[train] {self.exp.dataset} {node.name} seed {cfg['seed']} ({cfg['epochs']} epochs, "
+                 f"{len(self.train)} images, key {node.key})")
+        torch.manual_seed(cfg["seed"])
+        model = self._new_model(cfg["depth"], method.multi_exit)
+        if method.peer:  # initialised right after the student, from the same seed
+            inp.peer_model = self._new_model(cfg["params"]["peer_depth"])
+        res = train_model(model, method, cfg["params"], cfg, inp, cfg["seed"], self.bf16,
+                          self.store.partial_path(node.key), self.progress, desc=node.name)
+        # rows first, then the model, then the saved state goes: a failure anywhere leaves no model
+        # without its rows (a rerun resumes from the finished state and writes them again)
+        p = self.exp.profile
+        self.store.append(p, "curves", [{"key": node.key, "dataset": self.exp.dataset, "model": node.name,
+                                         "seed": cfg["seed"], "dataset_variant": self.exp.dataset_variant,
+                                         "blackbox": self.exp.blackbox, "train_images": len(self.train),
+                                         "epochs": cfg["epochs"], "batch_size": cfg["batch_size"], **row}
+                                        for row in res.curves],
+                          unique=("key", "epoch"))
+        self._run_row(node, res.wall_s, res.images_per_s)
+        prov = self.provenance(seed=cfg["seed"], n_examples=len(self.train), wall_s=round(res.wall_s, 2))
+        self.store.save("model", node.key, cfg, res.state_dict, prov)
+        self.store.partial_path(node.key).unlink(missing_ok=True)
+        last = res.curves[-1]
+        self.log(f"[train] {node.name}: clean {last.get('clean_acc', float('nan')):.2f} % "
+                 f"adv {last.get('adv_acc', float('nan')):.2f} % in {res.wall_s:.0f} s "
+                 f"({res.images_per_s:.0f} img/s)")
+        return res.state_dict
+
+    def _run_row(self, node: Node, wall_s: float, images_per_s: float) -> None:
+        self.store.append(self.exp.profile, "runs", [{
+            "key": node.key, "kind": node.kind, "name": node.name, **self.provenance(
+                seed=node.config.get("seed", self.exp.seed)),
+            "wall_s": round(wall_s, 2), "images_per_s": round(images_per_s, 1)}], unique=("key",))
+
+    def array(self, node: Node) -> torch.Tensor:
+        """A crafted set (D_adv signs) or teacher logits, from the cache or built now."""
+        if node.key in self._arrays:
+            return self._arrays[node.key]
+        out = self.store.load(node.kind, node.key, node.config)
+        if out is None:
+            for dep in node.deps:  # build dependencies first, so the wall time is this node's alone
+                self.model(dep) if dep.kind == "model" else self.array(dep)
+            t0 = time.perf_counter()
+            out = self._craft_dadv(node) if node.kind == "dadv" else self._teacher_logits(node)
+            wall = time.perf_counter() - t0
+            self._run_row(node, wall, len(self.train) * len(node.deps) / wall)  # the row before the entry
+            self.store.save(node.kind, node.key, node.config, out, self.provenance())
+        out = out.to(self.device)
+        self._arrays[node.key] = out
+        return out
+
+    def _craft_dadv(self, node: Node) -> torch.Tensor:
+        """Algorithm 1, line 2: FGSM on every training image from every static model, once.
+
+        Stored as sign(x' - x) in int8, which rebuilds x' = clip(x + eps * sign) bit for bit.
+        """
+        signs = []
+        x, y = self.train.x, self.train.y
+        for src in node.deps:
+            self.log(f"[craft] D_adv from {src.name} on {len(x)} images")
+            x_adv = craft(ATTACKS["FGSM"], self.model(src), x, y, self.exp.eps, self.exp.prof.eval_batch_size)
+            signs.append(torch.sign(x_adv - data_mod.to_float(x)).to(torch.int8))
+        return torch.stack(signs).cpu()
+
+    def _teacher_logits(self, node: Node) -> torch.Tensor:
+        """Teacher logits on the clean training set and, if asked, on every D_adv source: (1 + S, N, K)."""
+        bs = self.exp.prof.eval_batch_size
+        if node.config.get("multi"):
+            return torch.stack([logits(self.model(d), self.train.x, bs, self.bf16) for d in node.deps]).cpu()
+        teacher = self.model(node.deps[0])
+        out = [logits(teacher, self.train.x, bs, self.bf16)]
+        if len(node.deps) > 1:
+            signs = self.array(node.deps[1])
+            for s in range(signs.shape[0]):
+                out.append(torch.cat([logits(teacher, dadv_images(self.train.x[i:i + bs], signs[s, i:i + bs],
+                                                                  self.exp.eps), bs, self.bf16)
+                                      for i in range(0, len(self.train), bs)]))
+        return torch.stack(out).cpu()
+
+
+# ---- building in parallel --------------------------------------------------------------------
+BUILT_KINDS = ("model", "dadv", "logits")  #: node kinds that are built and cached (records are not nodes)
+_WORKER: dict = {}  #: one Runner per worker process, made by ``_init_worker``
+
+
+def _quiet(*args) -> None:
+    pass
+
+
+def _init_worker(exp: Experiment, prof: profiles_mod.Profile, runner_kwargs: dict, threads: int) -> None:
+    torch.set_num_threads(threads)  # as many as the parent uses: CPU results stay bit-for-bit
+    profiles_mod.PROFILES.setdefault(prof.name, prof)  # a profile the parent registered at run time
+    _WORKER["runner"] = Runner(exp, **runner_kwargs)
+
+
+def _build_in_worker(node: Node) -> str:
+    runner = _WORKER["runner"]
+    if node.kind == "model":
+        runner.model(node)
+    else:
+        runner.array(node)
+    return node.key
+
+
+def build_parallel(runner: Runner, roots: list[Node], jobs: int) -> None:
+    """Build the cached nodes under ``roots`` that the store lacks, up to ``jobs`` at a time, each in
+    a worker process, each as soon as its dependencies are stored.
+
+    Every node is a pure function of its config, so the order changes nothing but the wall time; on
+    the CPU the results are bit-for-bit those of a serial build (each worker uses the parent's
+    thread count). Meant for a GPU, where one training process is bound by launching kernels and
+    leaves the GPU mostly idle; on the 2-core CPU it only divides the cores.
+    """
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from multiprocessing import get_context
+
+    nodes = [n for n in walk(roots) if n.kind in BUILT_KINDS]
+    done = {n.key for n in nodes if runner.store.has(n.kind, n.key)}
+    pending = [n for n in nodes if n.key not in done]
+    if not pending:
+        return
+    kwargs = {"store": runner.store, "data_root": runner.data_root, "device": str(runner.device),
+              "download": False, "progress": False, "log": print if runner.log is print else _quiet,
+              "bf16": runner.bf16}
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker,
+                             initargs=(runner.exp, runner.exp.prof, kwargs, torch.get_num_threads())) as pool:
+        running: dict = {}
+        while pending or running:
+            ready = [n for n in pending if all(d.key in done for d in n.deps)]
+            for n in ready[: jobs - len(running)]:
+                pending.remove(n)
+                running[pool.submit(_build_in_worker, n)] = n
+            if not running:
+                raise AktError(f"cannot schedule {[n.name for n in pending]}: a dependency is never built")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in finished:
+                done.add(f.result())  # a worker's exception is raised here
+                del running[f]
+
+
