@@ -137,3 +137,23 @@ def test_the_table_of_contents_lists_exactly_the_books_plan():
         assert mine == [f"{book.EXECUTED}/{page.executed(d)}" for d in book.copies(page)]
     titles = [book.BY_STEM["tables_2_4_variants"].title(d) for d in book.DATASETS]
     assert titles == ["Table 2: MNIST", "Table 3: CIFAR-10", "Table 4: CIFAR-100"]
+
+
+@pytest.mark.slow
+def test_no_page_shows_a_traceback_a_warning_or_stderr(html):
+    bad = {}
+    for page in html.rglob("*.html"):
+        text = page.read_text()
+        hits = [w for w in ("output stderr", "Traceback (most recent call last)", "Warning:", "UserWarning")
+                if w in text]
+        if hits:
+            bad[page.relative_to(html).as_posix()] = hits
+    assert not bad, f"pages with stray output: {bad}"
+
+
+@pytest.mark.slow
+def test_the_first_page_shows_the_scorecard(html):
+    intro = (html / "book" / "intro.html").read_text()
+    assert "Do the paper" in intro and "<table class='scorecard'>" in intro
+    for state in ("supported", "untestable at this budget"):
+        assert state in intro

@@ -4,9 +4,9 @@ Each notebook in ``notebooks/`` is run once per dataset (``table1_cost`` once) w
 ``dataset`` and ``compute=False`` injected, and written to ``book/_executed/`` under the name the
 book's ``_toc.yml`` expects (``<notebook>_<dataset>.ipynb``), its title naming the table and the
 dataset. With ``compute=False`` the notebooks only read stored results, so this never trains.
-Notebooks run one after another, in ``notebooks/`` as working directory; each is printed with its
-wall time; the first failure stops the run with a non-zero exit status (``--keep-going`` runs the
-rest first).
+Notebooks run two at a time (``--workers``), in ``notebooks/`` as working directory; each is
+printed with its wall time; the first failure stops the run with a non-zero exit status
+(``--keep-going`` runs the rest first). The claims scorecard the first page includes is written first.
 
 ``--in-place`` instead executes ``notebooks/*.ipynb`` themselves with their default parameters and
 stores the outputs in them (``make notebooks``): those outputs are what ``make test`` (nbval)
@@ -21,6 +21,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -61,6 +62,25 @@ def jobs(profile: str, datasets: list[str], out: Path, only: list[str] | None) -
     return todo
 
 
+SCORECARD = "scorecard.md"  #: included by book/intro.md and book/results.md
+
+
+def write_scorecard(out: Path) -> None:
+    """The claims scorecard (``akt_core.report.scorecard``) of every published profile with stored
+    results, as Markdown the first page and the Results page include."""
+    import warnings
+
+    from akt_core.report import scorecard as S
+    from akt_core.store import atomic_write_text
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        card = S.scorecard()
+    atomic_write_text(S.markdown(card), out / SCORECARD)
+    print(f"[scorecard] {len(card)} verdicts -> {_rel(out / SCORECARD)} ({time.perf_counter() - t0:.1f} s)", flush=True)
+
+
 def _rel(path: Path) -> Path:
     try:
         return path.relative_to(ROOT)
@@ -86,50 +106,82 @@ def retitle(path: Path, title: str) -> None:
     raise ValueError(f"{path.name} has no level-1 heading to retitle")
 
 
+def hide_inputs(path: Path) -> None:
+    """Tag every code cell of the executed notebook at ``path`` ``hide-input``: the page shows the
+    results first and keeps the code (the Colab setup, the parameters and their check, the calls into
+    akt_core) behind a toggle, as Jupyter Book's cell tags do."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            tags = cell.metadata.setdefault("tags", [])
+            if "hide-input" not in tags:
+                tags.append("hide-input")
+    nbformat.write(nb, path)
+
+
 def _parameters_of(path: Path) -> set[str]:
     import papermill as pm
 
     return set(pm.inspect_notebook(str(path)))
 
 
-def run_papermill(profile: str, datasets: list[str], out: Path, kernel: str, only: list[str] | None,
-                  keep_going: bool) -> int:
+def _execute_one(i: int, n: int, src: Path, dst: Path, params: dict, kernel: str) -> str | None:
+    """Execute one notebook; None when it succeeded, else the reason."""
     import papermill as pm
+
+    shown = ", ".join(f"{k}={v}" for k, v in params.items())
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name=kernel, cwd=str(NOTEBOOKS),
+                            progress_bar=False, log_output=False)
+    except Exception as exc:  # noqa: BLE001 - report any failure with the notebook's name
+        print(f"[{i}/{n}] {_rel(src)} ({shown}) FAILED after {time.perf_counter() - t0:.1f} s: "
+              f"{type(exc).__name__}: {exc}\n    the partly executed notebook is {_rel(dst)}", file=sys.stderr, flush=True)
+        return f"{type(exc).__name__}: {exc}"
+    page = book.BY_STEM[src.stem]
+    if page.datasets:  # the copies of one notebook get titles that tell them apart in the contents
+        retitle(dst, page.title(params["dataset"]))
+    hide_inputs(dst)
+    print(f"[{i}/{n}] {_rel(src)} ({shown}) -> {_rel(dst)} in {time.perf_counter() - t0:.1f} s", flush=True)
+    return None
+
+
+def run_papermill(profile: str, datasets: list[str], out: Path, kernel: str, only: list[str] | None,
+                  keep_going: bool, workers: int = 1) -> int:
+    """Execute the plan's notebooks, ``workers`` at a time (each in its own kernel; a kernel's start
+    is most of a notebook's time, so two workers nearly halve the wall time on two cores)."""
+    from concurrent.futures import ThreadPoolExecutor
 
     todo = jobs(profile, datasets, out, only)
     missing = sorted({str(_rel(src)) for src, _, _ in todo if not src.exists()})
     if missing:
         print(f"execute_notebooks: missing notebooks: {', '.join(missing)}", file=sys.stderr)
         return 1
-    out.mkdir(parents=True, exist_ok=True)
-    failed, t_all = [], time.perf_counter()
-    for i, (src, dst, params) in enumerate(todo, 1):
-        declared = _parameters_of(src)
-        if "compute" not in declared:
+    for src in dict.fromkeys(src for src, _, _ in todo):
+        if "compute" not in _parameters_of(src):
             print(f"execute_notebooks: {src.name} has no `compute` parameter, so it cannot be told not "
                   "to train; refusing to execute it", file=sys.stderr)
             return 1
-        params = {k: v for k, v in params.items() if k in declared}
-        shown = ", ".join(f"{k}={v}" for k, v in params.items())
-        print(f"[{i}/{len(todo)}] {_rel(src)} ({shown}) -> {_rel(dst)}", flush=True)
-        t0 = time.perf_counter()
-        try:
-            pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name=kernel, cwd=str(NOTEBOOKS),
-                                progress_bar=False, log_output=False)
-        except Exception as exc:  # noqa: BLE001 - report any failure with the notebook's name
-            wall = time.perf_counter() - t0
-            print(f"    FAILED after {wall:.1f} s: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-            print(f"    the partly executed notebook is {_rel(dst)}", file=sys.stderr)
-            failed.append(dst.name)
-            if not keep_going:
-                break
-            continue
-        page = book.BY_STEM[src.stem]
-        if page.datasets:  # the copies of one notebook get titles that tell them apart in the contents
-            retitle(dst, page.title(params["dataset"]))
-        print(f"    done in {time.perf_counter() - t0:.1f} s", flush=True)
-    print(f"{len(todo) - len(failed)} of {len(todo)} notebooks executed in {time.perf_counter() - t_all:.1f} s",
-          flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    write_scorecard(out)
+    t_all = time.perf_counter()
+    declared = {src: _parameters_of(src) for src in dict.fromkeys(src for src, _, _ in todo)}
+    calls = [(i, len(todo), src, dst, {k: v for k, v in params.items() if k in declared[src]}, kernel)
+             for i, (src, dst, params) in enumerate(todo, 1)]
+    failed = []
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        futures = [pool.submit(_execute_one, *c) for c in calls]
+        for c, f in zip(calls, futures):
+            if f.result() is not None:
+                failed.append(c[3].name)
+                if not keep_going:
+                    for g in futures:
+                        g.cancel()
+                    break
+    print(f"{len(todo) - len(failed)} of {len(todo)} notebooks executed in {time.perf_counter() - t_all:.1f} s "
+          f"({workers} at a time)", flush=True)
     if failed:
         print(f"execute_notebooks: FAILED: {', '.join(failed)}", file=sys.stderr)
         return 1
@@ -168,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
     ap.add_argument("--only", nargs="+", default=None, choices=list(PLAN), help="only these notebooks")
     ap.add_argument("--keep-going", action="store_true", help="run the remaining notebooks after a failure")
+    ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                    help="notebooks executed at a time (default: 2, or 1 on a 1-core machine)")
     ap.add_argument("--in-place", action="store_true",
                     help="execute notebooks/*.ipynb with their default parameters and keep the outputs there")
     args = ap.parse_args(argv)
@@ -181,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.in_place:
         return run_in_place(args.kernel, args.only)
     return run_papermill(args.profile, args.datasets, Path(args.out).resolve(), args.kernel, args.only,
-                         args.keep_going)
+                         args.keep_going, args.workers)
 
 
 if __name__ == "__main__":

@@ -81,10 +81,13 @@ if records is not None:
 
 CLAIMS = '''\
 display(Markdown(f"### Claims C1-C5 on {dataset} ({PROFILE.label_for(dataset)})\\n\\n"
-                 "Each verdict applies the same explicit rule (`akt_core.report.claims`) to our numbers "
-                 "and to the paper's own; robust accuracy is the mean over the transfer attacks."
-                 + (" `reproduction` judges the mean over the seeds; each `seed` column, that seed's numbers "
-                    "alone. A verdict that changes from one seed to another is decided by run-to-run noise."
+                 "Four states, one rule for all five claims and for the paper's own numbers "
+                 "(`akt_core.report.verdicts`): each difference a claim rests on must exceed twice its noise "
+                 "(the seed-to-seed spread of that difference, or a named stand-in with one seed, and the "
+                 "binomial error of each accuracy). A claim is *untestable at this budget* when a model it "
+                 "compares reaches less than 85 % of the paper's clean accuracy for it, or a teacher is below "
+                 "its student. `evidence` gives the numbers."
+                 + (" `reproduction` judges the mean over the seeds; each `seed` column, that seed alone."
                     if len(seeds) > 1 else "")))
 display(report.all_claims(dataset, profile, seeds, blackbox, tolerance))'''
 

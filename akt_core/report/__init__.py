@@ -6,7 +6,7 @@ the profile it came from.
 """
 from __future__ import annotations
 
-from .claims import Verdict, all_claims, claims, table_numbers, verdict_word, with_seed_columns
+from .claims import all_claims
 from .compare import compare_summary, compare_table, exit_table, plot_compare, trained_after
 from .plots import plot_comparison, plot_curves
 from .reruns import RERUNS, rerun_summary, rerun_table, reruns
@@ -23,6 +23,7 @@ from .tables import (
                      side_by_side,
                      stored,
 )
+from .verdicts import STATES, verdict_table
 from .whitebox import SWEEP_PANELS, matching_eps, plot_sweep, whitebox_table
 
 __all__ = [n for n in dir() if not n.startswith("_")]
