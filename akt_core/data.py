@@ -78,6 +78,7 @@ class Split:
         if n is None or n >= len(self):
             return self
         idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+        idx = idx.to(self.x.device)
         return Split(self.x[idx], self.y[idx], self.variant)
 
     def to(self, device: torch.device | str) -> "Split":

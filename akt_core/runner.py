@@ -44,8 +44,9 @@ class Runner:
             prof.n_train_for(exp.dataset))
         test = data_mod.load(exp.dataset, "test", data_root, download)
         self.train = train.to(self.device)
-        self.test = test.subset(prof.n_test)
-        self.curve = test.subset(prof.n_curve)
+        # the test and curve sets live on the device too: no host-to-device copy per scored batch
+        self.test = test.subset(prof.n_test).to(self.device)
+        self.curve = test.subset(prof.n_curve).to(self.device)
         self.exp = replace(exp, dataset_variant=train.variant)
         self.spec = data_mod.spec(exp.dataset)
         self._models: dict[str, torch.nn.Module] = {}
