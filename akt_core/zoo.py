@@ -89,6 +89,18 @@ def publish(source: str | Path, profile: str, dataset: str | None = None, store:
     runs = src.read(profile, "runs")
     if not len(runs):
         raise AktError(f"no runs.csv rows under {src.results / profile}: nothing was built there under {profile!r}")
+    commit_of = dict(zip(runs["key"], runs["git_commit"]))
+    merged = {}
+    for what in RESULT_FILES:  # every row is checked before anything is written
+        rows = src.read(profile, what)
+        rows = rows[rows["dataset"] == dataset] if dataset and len(rows) else rows
+        if not len(rows):
+            continue
+        # curves name no commit of their own: they are the commit of their model's run
+        commits = rows["git_commit"] if "git_commit" in rows else rows["key"].map(commit_of).fillna("unknown")
+        for commit in commits.unique():
+            _clean_commit(commit, f"{int((commits == commit).sum())} {what} rows")
+        merged[what] = rows
     runs = runs[(runs["kind"] == "model") & ((runs["dataset"] == dataset) if dataset else True)]
     have = dest.manifest()
     done = set(have["key"]) if len(have) else set()
@@ -131,14 +143,8 @@ def publish(source: str | Path, profile: str, dataset: str | None = None, store:
         manifest = manifest[list(MANIFEST_COLUMNS)].sort_values(["profile", "dataset", "seed", "name"], kind="stable")
         atomic_write_text(manifest.to_csv(index=False, float_format="%.6g", lineterminator="\n"),
                           dest.weights / WEIGHTS_MANIFEST)
-    for what, unique in RESULT_FILES.items():
-        rows = src.read(profile, what)
-        if not len(rows):
-            continue
-        rows = rows[rows["dataset"] == dataset] if dataset else rows
-        for commit in rows["git_commit"].unique():
-            _clean_commit(commit, f"{len(rows[rows['git_commit'] == commit])} {what} rows")
-        dest.append(profile, what, rows.to_dict("records"), unique=unique)
+    for what, rows in merged.items():
+        dest.append(profile, what, rows.to_dict("records"), unique=RESULT_FILES[what])
     return pd.DataFrame(added, columns=list(MANIFEST_COLUMNS))
 
 

@@ -32,8 +32,9 @@ def source(tiny, tmp_path, monkeypatch):
     shutil.copytree(tiny["root"], src)
     for csv in (src / "results" / "tiny").glob("*.csv"):
         df = pd.read_csv(csv, dtype=str, keep_default_na=False)
-        df["git_commit"] = COMMIT
-        df.to_csv(csv, index=False)
+        if "git_commit" in df:  # curves name no commit: publish takes their model's run's
+            df["git_commit"] = COMMIT
+            df.to_csv(csv, index=False)
     return Store(src)
 
 
@@ -132,6 +133,19 @@ def test_rows_from_a_dirty_tree_are_not_published(source, tmp_path):
     df.to_csv(runs, index=False)
     with pytest.raises(AktError, match="-dirty.*only rows and models from committed code"):
         zoo.publish(source.root, "tiny", store=Store(tmp_path / "p"), log=lambda *a: None)
+
+
+def test_nothing_is_written_when_one_row_is_from_a_dirty_tree(source, tmp_path):
+    """All rows are checked before any weight or row is written: a refused publish leaves no file."""
+    curves = source.read("tiny", "curves")
+    runs = source.results / "tiny" / "runs.csv"
+    df = pd.read_csv(runs, dtype=str, keep_default_na=False)
+    df.loc[df["key"] == curves["key"].iloc[0], "git_commit"] = COMMIT + "-dirty"  # one model's run
+    df.to_csv(runs, index=False)
+    dest = Store(tmp_path / "p")
+    with pytest.raises(AktError, match="curves rows was made by code at commit '0123456789ab-dirty'|-dirty"):
+        zoo.publish(source.root, "tiny", store=dest, log=lambda *a: None)
+    assert not (tmp_path / "p").exists() or not any((tmp_path / "p").rglob("*.*"))
 
 
 def test_unpublished_profile_is_refused(tmp_path):
