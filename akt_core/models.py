@@ -167,6 +167,13 @@ def resnet(depth: int, num_classes: int = 10, in_channels: int = 3,
     return ResNet(depth, num_classes, in_channels, mean, std)
 
 
+def for_dataset(spec, depth: int, multi_exit: bool = False) -> ResNet:
+    """A fresh ResNet-``depth`` for a dataset (``data.DatasetSpec``: channels, classes, mean, std),
+    multi-exit where the training method needs one."""
+    cls = MultiExitResNet if multi_exit else ResNet
+    return cls(depth, spec.num_classes, spec.channels, spec.mean, spec.std)
+
+
 @dataclass(frozen=True)
 class ModelCost:
     """What Table 1 reports, measured on our models: parameters, multiply-accumulates, size."""

@@ -21,7 +21,7 @@ from . import profiles as profiles_mod
 from .attacks import ATTACKS
 from .evaluate import craft, layout, logits
 from .graph import ALL_VARIANTS, Experiment, Node, walk
-from .models import ExitView, MultiExitResNet, resnet
+from .models import ExitView, for_dataset
 from .provenance import device_name, git_commit, resolve_device
 from .store import Store
 from .train import TrainInputs, dadv_images, train_model
@@ -62,10 +62,7 @@ class Runner:
                 "torch_version": torch.__version__, "device": device_name(self.device, self.bf16), **extra}
 
     def _new_model(self, depth: int, multi_exit: bool = False) -> torch.nn.Module:
-        s = self.spec
-        if multi_exit:
-            return MultiExitResNet(depth, s.num_classes, s.channels, s.mean, s.std)
-        return resnet(depth, s.num_classes, s.channels, s.mean, s.std)
+        return for_dataset(self.spec, depth, multi_exit)
 
     def target(self, variant: str) -> torch.nn.Module:
         """The model a record of ``variant`` scores: its trained model, or one exit of it."""

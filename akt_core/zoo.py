@@ -31,7 +31,7 @@ from . import data as data_mod
 from . import methods as methods_mod
 from . import profiles as profiles_mod
 from .evaluate import correct, logits
-from .models import ExitView, MultiExitResNet, resnet
+from .models import ExitView, for_dataset
 from .store import WEIGHTS_MANIFEST, Store, atomic_torch_save, atomic_write_text, sha256_file
 
 MANIFEST_COLUMNS = ("key", "name", "dataset", "profile", "seed", "dataset_variant", "blackbox", "depth", "method",
@@ -47,10 +47,7 @@ SIZE_LIMIT_BYTES = 40 * 2**20
 
 def model_for(dataset: str, depth: int, method: str) -> nn.Module:
     """A fresh model of ``depth`` for ``dataset`` (multi-exit where the method trains one)."""
-    s = data_mod.spec(dataset)
-    if methods_mod.get(method).multi_exit:
-        return MultiExitResNet(depth, s.num_classes, s.channels, s.mean, s.std)
-    return resnet(depth, s.num_classes, s.channels, s.mean, s.std)
+    return for_dataset(data_mod.spec(dataset), depth, methods_mod.get(method).multi_exit)
 
 
 def fingerprint_images(store: Store, dataset: str, data_root: str | Path | None = None) -> torch.Tensor:

@@ -8,6 +8,7 @@ import pandas as pd
 from .. import AktError
 from ..book import DATASETS
 from ..results import require
+from ..store import Store
 from .verdicts import _our_cells, build_claims, stand_in_spread, verdict_table
 
 GROUPS = ("variants", "sources", "attacks")
@@ -20,12 +21,16 @@ def _stored(what: str, dataset: str, profile: str, seeds, blackbox: str) -> pd.D
         return None
 
 
-def stand_in(profile: str, blackbox: str = "held-out", store_seeds: dict[str, list[int]] | None = None):
+def stand_in(profile: str, blackbox: str = "held-out"):
     """The seed-spread stand-in of ``profile`` (``verdicts.stand_in_spread``) from every dataset with
     several stored seeds."""
+    stored = Store().read(profile)
     per = {}
     for ds in DATASETS:
-        recs = {g: _stored(g, ds, profile, (store_seeds or {}).get(ds, [0, 1, 2]), blackbox) for g in GROUPS}
+        seeds = sorted(int(s) for s in stored.loc[stored["dataset"] == ds, "seed"].unique()) if len(stored) else []
+        if not seeds:
+            continue
+        recs = {g: _stored(g, ds, profile, seeds, blackbox) for g in GROUPS}
         per[ds] = build_claims(ds, {g: _our_cells(r, ds, g) for g, r in recs.items()}, None)
     return stand_in_spread(per)
 

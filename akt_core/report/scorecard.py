@@ -54,13 +54,13 @@ def scorecard(store: Store | None = None, profiles: tuple[str, ...] | None = Non
         stand_in = stand_in_spread(claims)
         for ds, (seeds, recs, cur) in inputs.items():
             t = verdict_table(ds, recs, cur, stand_in)
-            for r in t.itertuples(index=False):
-                rows.append({"dataset": ds, "claim": r.claim, "column": profile, "state": r.state,
-                             "evidence": r.evidence, "seeds": ", ".join(map(str, seeds)),
-                             "page": BY_STEM[EVIDENCE[r.claim]].executed(ds)})
-                if not any(x["dataset"] == ds and x["claim"] == r.claim and x["column"] == PAPER for x in rows):
-                    rows.append({"dataset": ds, "claim": r.claim, "column": PAPER, "state": r[4],
-                                 "evidence": r[5], "seeds": "one run", "page": BY_STEM[EVIDENCE[r.claim]].executed(ds)})
+            for r in t.to_dict("records"):
+                page = BY_STEM[EVIDENCE[r["claim"]]].executed(ds)
+                rows.append({"dataset": ds, "claim": r["claim"], "column": profile, "state": r["state"],
+                             "evidence": r["evidence"], "seeds": ", ".join(map(str, seeds)), "page": page})
+                if not any(x["dataset"] == ds and x["claim"] == r["claim"] and x["column"] == PAPER for x in rows):
+                    rows.append({"dataset": ds, "claim": r["claim"], "column": PAPER, "state": r["paper's numbers"],
+                                 "evidence": r["paper's evidence"], "seeds": "one run", "page": page})
     return pd.DataFrame(rows, columns=["dataset", "claim", "column", "state", "evidence", "seeds", "page"])
 
 
