@@ -21,13 +21,18 @@ def _stored(what: str, dataset: str, profile: str, seeds, blackbox: str) -> pd.D
         return None
 
 
+def stored_seeds(profile: str, dataset: str) -> list[int]:
+    """The seeds with stored records of ``dataset`` under ``profile`` (none: [])."""
+    df = Store().read(profile)
+    return sorted(int(s) for s in df.loc[df["dataset"] == dataset, "seed"].unique()) if len(df) else []
+
+
 def stand_in(profile: str, blackbox: str = "held-out"):
     """The seed-spread stand-in of ``profile`` (``verdicts.stand_in_spread``) from every dataset with
     several stored seeds."""
-    stored = Store().read(profile)
     per = {}
     for ds in DATASETS:
-        seeds = sorted(int(s) for s in stored.loc[stored["dataset"] == ds, "seed"].unique()) if len(stored) else []
+        seeds = stored_seeds(profile, ds)
         if not seeds:
             continue
         recs = {g: _stored(g, ds, profile, seeds, blackbox) for g in GROUPS}

@@ -8,13 +8,11 @@ import html
 
 import pandas as pd
 
-from .. import AktError
 from .. import data as data_mod
 from .. import profiles as profiles_mod
 from ..book import BY_STEM, DATASETS
-from ..results import require
-from ..store import Store
-from .verdicts import STATEMENTS, STATES, _our_cells, build_claims, stand_in_spread, verdict_table
+from .claims import all_claims, stored_seeds
+from .verdicts import STATEMENTS, STATES
 
 COLOURS = {"supported": "#1a7f37", "contradicted": "#cf222e", "within noise": "#bf8700",
            "untestable at this budget": "#6e7781", "not enough results": "#6e7781", "no numbers": "#6e7781"}
@@ -24,39 +22,20 @@ EVIDENCE = {"C1": "tables_2_4_variants", "C2": "tables_2_4_variants", "C3": "tab
 PAPER = "paper's numbers"
 
 
-def _seeds(store: Store, profile: str, dataset: str) -> list[int]:
-    df = store.read(profile)
-    return sorted(int(s) for s in df.loc[df["dataset"] == dataset, "seed"].unique()) if len(df) else []
-
-
-def _stored(what: str, dataset: str, profile: str, seeds: list[int], store: Store) -> pd.DataFrame | None:
-    try:
-        return require(what, dataset, profile, seeds, store=store)
-    except AktError:
-        return None
-
-
-def scorecard(store: Store | None = None, profiles: tuple[str, ...] | None = None) -> pd.DataFrame:
+def scorecard(profiles: tuple[str, ...] | None = None) -> pd.DataFrame:
     """One row per (dataset, claim, column): column is a published profile with stored results or
-    ``PAPER``; ``state``, ``evidence``, ``seeds`` and the evidence page's name."""
-    store = store or Store()
+    ``PAPER``; ``state``, ``evidence``, ``seeds`` and the evidence page's name. The verdicts are those of
+    the pages themselves (``claims.all_claims`` on each dataset's stored seeds), so the two always agree."""
     profiles = profiles or tuple(p.name for p in profiles_mod.PROFILES.values() if p.published)
     rows = []
     for profile in profiles:
-        inputs = {}
         for ds in DATASETS:
-            seeds = _seeds(store, profile, ds)
-            if seeds:
-                recs = {g: _stored(g, ds, profile, seeds, store) for g in ("variants", "sources", "attacks")}
-                inputs[ds] = (seeds, recs, _stored("curves", ds, profile, seeds, store))
-        claims = {ds: build_claims(ds, {g: _our_cells(r, ds, g) for g, r in recs.items()}, cur)
-                  for ds, (_, recs, cur) in inputs.items()}
-        stand_in = stand_in_spread(claims)
-        for ds, (seeds, recs, cur) in inputs.items():
-            t = verdict_table(ds, recs, cur, stand_in)
-            for r in t.to_dict("records"):
+            seeds = stored_seeds(profile, ds)
+            if not seeds:
+                continue
+            for r in all_claims(ds, profile, seeds).to_dict("records"):
                 page = BY_STEM[EVIDENCE[r["claim"]]].executed(ds)
-                rows.append({"dataset": ds, "claim": r["claim"], "column": profile, "state": r["state"],
+                rows.append({"dataset": ds, "claim": r["claim"], "column": profile, "state": r["reproduction"],
                              "evidence": r["evidence"], "seeds": ", ".join(map(str, seeds)), "page": page})
                 if not any(x["dataset"] == ds and x["claim"] == r["claim"] and x["column"] == PAPER for x in rows):
                     rows.append({"dataset": ds, "claim": r["claim"], "column": PAPER, "state": r["paper's numbers"],
