@@ -19,10 +19,25 @@ PY=${PY:-$HERE/.venv/bin/python}
 export AKT_DATA_ROOT=${AKT_DATA_ROOT:-$HERE/data/datasets}
 if [ ! -d "$WORK/.git" ]; then
   git clone -q "$HERE" "$WORK"
+  mkdir -p "$WORK/logs"
 else
-  git -C "$WORK" fetch -q "$HERE" HEAD && git -C "$WORK" checkout -q --detach FETCH_HEAD
+  # The run's own rows (untracked there until this checkout publishes them) would block checking out
+  # a HEAD that has published some: keep them aside, check out, and merge them back row by row.
+  mkdir -p "$WORK/logs"
+  keep="$WORK/logs/rows-$(date +%Y%m%dT%H%M%S)"
+  if [ -n "$(git -C "$WORK" status --porcelain -- "data/results/$PROFILE")" ]; then
+    mkdir -p "$keep" && cp -p "$WORK/data/results/$PROFILE"/*.csv "$keep"/
+  fi
+  if ! { git -C "$WORK" fetch -q "$HERE" HEAD && git -C "$WORK" checkout -q -f --detach FETCH_HEAD \
+         && git -C "$WORK" clean -q -f -- "data/results/$PROFILE"; }; then
+    echo "=== $(date -Is) cannot check out the HEAD of $HERE in $WORK: not running stale code" >> "$WORK/logs/run.log"
+    exit 1
+  fi
+  if [ -d "$keep" ] && ! (cd "$WORK" && "$PY" tools/merge_rows.py "$keep" "$PROFILE" data >> logs/run.log 2>&1); then
+    echo "=== $(date -Is) cannot merge the rows kept in $keep" >> "$WORK/logs/run.log"
+    exit 1
+  fi
 fi
-mkdir -p "$WORK/logs"
 echo $$ > "$WORK/logs/pid"
 cd "$WORK"
 echo "=== $(date -Is) $PROFILE $DATASET seeds $SEEDS at $(git rev-parse --short=12 HEAD)" >> logs/run.log
