@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import AktError, __version__, beyond, graph, offline, profiles, results, runner, zoo
+from . import AktError, __version__, beyond, choices, graph, offline, profiles, results, runner, zoo
 from . import data as data_mod
 from .schema import SEED_LIMIT
 from .store import Store
@@ -37,6 +37,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "or data/datasets)")
     p.add_argument("--download", action="store_true", help="let torchvision download missing datasets")
     p.add_argument("--blackbox", default="held-out", help="black-box sources: held-out (default) or static")
+    p.add_argument("--choice", action="append", metavar="NAME=VALUE", help="a non-default unstated choice, "
+                   "repeatable: " + "; ".join(f"{c.name}={'|'.join(c.others)} (default {c.default})"
+                                              for c in choices.CHOICES.values() if c.name != "blackbox"))
     p.add_argument("--store", default=None, help="store root (default $AKT_STORE or data/)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -130,11 +133,12 @@ def run(argv: list[str] | None = None) -> int:
         return 0
     opts = dict(store=store, data_root=args.data_root, device=args.device, download=args.download,
                 progress=not args.quiet, bf16=args.bf16)
+    chosen = choices.parse(args.choice)
     if args.cmd == "train":
         graph.check_choice("variant", args.variant, graph.ALL_VARIANTS)
         for seed in args.seed:
             t0 = time.perf_counter()
-            exp = graph.Experiment(args.dataset, args.profile, seed, blackbox=args.blackbox)
+            exp = graph.Experiment(args.dataset, args.profile, seed, blackbox=args.blackbox, choices=chosen)
             r = runner.Runner(exp, **opts)
             r.model(r.exp.model(args.variant))
             print(f"{args.variant} on {args.dataset} ({args.profile}, seed {seed}) is in the store "
@@ -146,6 +150,8 @@ def run(argv: list[str] | None = None) -> int:
         raise AktError(f"--jobs {args.jobs}: give N >= 1; N > 1 applies to {', '.join(graph.GROUPS)}, curves "
                        f"and all, not to {args.what!r}")
     if args.what in beyond.GROUPS:
+        if chosen:
+            raise AktError(f"--choice applies to {', '.join(graph.GROUPS)}, curves and all, not to {args.what!r}")
         targets = tuple(args.targets) if args.targets else None
         df = beyond.require(args.what, args.dataset, args.profile, args.seed, compute=True,
                                 blackbox=args.blackbox, targets=targets, **opts)
@@ -153,7 +159,7 @@ def run(argv: list[str] | None = None) -> int:
         raise AktError(f"--targets applies to {', '.join(beyond.GROUPS)}, not to {args.what!r}")
     else:
         df = results.require(args.what, args.dataset, args.profile, args.seed, compute=True, blackbox=args.blackbox,
-                           jobs=args.jobs, **opts)
+                             jobs=args.jobs, choices=chosen, **opts)
     if "eps_256" in df:
         print(df.pivot_table(index="model", columns=["attack", "source", "eps_256"], values="accuracy").round(2).to_string())
     elif "accuracy" in df:

@@ -9,8 +9,11 @@ Nodes and their dependencies (one seed of one dataset under one profile)::
 
 The black-box sources are independently seeded models, never used in training (``blackbox=
 "held-out"``, our reading of a black-box test); ``blackbox="static"`` uses the training-time static
-models instead (the other reading of the paper). Every node's key hashes its full config and its
-dependencies' keys (``store.config_key``); ``require`` builds only what the store lacks.
+models instead (the other reading of the paper). The per-epoch curves are always scored against the
+held-out Res26, so how a model is later attacked never changes how it is trained (or its key). The
+other unstated choices (``choices.CHOICES``) are ``Experiment.choices``: a non-default value enters
+the key of the models it touches only. Every node's key hashes its full config and its dependencies'
+keys (``store.config_key``); ``require`` builds only what the store lacks.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from . import AktError, check_choice
+from . import choices as choices_mod
 from . import data as data_mod
 from . import methods as methods_mod
 from . import profiles as profiles_mod
@@ -87,7 +91,7 @@ for _i, _ds in enumerate(DATASET_OF_ROW):
     TABLES[8 + _i] = TableSpec(8 + _i, "attacks", _ds, _T5, _ATTACK_COLS)
 GROUPS = {"variants": (2, 3, 4), "sources": (5, 6, 7), "attacks": (8, 9, 10)}
 FIGURES = {3: "clean_acc", 4: "adv_acc"}  #: per-epoch curve each figure draws (CIFAR-10 in the paper)
-BLACKBOX = ("held-out", "static")
+BLACKBOX = choices_mod.CHOICES["blackbox"].values  #: ("held-out", "static")
 
 
 def table_for(group: str, dataset: str) -> TableSpec:
@@ -126,8 +130,11 @@ class Experiment:
     blackbox: str = "held-out"
     heldout_offset: int = 1000  #: held-out black-box sources use seed + this
     eps: float = EPS
+    #: non-default unstated choices (``choices.CHOICES``) as sorted (name, value) pairs; () = the defaults
+    choices: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "choices", choices_mod.normalise(self.choices))
         data_mod.spec(self.dataset)
         profiles_mod.get(self.profile)
         check_choice("black-box source choice", self.blackbox, BLACKBOX)
@@ -145,26 +152,35 @@ class Experiment:
                 **self.prof.as_config(self.dataset)}
 
     def _model(self, name: str, depth: int, method: str, seed: int, deps: tuple[Node, ...] = (),
-               curve: Node | None = None, teacher: Node | None = None) -> Node:
+               curve: Node | None = None, teacher: Node | None = None, instrument: bool = False) -> Node:
+        """A model node. ``instrument``: a held-out black-box source, which keeps the default choices."""
         m = methods_mod.get(method)
-        cfg = {**self._data_config(), "depth": depth, "method": method, "params": m.params, "seed": seed,
+        chosen = {} if instrument else choices_mod.for_method(self.choices, method)
+        params = {**m.params, "source_choice": chosen["dadv_walk"]} if "dadv_walk" in chosen else m.params
+        cfg = {**self._data_config(), "depth": depth, "method": method, "params": params, "seed": seed,
                "curve_source": curve.key if curve else None}
         if teacher is not None:  # only live-teacher methods carry the field (other keys stay as they were)
             cfg["teacher"] = teacher.key
+        if chosen:  # likewise only models a non-default choice touches
+            cfg["choices"] = chosen
         return _node("model", name, cfg, deps + ((curve,) if curve else ()))
+
+    def heldout_source(self, depth: int) -> Node:
+        """An independently seeded clean model, never used in training."""
+        return self._model(f"heldout:Res{depth}", depth, "cln", self.seed + self.heldout_offset, instrument=True)
 
     def blackbox_source(self, depth: int) -> Node:
         if self.blackbox == "static":
             return self.static_source(depth)
-        return self._model(f"heldout:Res{depth}", depth, "cln", self.seed + self.heldout_offset)
+        return self.heldout_source(depth)
 
     def curve_source(self) -> Node:
-        """Figs. 3-4 score each epoch on test images attacked (FGSM) on the black-box Res26."""
-        return self.blackbox_source(26)
+        """Figs. 3-4 score each epoch on test images attacked (FGSM) on the held-out Res26, under
+        either black-box protocol: the curves are part of training, the protocol is not."""
+        return self.heldout_source(26)
 
     def static_source(self, depth: int) -> Node:
-        curve = None if (self.blackbox == "static" and depth == 26) else self.curve_source()
-        return self._model(f"static:Res{depth}", depth, "cln", self.seed, curve=curve)
+        return self._model(f"static:Res{depth}", depth, "cln", self.seed, curve=self.curve_source())
 
     def dadv(self) -> Node:
         deps = tuple(self.static_source(d) for d in SOURCE_DEPTHS)
@@ -199,6 +215,11 @@ class Experiment:
         if m.reads("dadv"):
             deps += (self.dadv(),)
         if m.reads("teacher_logits"):
+            if choices_mod.for_method(self.choices, v.method).get("teacher_view") == "augmented":
+                # the teacher itself, run on each augmented batch (train._make_batch), not cached logits
+                teacher = self.model(m.teacher)
+                return self._model(variant, v.depth, v.method, self.seed, deps + (teacher,), self.curve_source(),
+                                   teacher)
             deps += (self.teacher_logits(m.teacher, on_dadv=m.reads("dadv")),)
         return self._model(variant, v.depth, v.method, self.seed, deps, self.curve_source())
 

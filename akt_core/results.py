@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from . import AktError, check_choice
+from . import choices as choices_mod
 from . import data as data_mod
 from . import profiles as profiles_mod
 from .attacks import ATTACKS
@@ -70,6 +71,7 @@ def score(runner: Runner, csv: str, sets: list[AdversarialSet]) -> None:
             k = correct(model, x_eval, s.test.y, bs, runner.bf16)
             rows.append({**fields, "accuracy": round(100.0 * k / len(s.test), 4), "correct": k,
                          "n_examples": len(s.test), "model_key": e.model(target).key,
+                         **choices_mod.column(e.model(target).config),
                          **runner.provenance(wall_s=round(craft_s + time.perf_counter() - t1, 2))})
         runner.store.append(e.profile, csv, rows)
 
@@ -114,18 +116,20 @@ def models_read(exp: Experiment, needs: list[tuple[str, str, int | None]], curve
 
 
 def keys_per_run(stored: pd.DataFrame, dataset: str, profile: str, blackbox: str,
-                 keys_of: Callable[[Experiment], set[str]]) -> set[str]:
+                 keys_of: Callable[[Experiment], set[str]], choices=()) -> set[str]:
     """The union of ``keys_of(experiment)`` over every (seed, dataset variant) present in ``stored``."""
     keys: set[str] = set()
     for seed, variant in stored[["seed", "dataset_variant"]].drop_duplicates().itertuples(index=False):
-        keys |= keys_of(Experiment(dataset, profile, int(seed), dataset_variant=str(variant), blackbox=blackbox))
+        keys |= keys_of(Experiment(dataset, profile, int(seed), dataset_variant=str(variant), blackbox=blackbox,
+                                   choices=choices))
     return keys
 
 
-def current_keys(what: str, dataset: str, profile: str, stored: pd.DataFrame, blackbox: str = "held-out") -> set[str]:
+def current_keys(what: str, dataset: str, profile: str, stored: pd.DataFrame, blackbox: str = "held-out",
+                 choices=()) -> set[str]:
     """Keys of the records (or, for ``curves``, the models) that ``what`` needs under the profile's
     current settings, for every (seed, dataset variant) present in ``stored``. Pure: no data is read."""
-    return keys_per_run(stored, dataset, profile, blackbox, _keys_of(what, dataset))
+    return keys_per_run(stored, dataset, profile, blackbox, _keys_of(what, dataset), choices)
 
 
 def _keys_of(what: str, dataset: str) -> Callable[[Experiment], set[str]]:
@@ -139,19 +143,24 @@ def _keys_of(what: str, dataset: str) -> Callable[[Experiment], set[str]]:
 
 
 def select_stored(df: pd.DataFrame, what: str, dataset: str, profile: str, seeds: list[int], blackbox: str,
-                  dataset_variant: str | None, keys_of: Callable[[Experiment], set[str]]) -> pd.DataFrame:
+                  dataset_variant: str | None, keys_of: Callable[[Experiment], set[str]],
+                  choices=()) -> pd.DataFrame:
     """Stored rows of one dataset, seeds and black-box choice, of one dataset variant, whose keys are
-    those of the profile's current settings (``keys_of`` per run): rows of models trained under an
-    earlier definition of the profile have other keys and are left out."""
+    those of the profile's current settings and the unstated ``choices`` (``keys_of`` per run): rows
+    of models trained under an earlier definition of the profile, or other choices, have other keys
+    and are left out. (Curves belong to a model, whatever protocol later attacks it: their
+    ``blackbox`` column is not filtered on.)"""
     if not len(df):
         return df
-    df = df[(df["dataset"] == dataset) & (df["seed"].isin(seeds)) & (df["blackbox"] == blackbox)]
+    df = df[(df["dataset"] == dataset) & (df["seed"].isin(seeds))]
+    if what != "curves":
+        df = df[df["blackbox"] == blackbox]
     if dataset_variant is not None:
         df = df[df["dataset_variant"] == dataset_variant]
     elif df["dataset_variant"].nunique() > 1:
         raise AktError(f"stored {what} for {dataset!r} ({profile}) come from several dataset variants; "
                        f"pass dataset_variant= one of: {', '.join(sorted(df['dataset_variant'].unique()))}")
-    return df[df["key"].isin(keys_per_run(df, dataset, profile, blackbox, keys_of))]
+    return df[df["key"].isin(keys_per_run(df, dataset, profile, blackbox, keys_of, choices))]
 
 
 def check_request(what: str, choices, dataset: str, profile: str, blackbox: str, seeds, jobs: int = 1) -> list[int]:
@@ -168,7 +177,7 @@ def check_request(what: str, choices, dataset: str, profile: str, blackbox: str,
 def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = False,
             store: Store | None = None, data_root: str | Path | None = None, device: str | None = None,
             blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print,
-            dataset_variant: str | None = None, bf16: bool = False, jobs: int = 1) -> pd.DataFrame:
+            dataset_variant: str | None = None, bf16: bool = False, jobs: int = 1, choices=()) -> pd.DataFrame:
     """Records (tables) or per-epoch curves (figures) for ``what`` on ``dataset`` under ``profile``.
 
     ``what`` is a table group (``variants``, ``sources``, ``attacks``), ``curves`` (Figs. 3-4) or
@@ -176,16 +185,19 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
     with ``compute=True`` whatever the store lacks is built, and nothing else. Results of different
     dataset variants (e.g. lossless vs jpeg75) are never mixed: pass ``dataset_variant`` to choose.
     ``bf16``: bf16 autocast on a GPU (``Runner``). ``jobs`` > 1 trains independent models in that
-    many processes at once (``build_parallel``). The evaluations beyond the paper have their own
+    many processes at once (``build_parallel``). ``choices``: non-default unstated choices
+    (``choices.CHOICES``, e.g. ``{"decay": "all"}``); only the models they touch are trained again.
+    The evaluations beyond the paper have their own
     ``beyond.require``, on the same validation (``check_request``) and scoring loop (``score``).
     """
     seeds = check_request(what, (*GROUPS, "curves", "all"), dataset, profile, blackbox, seeds, jobs)
+    choices = choices_mod.normalise(choices)
     store = store or Store()
     groups = list(GROUPS) if what == "all" else [what] if what in GROUPS else []
     if compute:
         for seed in seeds:
-            runner = Runner(Experiment(dataset, profile, seed, blackbox=blackbox), store, data_root, device,
-                            download, progress, log, bf16)
+            runner = Runner(Experiment(dataset, profile, seed, blackbox=blackbox, choices=choices), store,
+                            data_root, device, download, progress, log, bf16)
             needs = [n for g in groups for n in table_cells(table_for(g, dataset))]
             if jobs > 1:
                 build_parallel(runner, models_read(runner.exp, needs, what in ("curves", "all")), jobs)
@@ -196,7 +208,7 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
                     runner.model(runner.exp.model(v))
     kind = "curves" if what == "curves" else "records"
     df = select_stored(store.read(profile, kind), kind, dataset, profile, seeds, blackbox, dataset_variant,
-                       _keys_of(what, dataset))
+                       _keys_of(what, dataset), choices)
     if len(df):
         if kind == "curves":  # the clean Res8 is the static source model: show it under its variant name
             df = df.assign(model=df["model"].replace(STATIC_ALIASES))

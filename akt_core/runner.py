@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from . import RESULTS_VERSION, AktError
+from . import choices as choices_mod
 from . import data as data_mod
 from . import methods as methods_mod
 from . import profiles as profiles_mod
@@ -120,7 +121,8 @@ class Runner:
         self.store.append(p, "curves", [{"key": node.key, "dataset": self.exp.dataset, "model": node.name,
                                          "seed": cfg["seed"], "dataset_variant": self.exp.dataset_variant,
                                          "blackbox": self.exp.blackbox, "train_images": len(self.train),
-                                         "epochs": cfg["epochs"], "batch_size": cfg["batch_size"], **row}
+                                         "epochs": cfg["epochs"], "batch_size": cfg["batch_size"],
+                                         **choices_mod.column(cfg), **row}
                                         for row in res.curves],
                           unique=("key", "epoch"))
         self._run_row(node, res.wall_s, res.images_per_s)
@@ -136,7 +138,7 @@ class Runner:
     def _run_row(self, node: Node, wall_s: float, images_per_s: float) -> None:
         self.store.append(self.exp.profile, "runs", [{
             "key": node.key, "kind": node.kind, "name": node.name, **self.provenance(
-                seed=node.config.get("seed", self.exp.seed)),
+                seed=node.config.get("seed", self.exp.seed)), **choices_mod.column(node.config),
             "wall_s": round(wall_s, 2), "images_per_s": round(images_per_s, 1)}], unique=("key",))
 
     def array(self, node: Node) -> torch.Tensor:

@@ -1,9 +1,10 @@
 """The one training loop, parameterised by method (``methods.METHODS``).
 
 SGD with momentum; the learning rate drops x0.1 at 1/2 and 3/4 of all steps (Sec. 3.1, counted in
-steps so short profiles keep the schedule's shape); weight decay per dataset. After every epoch the
-loop records clean and adversarial accuracy on a fixed test subset (Figs. 3-4). State is saved after
-every epoch, with the random generators, so a killed run resumes to the same bits.
+steps so short profiles keep the schedule's shape); weight decay per dataset, on conv and linear
+weights (``choices``: on every parameter). After every epoch the loop records clean and adversarial
+accuracy on a fixed test subset (Figs. 3-4). State is saved after every epoch, with the random
+generators, so a killed run resumes to the same bits.
 """
 from __future__ import annotations
 
@@ -81,8 +82,11 @@ def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs
             b.x_adv = method.inner(model, b, params, inp.eps, g)
         b.y_adv = b.y
         return b
+    # the teacher's soft labels: cached on the un-augmented images, or (choice ``teacher_view=augmented``,
+    # a live teacher) the teacher run on the very batch the student sees
+    live = method.reads("teacher_logits") and inp.teacher_model is not None
     if method.reads("teacher_logits"):
-        b.t = inp.teacher[cidx]
+        b.t = logits(inp.teacher_model, b.x, batch_size=len(b.x), bf16=bf16) if live else inp.teacher[cidx]
     if n_adv == 0:
         return b
     b.y_adv = inp.train.y[aidx]
@@ -101,7 +105,7 @@ def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs
         x_adv, sign = apply_crops(x_adv, crops), apply_crops(sign, crops)
     b.x_adv = dadv_images(x_adv, sign, inp.eps)
     if method.reads("teacher_logits"):
-        b.t_adv = inp.teacher_adv[src, aidx]
+        b.t_adv = logits(inp.teacher_model, b.x_adv, batch_size=n_adv, bf16=bf16) if live else inp.teacher_adv[src, aidx]
     return b
 
 
@@ -133,12 +137,14 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
     if method.peer:
         inp.peer_model = layout(inp.peer_model.to(dev))
         trained.append(inp.peer_model)
+    # weight decay on conv and linear weights only (the default), or on every parameter (choice decay=all)
+    decay_all = cfg.get("choices", {}).get("decay") == "all"
     decay, no_decay = [], []
     for p in (p for m in trained for p in m.parameters()):
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg["weight_decay"]},
-                           {"params": no_decay, "weight_decay": 0.0}],
-                          lr=cfg["lr"], momentum=cfg["momentum"])
+        (no_decay if p.ndim <= 1 and not decay_all else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg["weight_decay"]}]
+    groups += [{"params": no_decay, "weight_decay": 0.0}] if no_decay else []
+    opt = torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"])
     n, bs, epochs = len(inp.train), cfg["batch_size"], cfg["epochs"]
     steps_per_epoch = max(n // bs, 1)
     total = steps_per_epoch * epochs

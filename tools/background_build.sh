@@ -8,13 +8,16 @@
 #   git add data/weights data/results/full-data && git commit ...      # then commit what it added
 #
 # PROFILE, DATASET and SEEDS (environment) override the defaults below; AKT_DATA_ROOT defaults to
-# this checkout's data/datasets (make data). Stop it with: kill -- -$(cat WORKDIR/logs/pid)
+# this checkout's data/datasets (make data). JOB=choices runs tools/measure_choices.py per seed
+# instead (issue 20: the unstated choices on the reduced profile; merge its rows back with
+# tools/merge_rows.py --choices-only). Stop it with: kill -- -$(cat WORKDIR/logs/pid)
 set -u
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-/work/bg}
 PROFILE=${PROFILE:-full-data}
 DATASET=${DATASET:-cifar10}
 SEEDS=${SEEDS:-"0 1"}
+JOB=${JOB:-graph}
 PY=${PY:-$HERE/.venv/bin/python}
 export AKT_DATA_ROOT=${AKT_DATA_ROOT:-$HERE/data/datasets}
 if [ ! -d "$WORK/.git" ]; then
@@ -42,6 +45,11 @@ echo $$ > "$WORK/logs/pid"
 cd "$WORK"
 echo "=== $(date -Is) $PROFILE $DATASET seeds $SEEDS at $(git rev-parse --short=12 HEAD)" >> logs/run.log
 for seed in $SEEDS; do
+  if [ "$JOB" = choices ]; then
+    echo "=== $(date -Is) unstated choices seed $seed" >> logs/run.log
+    "$PY" tools/measure_choices.py --seed "$seed" >> logs/run.log 2>&1 || echo "FAILED choices seed $seed" >> logs/run.log
+    continue
+  fi
   for what in all whitebox sweep; do
     echo "=== $(date -Is) build $what seed $seed" >> logs/run.log
     "$PY" -m akt_core.cli build "$what" --dataset "$DATASET" --profile "$PROFILE" --seed "$seed" \

@@ -1,0 +1,136 @@
+"""The unstated choices (issue 20): each one touches exactly the models it names, keeps every other
+key, and changes the training the way its name says."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from conftest import make_model
+
+from akt_core import AktError
+from akt_core import choices as C
+from akt_core import methods as M
+from akt_core import train as T
+from akt_core.data import load, to_float
+from akt_core.evaluate import logits
+from akt_core.graph import SOURCE_DEPTHS, VARIANTS, Experiment, walk
+from akt_core.results import select_stored
+
+pytestmark = pytest.mark.usefixtures("isolated")
+EPS = 16 / 256
+
+
+def _keys(**kw) -> dict[str, str]:
+    e = Experiment("cifar10", "reduced", 0, dataset_variant="v", **kw)
+    roots = [e.model(v) for v in VARIANTS] + [e.blackbox_source(d) for d in SOURCE_DEPTHS]
+    return {n.name: n.key for n in walk(roots) if n.kind == "model"}
+
+
+def _moved(**kw) -> set[str]:
+    base, other = _keys(), _keys(**kw)
+    return {name for name in base if base[name] != other[name]}
+
+
+def test_the_defaults_are_no_choice_at_all():
+    assert Experiment("mnist", "smoke", choices={"decay": "weights", "teacher_view": "cached"}).choices == ()
+    assert _keys(choices={"dadv_walk": "random"}) == _keys()
+
+
+def test_teacher_view_touches_the_three_distilled_students_only():
+    assert _moved(choices={"teacher_view": "augmented"}) == {"Res8(dist-cln)", "Res8(dist-adv)", "Res8(adv-trans)"}
+
+
+def test_dadv_walk_touches_the_dadv_models_and_what_they_teach():
+    assert _moved(choices={"dadv_walk": "cycle"}) == {"Res26(adv)", "Res8(adv)", "Res8(adv-trans)", "Res8(dist-adv)"}
+
+
+def test_decay_touches_every_model_the_paper_trains_but_never_the_held_out_instrument():
+    moved = _moved(choices={"decay": "all"})
+    assert {f"heldout:Res{d}" for d in SOURCE_DEPTHS}.isdisjoint(moved)
+    assert moved == set(_keys()) - {f"heldout:Res{d}" for d in SOURCE_DEPTHS}
+
+
+def test_the_static_protocol_trains_the_same_targets():
+    static = _keys(blackbox="static")
+    held = _keys()
+    assert all(static[v] == held[v] for v in ("Res26(adv)", "Res8(adv-trans)", "static:Res26", "static:Res8"))
+    e = Experiment("cifar10", "reduced", 0, dataset_variant="v", blackbox="static")
+    assert e.blackbox_source(20).name == "static:Res20" and e.curve_source().name == "heldout:Res26"
+
+
+def test_a_choice_is_in_the_touched_models_config_and_params():
+    e = Experiment("cifar10", "reduced", 0, choices={"dadv_walk": "cycle", "decay": "all"})
+    cfg = e.model("Res26(adv)").config
+    assert cfg["choices"] == {"dadv_walk": "cycle", "decay": "all"} and cfg["params"]["source_choice"] == "cycle"
+    assert e.model("Res8(self-adv)").config["choices"] == {"decay": "all"}
+    assert "choices" not in e.heldout_source(26).config
+    assert C.column(cfg) == {"choices": "dadv_walk=cycle;decay=all"} and C.column({}) == {}
+
+
+@pytest.mark.parametrize("bad, words", [({"decay": "none"}, "weights, all"), ({"teacher": "x"}, "teacher_view"),
+                                        ({"blackbox": "static"}, "Experiment.blackbox")])
+def test_bad_choices_name_the_valid_ones(bad, words):
+    with pytest.raises(AktError, match=words):
+        Experiment("mnist", "smoke", choices=bad)
+
+
+def test_parse_from_the_command_line():
+    assert C.parse(["decay=all", "teacher_view=cached"]) == (("decay", "all"),)
+    with pytest.raises(AktError, match="NAME=VALUE"):
+        C.parse(["decay"])
+
+
+def test_decay_all_decays_batchnorm_and_biases():
+    """One SGD step with zero gradients: only weight decay moves a parameter, p <- p (1 - lr wd)."""
+    tr = load("synthetic", "train").subset(64)
+    cfg = {"epochs": 1, "batch_size": 64, "lr": 0.5, "momentum": 0.0, "lr_milestones": [2.0, 3.0],
+           "weight_decay": 0.1}
+    zero = M.Method("zero", lambda model, b, p: 0.0 * model(b.x).sum(), "zero loss")
+    for chosen, bn_factor in ((None, 1.0), ("all", 1 - 0.5 * 0.1)):
+        model = make_model()
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.weight.fill_(2.0)
+        bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        w0 = conv.weight.detach().clone()
+        c = {**cfg, **({"choices": {"decay": chosen}} if chosen else {})}
+        res = T.train_model(model, zero, {}, c, T.TrainInputs(tr, False, EPS), 0, progress=False)
+        name = next(k for k, v in model.state_dict().items() if v.data_ptr() == bn.weight.data_ptr())
+        conv_name = next(k for k, v in model.state_dict().items() if v.data_ptr() == conv.weight.data_ptr())
+        assert torch.allclose(res.state_dict[name], torch.full_like(bn.weight, 2.0 * bn_factor))
+        assert torch.allclose(res.state_dict[conv_name], w0 * (1 - 0.05))
+
+
+@pytest.mark.parametrize("method", ["dist-cln", "adv-trans"])
+def test_teacher_view_augmented_reads_the_teacher_on_the_batch_the_student_sees(method):
+    tr = load("synthetic", "train").subset(96)
+    m = M.get(method)
+    teacher = make_model(seed=5).eval()
+    g = torch.Generator().manual_seed(3)
+    inp = T.TrainInputs(tr, True, EPS, teacher_model=teacher)
+    if m.uses_dadv:
+        inp.dadv_sign = (torch.randint(0, 3, (2, 96, 3, 32, 32), generator=g) - 1).to(torch.int8)
+    b = T._make_batch(make_model(), m, m.params, inp, torch.arange(64), 0, torch.Generator().manual_seed(1), False)
+    assert not torch.equal(b.x, to_float(tr.x[:len(b.x)]))  # augmented
+    assert torch.allclose(b.t, logits(teacher, b.x), atol=1e-6)
+    if m.uses_dadv:
+        assert torch.allclose(b.t_adv, logits(teacher, b.x_adv), atol=1e-6)
+
+
+def test_stored_rows_of_a_choice_are_apart_from_the_defaults():
+    e0 = Experiment("synthetic", "smoke", 0, dataset_variant="v")
+    e1 = Experiment("synthetic", "smoke", 0, dataset_variant="v", choices={"teacher_view": "augmented"})
+    rows = [{"key": e.model(v).key, "model": v, "dataset": "synthetic", "seed": 0, "dataset_variant": "v",
+             "blackbox": "held-out", "epoch": 1, "tag": tag}
+            for e, tag in ((e0, "default"), (e1, "choice")) for v in ("Res8(cln)", "Res8(dist-cln)")]
+    df = pd.DataFrame(rows).drop_duplicates("key")
+
+    def keys_of(e):
+        return {e.model(v).key for v in ("Res8(cln)", "Res8(dist-cln)")}
+
+    got = select_stored(df, "curves", "synthetic", "smoke", [0], "held-out", None, keys_of, e1.choices)
+    assert sorted(zip(got["model"], got["tag"])) == [("Res8(cln)", "default"), ("Res8(dist-cln)", "choice")]
+    got = select_stored(df, "curves", "synthetic", "smoke", [0], "held-out", None, keys_of)
+    assert sorted(got["tag"]) == ["default", "default"]

@@ -1,0 +1,42 @@
+"""Build what the chapter "What the unstated choices change" reads (``choices.MEASURED``), for one
+seed: first the default graph of each dataset it names, then each choice's other value, retraining
+only the models that value touches. Everything lands in the store (default ``data/``); a killed run
+resumes.
+
+    python tools/measure_choices.py --seed 0 [--store DIR] [--only NAME ...]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+from akt_core import choices
+from akt_core.results import require
+from akt_core.store import Store
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--store", default=None)
+    ap.add_argument("--only", nargs="+", default=None, help="only these choices (names)")
+    args = ap.parse_args()
+    store = Store(args.store)
+    todo = [m for m in choices.MEASURED if args.only is None or m[0] in args.only]
+    for name in args.only or []:
+        choices.check_choice("unstated choice", name, choices.CHOICES)
+    done_default = set()
+    for name, value, datasets in todo:
+        for ds in datasets:
+            for label, kw in ((("default", {}),) if ds not in done_default else ()) + (
+                    (f"{name}={value}", choices.experiment_kwargs(name, value)),):
+                t0 = time.perf_counter()
+                print(f"=== {ds} seed {args.seed}: {label}", flush=True)
+                require("all", ds, choices.MEASURED_PROFILE, [args.seed], compute=True, store=store,
+                        device="cpu", progress=False, **kw)
+                print(f"=== {ds} seed {args.seed}: {label} done in {time.perf_counter() - t0:.0f} s", flush=True)
+            done_default.add(ds)
+
+
+if __name__ == "__main__":
+    main()
