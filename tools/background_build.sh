@@ -3,7 +3,7 @@
 # every row and model it stores names a committed commit (issue 15: the full-data CIFAR-10 graph,
 # trained across sessions). Models already published in data/weights/ are read, not trained again.
 #
-#   nohup tools/background_build.sh [WORKDIR] > /dev/null 2>&1 &      # log: WORKDIR/logs/run.log
+#   nohup setsid tools/background_build.sh [WORKDIR] > /dev/null 2>&1 &   # log: WORKDIR/logs/run.log
 #   .venv/bin/akt publish --from WORKDIR/data --profile full-data      # after each finished model,
 #   git add data/weights data/results/full-data && git commit ...      # then commit what it added
 #
