@@ -2,6 +2,7 @@
 key, and changes the training the way its name says."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -134,3 +135,70 @@ def test_stored_rows_of_a_choice_are_apart_from_the_defaults():
     assert sorted(zip(got["model"], got["tag"])) == [("Res8(cln)", "default"), ("Res8(dist-cln)", "choice")]
     got = select_stored(df, "curves", "synthetic", "smoke", [0], "held-out", None, keys_of)
     assert sorted(got["tag"]) == ["default", "default"]
+
+
+@pytest.fixture(scope="module")
+def choice_store(tmp_path_factory, tiny_built):
+    """The synthetic graph under the 'tiny' profile: seeds 0 and 1 by default, seed 0 with the teacher
+    run on the augmented batches."""
+    from akt_core import profiles as P
+    from akt_core import results as RS
+    from akt_core.store import Store
+
+    root = tmp_path_factory.mktemp("choice_store")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(P.PROFILES, "tiny", tiny_built["profile"])
+        for seed, kw in ((0, {}), (1, {}), (0, {"choices": {"teacher_view": "augmented"}})):
+            RS.require("all", "synthetic", "tiny", [seed], compute=True, store=Store(root), progress=False,
+                       log=lambda *a: None, **kw)
+    return root
+
+
+def test_cell_moves_are_paired_by_seed_against_the_default_spread(choice_store, tiny_built, monkeypatch):
+    from akt_core import profiles as P
+    from akt_core.report import unstated
+    from akt_core.store import Store
+
+    monkeypatch.setitem(P.PROFILES, "tiny", tiny_built["profile"])
+    monkeypatch.setenv("AKT_STORE", str(choice_store))
+    m = unstated.moves("teacher_view", "augmented", "synthetic", "tiny", seeds=(0, 1))
+    assert len(m) == 7 * 5 + 4 * 5 + 4 * 5  # every cell of the three tables
+    assert unstated.measured_seeds("teacher_view", "augmented", "synthetic", "tiny", (0, 1)) == [0]
+    recs = Store(choice_store).read("tiny")
+    e0 = Experiment("synthetic", "tiny", 0, dataset_variant=recs["dataset_variant"].iloc[0])
+    e1 = Experiment("synthetic", "tiny", 0, dataset_variant=e0.dataset_variant, choices={"teacher_view": "augmented"})
+
+    def acc(e, seed, model, attack, src):
+        ex = Experiment("synthetic", "tiny", seed, dataset_variant=e.dataset_variant, choices=e.choices)
+        return float(recs.loc[recs["key"] == ex.record_key(model, attack, src), "accuracy"].iloc[0])
+
+    row = m[(m["table"] == 2) & (m["model"] == "Res8(adv-trans)") & (m["column"] == "FGSM")].iloc[0]
+    assert row["default"] == acc(e0, 0, "Res8(adv-trans)", "FGSM", 26)
+    assert row["other"] == acc(e1, 0, "Res8(adv-trans)", "FGSM", 26)
+    spread = float(np.std([acc(e0, s, "Res8(adv-trans)", "FGSM", 26) for s in (0, 1)], ddof=1))
+    assert row["spread"] == pytest.approx(spread) and row["n_seeds"] == 1
+    assert row["moved"] == (abs(row["other"] - row["default"]) > spread)
+    untouched = m[m["model"].isin(["Res26(cln)", "Res26(adv)", "Res8(cln)", "Res8(adv)", "Res8(self-adv)"])]
+    assert len(untouched) and (untouched["move"] == 0).all() and not untouched["moved"].any()
+
+
+def test_summary_names_the_largest_move_and_the_flipped_verdicts(monkeypatch):
+    from akt_core.report import unstated
+
+    hand = pd.DataFrame({"table": [3, 3, 6], "model": ["Res8(adv)", "Res8(cln)", "Res8(adv)"],
+                         "column": ["FGSM", "clean", "FGSM@Res26"], "default": [40.0, 60.0, 50.0],
+                         "other": [36.0, 60.5, 51.0], "spread": [1.0, 2.0, 0.5], "n_seeds": 1})
+    hand["move"] = hand["other"] - hand["default"]
+    hand["moved"] = hand["move"].abs() > hand["spread"]
+    flips = pd.DataFrame({"claim": ["C1", "C3"], "default": ["supported", "within noise"],
+                          "other": ["supported", "contradicted"]})
+    monkeypatch.setattr(unstated, "moves", lambda *a, **k: hand)
+    monkeypatch.setattr(unstated, "verdicts", lambda *a, **k: flips)
+    monkeypatch.setattr(unstated, "measured_seeds", lambda *a, **k: [0])
+    s = unstated.summary()
+    row = s[(s["choice"] == "dadv_walk")].iloc[0]
+    assert row["cells moved"] == "2 of 3"  # -4 beyond 1, +1 beyond 0.5; +0.5 within 2
+    assert row["largest move"] == "-4.0 (Table 3, Res8(adv), FGSM)"
+    assert row["verdicts that change"] == "C3: within noise → contradicted"
+    assert row["median seed spread"] == 1.0 and row["seeds"] == "0"
+    assert list(s["choice"]) == [n for n, _, ds in unstated.choices_mod.MEASURED for _ in ds]

@@ -8,11 +8,16 @@ resumes.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
-from akt_core import choices
-from akt_core.results import require
-from akt_core.store import Store
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # this checkout's akt_core, not another checkout's installed one
+    sys.path.insert(0, str(ROOT))
+from akt_core import choices  # noqa: E402
+from akt_core.results import require  # noqa: E402
+from akt_core.store import Store  # noqa: E402
 
 
 def main() -> None:

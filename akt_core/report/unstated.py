@@ -1,0 +1,120 @@
+"""What the unstated choices change (issue 20): for each measured choice (``choices.MEASURED``), the
+move of every table cell from the default to the other value, paired seed by seed, weighed against
+the seed-to-seed spread of the same cell under the default, and the claims' verdicts under both.
+
+A cell *moves* when ``|other - default|`` (mean over the seeds both have) exceeds that cell's
+standard deviation over the default's stored seeds. Never computes: it reads the store.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .. import AktError
+from .. import choices as choices_mod
+from ..graph import table_cells, table_for
+from ..results import require
+from .claims import stand_in
+from .tables import _cells
+from .verdicts import verdict_table
+
+GROUPS = ("variants", "sources", "attacks")
+
+
+def _records(group: str, dataset: str, profile: str, seeds, **kw) -> pd.DataFrame | None:
+    try:
+        return require(group, dataset, profile, seeds, compute=False, progress=False, **kw)
+    except AktError:
+        return None
+
+
+def _tidy(records: pd.DataFrame | None, dataset: str, group: str) -> pd.DataFrame:
+    if records is None or not len(records):
+        return pd.DataFrame(columns=["table", "model", "column", "seed", "accuracy"])
+    table = table_for(group, dataset)
+    return _cells(records, table)[["model", "column", "seed", "accuracy"]].assign(table=table.number)
+
+
+def measured_seeds(name: str, value: str, dataset: str, profile: str = choices_mod.MEASURED_PROFILE,
+                   seeds=choices_mod.MEASURED_SEEDS) -> list[int]:
+    """The seeds among ``seeds`` for which the other value has a stored record of every table cell (the
+    records of models it leaves untouched are the default's own, so some exist before it is run)."""
+    kw = choices_mod.experiment_kwargs(name, value)
+
+    def complete(seed: int) -> bool:
+        for g in GROUPS:
+            r = _records(g, dataset, profile, [seed], **kw)
+            if r is None or len(r) < len(table_cells(table_for(g, dataset))):
+                return False
+        return True
+
+    return [s for s in seeds if complete(s)]
+
+
+def moves(name: str, value: str, dataset: str, profile: str = choices_mod.MEASURED_PROFILE,
+          seeds=choices_mod.MEASURED_SEEDS) -> pd.DataFrame:
+    """One row per table cell: table, model, column, default and other (means over the seeds both
+    have), move = other - default, spread (the cell's sd over the default's stored seeds), n_seeds
+    (of the move) and moved (|move| > spread). Empty when the other value has no stored records."""
+    got = measured_seeds(name, value, dataset, profile, seeds)
+    if not got:
+        return pd.DataFrame(columns=["table", "model", "column", "default", "other", "move", "spread", "n_seeds",
+                                     "moved"])
+    kw = choices_mod.experiment_kwargs(name, value)
+    rows = []
+    for g in GROUPS:
+        base = _tidy(_records(g, dataset, profile, list(seeds)), dataset, g)
+        other = _tidy(_records(g, dataset, profile, got, **kw), dataset, g)
+        keys = ["table", "model", "column"]
+        spread = base.groupby(keys)["accuracy"].std(ddof=1).rename("spread")
+        paired = other.merge(base, on=[*keys, "seed"], suffixes=("_other", "_default"))
+        cell = paired.groupby(keys).agg(default=("accuracy_default", "mean"), other=("accuracy_other", "mean"),
+                                        n_seeds=("seed", "nunique"))
+        rows.append(cell.join(spread).reset_index())
+    df = pd.concat(rows, ignore_index=True)
+    df["move"] = df["other"] - df["default"]
+    df["moved"] = df["move"].abs() > df["spread"]
+    return df[["table", "model", "column", "default", "other", "move", "spread", "n_seeds", "moved"]]
+
+
+def verdicts(name: str, value: str, dataset: str, profile: str = choices_mod.MEASURED_PROFILE,
+             seeds=None) -> pd.DataFrame:
+    """claim, default and other: the four-state verdicts on the same seeds under both values."""
+    seeds = list(seeds) if seeds is not None else measured_seeds(name, value, dataset, profile)
+    if not seeds:
+        return pd.DataFrame(columns=["claim", "default", "other"])
+    kw = choices_mod.experiment_kwargs(name, value)
+    noise = stand_in(profile)
+
+    def states(**k) -> dict[str, str]:
+        recs = {g: _records(g, dataset, profile, seeds, **k) for g in GROUPS}
+        curves = _records("curves", dataset, profile, seeds, **k)
+        t = verdict_table(dataset, recs, curves, noise)
+        return dict(zip(t["claim"], t["state"]))
+
+    base, other = states(), states(**kw)
+    return pd.DataFrame([{"claim": c, "default": base[c], "other": other.get(c, "not evaluated")} for c in base])
+
+
+def summary(profile: str = choices_mod.MEASURED_PROFILE) -> pd.DataFrame:
+    """One row per measured (choice, dataset): what the choice is, the seeds measured, how many cells
+    move beyond their seed spread, the largest move (and its cell), the median seed spread, and the
+    verdicts that change."""
+    rows = []
+    for name, value, datasets in choices_mod.MEASURED:
+        c = choices_mod.CHOICES[name]
+        for ds in datasets:
+            m = moves(name, value, ds, profile)
+            row = {"choice": name, "default": c.default, "other": value, "dataset": ds}
+            if not len(m):
+                rows.append({**row, "seeds": "not measured yet"})
+                continue
+            big = m.loc[m["move"].abs().idxmax()]
+            v = verdicts(name, value, ds, profile)
+            flips = [f"{r.claim}: {r.default} → {r.other}" for r in v.itertuples() if r.default != r.other]
+            rows.append({**row, "seeds": ", ".join(map(str, measured_seeds(name, value, ds, profile))),
+                         "cells moved": f"{int(m['moved'].sum())} of {len(m)}",
+                         "largest move": f"{big['move']:+.1f} (Table {int(big['table'])}, {big['model']}, {big['column']})",
+                         "median seed spread": round(float(np.nanmedian(m["spread"])), 2),
+                         "verdicts that change": "; ".join(flips) or "none"})
+    return pd.DataFrame(rows)
