@@ -31,7 +31,7 @@ help:
 	@echo "make test        lint (ruff), unit tests + notebook regression (nbval)"
 	@echo "make reproduce   PROFILE=smoke|reduced|paper DATASET=mnist|cifar10|cifar100 [SEEDS=\"0 1 2\"] [DEVICE=cuda] [JOBS=4]"
 	@echo "make data        lay out the offline datasets from $(SHARED_DATA) (if present)"
-	@echo "make notebooks   regenerate notebooks/ and store their outputs (nbval references)"
+	@echo "make notebooks   write notebooks/*.ipynb from their MyST sources (notebooks/*.md), store outputs (nbval references)"
 	@echo "make bench       throughput benchmarks"
 	@echo "make clean       remove the executed notebooks and the built book"
 
@@ -66,7 +66,7 @@ data: venv
 	fi
 
 notebooks: venv
-	$(PY) tools/make_notebooks.py
+	$(PY) tools/sync_notebooks.py
 	$(PY) tools/execute_notebooks.py --in-place --kernel python3
 
 bench: venv

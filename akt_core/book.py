@@ -1,9 +1,9 @@
 """The book's pages, declared once (as showyourwork declares each figure with the one script that
 makes it): which notebook makes each page, for which table group and datasets, under which title.
 
-``tools/execute_notebooks.py`` executes this plan, ``tools/make_notebooks.py`` writes the notebooks
-it names, ``book/_ext/launch_paths.py`` maps executed pages back to their notebooks, and the tests
-check ``_toc.yml`` against ``toc_files``.
+``tools/execute_notebooks.py`` executes this plan (the notebooks it names are written from their
+MyST sources ``notebooks/*.md`` by ``tools/sync_notebooks.py``), ``book/_ext/launch_paths.py`` maps
+executed pages back to their notebooks, and the tests check ``_toc.yml`` against ``toc_files``.
 """
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ PAGES: tuple[Page, ...] = (
     # table averages the same runs
     Page("beyond_robustness", "White-box attacks and eps sweep: {dataset}", results="robustness"),
     Page("beyond_compare", "Later methods compared: {dataset}", results="robustness"),
+    Page("unstated_choices", "What the unstated choices change", datasets=()),
 )
 BY_STEM = {p.stem: p for p in PAGES}
 
@@ -56,3 +57,19 @@ def copies(page: Page, datasets: tuple[str, ...] | list[str] = DATASETS) -> list
 def toc_files() -> set[str]:
     """Every executed page the table of contents must list."""
     return {f"{EXECUTED}/{p.executed(d)}" for p in PAGES for d in copies(p)}
+
+
+PROFILES_PAGE = "profiles.md"  #: the run profiles as a table, written beside the scorecard, included by intro.md
+
+
+def profiles_markdown() -> str:
+    """Every run profile (``profiles.PROFILES``, its one declaration) as a Markdown table: what it
+    trains on per dataset and whether its results are published."""
+    from . import profiles as profiles_mod
+
+    rows = ["| profile | what it is | " + " | ".join(data_mod.spec(d).title for d in DATASETS) + " | published |",
+            "|---|---|" + "---|" * len(DATASETS) + "---|"]
+    for p in profiles_mod.PROFILES.values():
+        cells = [p.settings(d) for d in DATASETS]
+        rows.append(f"| `{p.name}` | {p.description} | " + " | ".join(cells) + f" | {'yes' if p.published else 'no'} |")
+    return "\n".join(rows) + "\n"

@@ -58,7 +58,8 @@ def test_every_table_and_figure_is_in_the_book(html):
                 assert "REDUCED profile" in page, f"{stem}_{ds}: numbers without their profile label"
                 for model in table.targets:
                     assert model in page
-                assert re.search(r">\s*ours\s*<", page) and re.search(r">\s*paper\s*<", page)
+                # compact cells: ours in bold over (the paper's value, the coloured difference)
+                assert re.search(r"<b>\d+\.\d</b>", page) and re.search(r"<small>\(\d+\.\d, <span style=", page)
                 assert "Claims C1-C5" in page
             else:
                 assert "No stored results yet" in page
@@ -157,3 +158,17 @@ def test_the_first_page_shows_the_scorecard(html):
     assert "Do the paper" in intro and "<table class='scorecard'>" in intro
     for state in ("supported", "untestable at this budget"):
         assert state in intro
+
+
+@pytest.mark.slow
+def test_no_page_shows_plumbing_and_the_choices_chapter_renders(html):
+    """The Colab setup, the parameters (the sources' and papermill's injected ones) and their check are
+    tagged away (notebooks/*.md): no executed page shows their code."""
+    pages = sorted((html / "book" / "_executed").glob("*.html"))
+    assert len(pages) == len(book.toc_files())
+    for page in pages:
+        text = page.read_text()
+        shown = [w for w in ("google.colab", "notebook_params.check", "# Parameters", "REPOSITORY =") if w in text]
+        assert not shown, f"{page.name} shows plumbing: {shown}"
+    chapter = _page(html, "unstated_choices")
+    assert "What each choice moves" in chapter and "teacher_view" in chapter and "dadv_walk" in chapter

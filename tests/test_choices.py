@@ -202,3 +202,18 @@ def test_summary_names_the_largest_move_and_the_flipped_verdicts(monkeypatch):
     assert row["verdicts that change"] == "C3: within noise → contradicted"
     assert row["median seed spread"] == 1.0 and row["seeds"] == "0"
     assert list(s["choice"]) == [n for n, _, ds in unstated.choices_mod.MEASURED for _ in ds]
+
+
+def test_reading_says_what_moved_and_what_is_not_measured():
+    from akt_core.report import unstated
+
+    s = pd.DataFrame([{"choice": "decay", "default": "weights", "other": "all", "dataset": "cifar10", "seeds": "0, 1",
+                       "cells moved": "3 of 75", "largest move": "+6.0 (Table 3, Res8(adv), FGSM)",
+                       "median seed spread": 1.25, "verdicts that change": "none"},
+                      {"choice": "blackbox", "default": "held-out", "other": "static", "dataset": "mnist",
+                       "seeds": "not measured yet"}])
+    text = unstated.reading(s)
+    assert text.startswith("**decay = all** (cifar10, seeds 0, 1): 3 of 75 cells move beyond their seed spread "
+                           "(median spread 1.2 points); the largest move is +6.0 (Table 3, Res8(adv), FGSM); no "
+                           "verdict changes.")
+    assert text.endswith("Not measured yet: blackbox = static on mnist.")

@@ -12,7 +12,7 @@ import pytest
 import tomllib
 import yaml
 
-from akt_core import AktError
+from akt_core import AktError, book
 from akt_core import notebook_params as NP
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,13 +128,36 @@ def test_the_colab_setup_cell_clones_the_configured_repository_or_asks_for_one()
     import sys
 
     sys.path.insert(0, str(ROOT / "tools"))
-    import make_notebooks as MN
+    import sync_notebooks as SN
 
-    with_url = MN.setup_cell("https://github.com/someone/fork")
-    assert '"https://github.com/someone/fork"' in with_url and "akt-companion[colab]" in with_url
-    without = MN.setup_cell(None)
-    assert "git" not in without.split("raise")[0].split("if ")[-1] and "names no repository yet" in without
+    source = ROOT / "notebooks" / "tables_2_4_variants.md"
+    with_url = SN.render(source, "https://github.com/someone/fork").cells[1].source
+    assert "REPOSITORY = 'https://github.com/someone/fork'" in with_url and "akt-companion[colab]" in with_url
+    without = SN.render(source, None).cells[1].source
+    assert "REPOSITORY = None" in without and "names no repository yet" in without
     for src in (with_url, without):
         ast.parse(src)
     placeholder = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]["akt_repository_placeholder"]
-    assert (MN.repository() is None) == placeholder
+    assert (SN.repository() is None) == placeholder
+
+
+def test_every_notebook_is_its_myst_source_and_declares_the_shared_parameters():
+    """notebooks/*.ipynb are generated from notebooks/*.md (make notebooks): same cells, same tags;
+    each parameters cell is notebook_params.cell() (the parameters are declared once)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import sync_notebooks as SN
+
+    sources = sorted((ROOT / "notebooks").glob("*.md"))
+    assert {s.stem for s in sources} == {p.stem for p in NOTEBOOKS} == {p.stem for p in book.PAGES}
+    for src in sources:
+        assert SN.differences(src, src.with_suffix(".ipynb"), SN.repository()) == [], src.name
+        nb = SN.render(src)
+        params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(params) == 1, src.name
+        dataset = re.search(r"dataset: str = '(\w+)'", params[0].source).group(1)
+        extra = (NP.REPEATS,) if "repeats" in params[0].source else ()
+        assert params[0].source == NP.cell(dataset, extra), src.name
+        plumbing = nb.cells[1:4]  # setup, parameters, validation: never on the page
+        assert all({"remove-cell", "remove-input"} & set(c.metadata.get("tags", [])) for c in plumbing), src.name

@@ -4,9 +4,9 @@ Each notebook in ``notebooks/`` is run once per dataset (``table1_cost`` once) w
 ``dataset`` and ``compute=False`` injected, and written to ``book/_executed/`` under the name the
 book's ``_toc.yml`` expects (``<notebook>_<dataset>.ipynb``), its title naming the table and the
 dataset. With ``compute=False`` the notebooks only read stored results, so this never trains.
-Notebooks run two at a time (``--workers``), in ``notebooks/`` as working directory; each is
-printed with its wall time; the first failure stops the run with a non-zero exit status
-(``--keep-going`` runs the rest first). The claims scorecard the first page includes is written first.
+Notebooks run two at a time (``--workers``), each worker reusing one kernel (a fresh namespace per
+notebook), in ``notebooks/`` as working directory; each is printed with its wall time; the first
+failure stops the run with a non-zero exit status (``--keep-going`` runs the rest first). The claims scorecard the first page includes is written first.
 
 ``--in-place`` instead executes ``notebooks/*.ipynb`` themselves with their default parameters and
 stores the outputs in them (``make notebooks``): those outputs are what ``make test`` (nbval)
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -78,6 +79,7 @@ def write_scorecard(out: Path) -> None:
         warnings.simplefilter("ignore", RuntimeWarning)
         card = S.scorecard()
     atomic_write_text(S.markdown(card), out / SCORECARD)
+    atomic_write_text(book.profiles_markdown(), out / book.PROFILES_PAGE)
     print(f"[scorecard] {len(card)} verdicts -> {_rel(out / SCORECARD)} ({time.perf_counter() - t0:.1f} s)", flush=True)
 
 
@@ -106,18 +108,17 @@ def retitle(path: Path, title: str) -> None:
     raise ValueError(f"{path.name} has no level-1 heading to retitle")
 
 
-def hide_inputs(path: Path) -> None:
-    """Tag every code cell of the executed notebook at ``path`` ``hide-input``: the page shows the
-    results first and keeps the code (the Colab setup, the parameters and their check, the calls into
-    akt_core) behind a toggle, as Jupyter Book's cell tags do."""
+def hide_injected(path: Path) -> None:
+    """Tag the cell papermill injected into the executed notebook at ``path`` (``injected-parameters``)
+    ``remove-cell``, as the sources tag their own parameters cell: the page shows no plumbing. (The
+    sources' other cells carry their tags already: ``notebooks/*.md``.)"""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
-        if cell.cell_type == "code":
-            tags = cell.metadata.setdefault("tags", [])
-            if "hide-input" not in tags:
-                tags.append("hide-input")
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
     nbformat.write(nb, path)
 
 
@@ -127,23 +128,60 @@ def _parameters_of(path: Path) -> set[str]:
     return set(pm.inspect_notebook(str(path)))
 
 
+_KERNELS = threading.local()  #: one kernel per worker thread, reused from notebook to notebook
+_STARTED: list = []  #: every kernel manager started, shut down at the end
+
+
+def _kernel(kernel: str):
+    """This worker's kernel, started in ``notebooks/`` on first use. A kernel's start and the imports
+    of torch, pandas and matplotlib are most of a notebook's time; each notebook still gets a fresh
+    namespace (``%reset -f`` before it runs), only the imported modules are shared."""
+    from jupyter_client.manager import KernelManager
+
+    km = getattr(_KERNELS, "km", None)
+    if km is None or not km.is_alive():
+        km = KernelManager(kernel_name=kernel)
+        km.start_kernel(cwd=str(NOTEBOOKS))
+        _KERNELS.km = km
+        _STARTED.append(km)
+    return km
+
+
+def _run(nb, km) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    reset = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("%reset -f\nimport matplotlib.pyplot\n"
+                                                                      "matplotlib.pyplot.close('all')")])
+    for book_ in (reset, nb):
+        NotebookClient(book_, km=km, resources={"metadata": {"path": str(NOTEBOOKS)}}, timeout=600).execute()
+
+
 def _execute_one(i: int, n: int, src: Path, dst: Path, params: dict, kernel: str) -> str | None:
-    """Execute one notebook; None when it succeeded, else the reason."""
-    import papermill as pm
+    """Execute one notebook with ``params`` injected as papermill injects them (a cell tagged
+    ``injected-parameters`` after the ``parameters`` cell), in this worker's kernel; write it to
+    ``dst`` (also when it fails, with the outputs so far). None when it succeeded, else the reason."""
+    import nbformat
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
 
     shown = ", ".join(f"{k}={v}" for k, v in params.items())
     t0 = time.perf_counter()
+    nb = parameterize_notebook(load_notebook_node(str(src)), params, kernel_name=kernel, language="python")
+    km = _kernel(kernel)
     try:
-        pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name=kernel, cwd=str(NOTEBOOKS),
-                            progress_bar=False, log_output=False)
+        _run(nb, km)
     except Exception as exc:  # noqa: BLE001 - report any failure with the notebook's name
+        nbformat.write(nb, dst)
+        km.restart_kernel()  # whatever state the failure left
         print(f"[{i}/{n}] {_rel(src)} ({shown}) FAILED after {time.perf_counter() - t0:.1f} s: "
               f"{type(exc).__name__}: {exc}\n    the partly executed notebook is {_rel(dst)}", file=sys.stderr, flush=True)
         return f"{type(exc).__name__}: {exc}"
+    nbformat.write(nb, dst)
     page = book.BY_STEM[src.stem]
     if page.datasets:  # the copies of one notebook get titles that tell them apart in the contents
         retitle(dst, page.title(params["dataset"]))
-    hide_inputs(dst)
+    hide_injected(dst)
     print(f"[{i}/{n}] {_rel(src)} ({shown}) -> {_rel(dst)} in {time.perf_counter() - t0:.1f} s", flush=True)
     return None
 
@@ -171,15 +209,19 @@ def run_papermill(profile: str, datasets: list[str], out: Path, kernel: str, onl
     calls = [(i, len(todo), src, dst, {k: v for k, v in params.items() if k in declared[src]}, kernel)
              for i, (src, dst, params) in enumerate(todo, 1)]
     failed = []
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        futures = [pool.submit(_execute_one, *c) for c in calls]
-        for c, f in zip(calls, futures):
-            if f.result() is not None:
-                failed.append(c[3].name)
-                if not keep_going:
-                    for g in futures:
-                        g.cancel()
-                    break
+    try:
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            futures = [pool.submit(_execute_one, *c) for c in calls]
+            for c, f in zip(calls, futures):
+                if f.result() is not None:
+                    failed.append(c[3].name)
+                    if not keep_going:
+                        for g in futures:
+                            g.cancel()
+                        break
+    finally:
+        for km in _STARTED:
+            km.shutdown_kernel(now=True)
     print(f"{len(todo) - len(failed)} of {len(todo)} notebooks executed in {time.perf_counter() - t_all:.1f} s "
           f"({workers} at a time)", flush=True)
     if failed:

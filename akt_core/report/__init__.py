@@ -6,15 +6,19 @@ the profile it came from.
 """
 from __future__ import annotations
 
+from . import style, unstated
 from .claims import all_claims
 from .compare import compare_summary, compare_table, exit_table, plot_compare, trained_after
 from .plots import plot_comparison, plot_curves
 from .reruns import RERUNS, rerun_summary, rerun_table, reruns
 from .seeds import plot_seeds, seed_cells, seed_summary
+from .style import COLOURS, show
 from .tables import (
                      ATTACK_COLUMNS,
                      PAPER_CSV,
+                     banner,
                      cell_stats,
+                     compact,
                      comparison,
                      label,
                      paper_numbers,

@@ -7,6 +7,7 @@ from .. import cost
 from ..beyond import COMPARE_TARGETS, PGD_ON_AA, WHITEBOX_EPS
 from ..graph import ALL_VARIANTS, EXIT_VARIANTS, Experiment
 from ..methods import get as get_method
+from .style import colour, legend_outside
 from .tables import ATTACK_COLUMNS, cell_stats
 from .whitebox import _eps_words, _whitebox_order
 
@@ -146,9 +147,9 @@ def plot_compare(df: pd.DataFrame, ax=None):
         models = [m for m in COMPARE_TARGETS if m in rob.index and m in clean.index]
         for m in models:
             paper_side = m in ("Res8(cln)", "Res8(adv)", "Res8(adv-trans)")
-            a.scatter(clean[m], rob[m], s=60, marker="s" if paper_side else "o",
-                      color="tab:red" if m == "Res8(adv-trans)" else ("tab:grey" if paper_side else "tab:blue"))
-            a.annotate(m, (clean[m], rob[m]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+            a.scatter(clean[m], rob[m], s=60, marker="s" if paper_side else "o", color=colour(m),
+                      label=m + (" (paper's)" if paper_side else "") if a is ax[-1] else None)
         a.set(xlabel="clean accuracy (%)", ylabel="robust accuracy (%)", title=title)
         a.grid(alpha=0.3)
+    legend_outside(ax[-1], title="squares: the paper's methods")
     return ax

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..graph import TableSpec
+from .style import colour, legend_outside
 from .tables import _cells, _in_paper_order
 
 
@@ -40,13 +41,13 @@ def plot_seeds(cells: pd.DataFrame, title: str, ax=None):
     seeds = [c for c in cells.columns if c.startswith("seed ")]
     ax.plot([0, 100], [0, 100], color="grey", lw=1, ls="--")
     markers = "os^Dv<>p"
-    for i, m in enumerate(dict.fromkeys(cells["model"])):
+    for m in dict.fromkeys(cells["model"]):
         sel = cells[cells["model"] == m]
         for j, s in enumerate(seeds[1:]):
-            ax.scatter(sel[seeds[0]], sel[s], s=40, marker=markers[j % len(markers)], color=f"C{i}",
+            ax.scatter(sel[seeds[0]], sel[s], s=30, marker=markers[j % len(markers)], color=colour(m),
                        label=m if j == 0 else None)
     ax.set(xlabel=f"accuracy, {seeds[0]} (%)" if seeds else "accuracy (%)",
            ylabel=f"accuracy, {', '.join(seeds[1:])} (%)", title=title, xlim=(0, 100), ylim=(0, 100))
-    ax.legend(fontsize=7, loc="lower right")
+    legend_outside(ax)
     ax.grid(alpha=0.3)
     return ax

@@ -10,6 +10,7 @@ from .. import AktError, beyond
 from .. import profiles as profiles_mod
 from ..graph import TableSpec
 from ..results import require
+from .style import diff_html, show
 
 PAPER_CSV = Path(__file__).resolve().parent.parent.parent / "data" / "paper_tables.csv"
 ATTACK_COLUMNS = ("FGSM", "I-FGSM", "Step-LL", "Iter-LL")
@@ -98,6 +99,30 @@ def side_by_side(cmp: pd.DataFrame) -> pd.DataFrame:
     return wide.loc[[m for m in cmp["model"].cat.categories if m in wide.index]]
 
 
+def compact(cmp: pd.DataFrame, tolerance: float = 5.0):
+    """The table as one compact grid: a row per model, a column per column of the paper's table, each
+    cell "ours ± sd" over "(paper, diff)" with the difference coloured (red beyond ``tolerance``)."""
+    def cell(r) -> str:
+        if pd.isna(r["mean"]):
+            return "missing"
+        ours = f"<b>{r['mean']:.1f}</b>" + (f" ± {r['std']:.1f}" if r["n_seeds"] > 1 else "")
+        if pd.isna(r["paper"]):
+            return ours
+        return f"{ours}<br><small>({r['paper']:.1f}, {diff_html(r['diff'], tolerance)})</small>"
+    df = cmp.assign(cell=cmp.apply(cell, axis=1))
+    wide = df.pivot(index="model", columns="column", values="cell")
+    cols = [c for c in cmp["column"].cat.categories if c in wide.columns]
+    rows = [m for m in cmp["model"].cat.categories if m in wide.index]
+    grid = wide.loc[rows, cols].reset_index().rename(columns={"model": ""}).rename_axis(columns=None)
+    return show(grid, nowrap=True).set_properties(subset=cols, **{"text-align": "right"})
+
+
+def banner(profile: profiles_mod.Profile, dataset: str) -> str:
+    """The page's one statement of where its numbers come from (the long profile label, once)."""
+    return (f"> **{profile.label_for(dataset)}**" + ("" if profile.name == "paper" else
+            " — not the paper's protocol: compare trends, not decimals."))
+
+
 def label(records: pd.DataFrame) -> str:
     """Where these numbers came from: profile, dataset variant, seeds, test images, device, commit."""
     if not len(records):
@@ -107,7 +132,7 @@ def label(records: pd.DataFrame) -> str:
         p = profiles_mod.get(prof)
         seeds = ", ".join(map(str, sorted(g["seed"].unique())))
         n = ", ".join(map(str, sorted(g["n_examples"].unique()))) if "n_examples" in g else "?"
-        where = f"{p.label}. Dataset variant: {variant}; seeds: {seeds}"
+        where = f"Profile {p.name}; dataset variant: {variant}; seeds: {seeds}"
         if {"train_images", "epochs", "batch_size"} <= set(g.columns):  # what the models were trained on
             trained = g[["train_images", "epochs", "batch_size"]].drop_duplicates().dropna()
             where += "; trained on " + "; ".join(

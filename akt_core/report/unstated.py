@@ -118,3 +118,23 @@ def summary(profile: str = choices_mod.MEASURED_PROFILE) -> pd.DataFrame:
                          "median seed spread": round(float(np.nanmedian(m["spread"])), 2),
                          "verdicts that change": "; ".join(flips) or "none"})
     return pd.DataFrame(rows)
+
+
+def reading(summary_table: pd.DataFrame) -> str:
+    """Computed sentences on ``summary``: per measured (choice, dataset) how many cells move beyond
+    their seed spread, the largest move and the verdicts that change; then what is not measured yet."""
+    rows = summary_table.to_dict("records")
+    out = []
+    for r in rows:
+        if r["seeds"] == "not measured yet":
+            continue
+        plural = "s" if "," in r["seeds"] else ""
+        out.append(f"**{r['choice']} = {r['other']}** ({r['dataset']}, seed{plural} {r['seeds']}): {r['cells moved']} "
+                   f"cells move beyond their seed spread (median spread {r['median seed spread']:.1f} points); the "
+                   f"largest move is {r['largest move']}; "
+                   + ("no verdict changes." if r["verdicts that change"] == "none"
+                      else f"verdicts that change: {r['verdicts that change']}."))
+    todo = [f"{r['choice']} = {r['other']} on {r['dataset']}" for r in rows if r["seeds"] == "not measured yet"]
+    if todo:
+        out.append("Not measured yet: " + ", ".join(todo) + ".")
+    return "\n\n".join(out) if out else "Nothing measured yet."

@@ -6,6 +6,7 @@ import pandas as pd
 
 from ..beyond import PGD_ON_AA
 from ..graph import ALL_VARIANTS, GROUPS, VARIANTS
+from .style import colour, legend_outside
 from .tables import cell_stats, paper_numbers
 
 
@@ -100,11 +101,14 @@ def plot_sweep(sweep: pd.DataFrame, dataset: str, axes=None):
 
 
     models = [v for v in ALL_VARIANTS if v in set(sweep["model"])]
-    palette = dict(zip(models, sns.color_palette("tab10", len(models))))
+    palette = {m: colour(m) for m in models}
     for ax, (attack, source, title) in zip(axes, SWEEP_PANELS):
         df = sweep[(sweep["attack"] == attack) & (sweep["source"] == source)]
         sns.lineplot(data=df, x="eps_256", y="accuracy", hue="model", hue_order=models, palette=palette, marker="o",
                      errorbar=("sd") if df["seed"].nunique() > 1 else None, ax=ax, legend=ax is axes[0])
+        if ax is axes[0] and ax.get_legend():  # the handles go to the last panel's outside legend
+            for h, m in zip(ax.get_legend().legend_handles, models):
+                axes[-1].plot([], [], color=palette[m], marker="o", label=m)
         for model, value in paper[paper["column"] == attack].set_index("model")["value"].items():
             if model in palette and not pd.isna(value):
                 ax.scatter([16], [value], marker="x", s=70, color=palette[model], zorder=5)
@@ -114,5 +118,7 @@ def plot_sweep(sweep: pd.DataFrame, dataset: str, axes=None):
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xticks(ticks, labels=[f"{v:g}" for v in ticks])
     if axes[0].get_legend():
-        axes[0].legend(fontsize=7, loc="lower left")
+        axes[0].get_legend().remove()
+        legend_outside(axes[-1], title="x: the paper's value" + (", band ±1 sd over seeds"
+                                                                   if sweep["seed"].nunique() > 1 else ""))
     return axes
