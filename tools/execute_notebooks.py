@@ -6,7 +6,8 @@ book's ``_toc.yml`` expects (``<notebook>_<dataset>.ipynb``), its title naming t
 dataset. With ``compute=False`` the notebooks only read stored results, so this never trains.
 Notebooks run two at a time (``--workers``), each worker reusing one kernel (a fresh namespace per
 notebook), in ``notebooks/`` as working directory; each is printed with its wall time; the first
-failure stops the run with a non-zero exit status (``--keep-going`` runs the rest first). The claims scorecard the first page includes is written first.
+failure stops the run with a non-zero exit status (``--keep-going`` runs the rest first). The claims
+scorecard and the profiles' table that the first page includes are written first.
 
 ``--in-place`` instead executes ``notebooks/*.ipynb`` themselves with their default parameters and
 stores the outputs in them (``make notebooks``): those outputs are what ``make test`` (nbval)
