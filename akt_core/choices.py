@@ -109,7 +109,11 @@ def column(config: dict) -> dict:
 
 
 #: What the chapter "What the unstated choices change" measures (issue 20), in this order: each
-#: choice's other value on the ``reduced`` profile, per dataset, against the default of the same seed.
+#: choice's other value on the ``reduced`` profile, per dataset, against the default of the same seed
+#: retrained on the same machine. Both live in one store of their own, ``data/reruns/<MEASURED_RUN>``
+#: (results only; its cache is git-ignored): its default rows are also a rerun of the published ones
+#: (``report.reruns``), and every comparison pairs rows of one machine, never float noise between CPUs.
+MEASURED_RUN = "choices-2026-12-02"
 MEASURED_PROFILE = "reduced"
 MEASURED_SEEDS = (0, 1)
 MEASURED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -118,6 +122,14 @@ MEASURED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("blackbox", "static", ("mnist", "cifar10")),
     ("decay", "all", ("cifar10",)),
 )
+
+
+def measured_store(store=None):
+    """The store the measurements live in: ``reruns/<MEASURED_RUN>`` under ``store``'s root (default: the
+    project's ``data/``)."""
+    from .store import Store
+
+    return Store((store or Store()).root / "reruns" / MEASURED_RUN)
 
 
 def experiment_kwargs(name: str, value: str) -> dict:

@@ -3,8 +3,9 @@
 Each notebook's ``parameters`` cell (in its MyST source, ``notebooks/*.md``) is ``cell()`` of
 ``PARAMETERS``, checked by ``tests/test_environment.py``: typed, commented assignments
 (``profile: str = "reduced"  # smoke | reduced | ...``), which is what ``papermill --help-notebook``
-reads. ``check`` validates the values a run received, by type: papermill's ``-r compute no`` passes the string ``"no"``, which is not True, and a list such as ``seeds`` must
-come as YAML (``-y "seeds: [0, 1]"``); both are errors that say so, before any work.
+reads. ``check`` validates the values a run received, by type: papermill's ``-r compute no`` passes
+the string ``"no"``, which is not True, and a list such as ``seeds`` must come as YAML
+(``-y "seeds: [0, 1]"``); both are errors that say so, before any work.
 """
 from __future__ import annotations
 

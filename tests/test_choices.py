@@ -161,9 +161,10 @@ def test_cell_moves_are_paired_by_seed_against_the_default_spread(choice_store, 
 
     monkeypatch.setitem(P.PROFILES, "tiny", tiny_built["profile"])
     monkeypatch.setenv("AKT_STORE", str(choice_store))
-    m = unstated.moves("teacher_view", "augmented", "synthetic", "tiny", seeds=(0, 1))
+    store = Store(choice_store)
+    m = unstated.moves("teacher_view", "augmented", "synthetic", "tiny", seeds=(0, 1), store=store, spread_store=store)
     assert len(m) == 7 * 5 + 4 * 5 + 4 * 5  # every cell of the three tables
-    assert unstated.measured_seeds("teacher_view", "augmented", "synthetic", "tiny", (0, 1)) == [0]
+    assert unstated.measured_seeds("teacher_view", "augmented", "synthetic", "tiny", (0, 1), store) == [0]
     recs = Store(choice_store).read("tiny")
     e0 = Experiment("synthetic", "tiny", 0, dataset_variant=recs["dataset_variant"].iloc[0])
     e1 = Experiment("synthetic", "tiny", 0, dataset_variant=e0.dataset_variant, choices={"teacher_view": "augmented"})

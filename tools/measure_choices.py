@@ -1,7 +1,8 @@
 """Build what the chapter "What the unstated choices change" reads (``choices.MEASURED``), for one
 seed: first the default graph of each dataset it names, then each choice's other value, retraining
-only the models that value touches. Everything lands in the store (default ``data/``); a killed run
-resumes.
+only the models that value touches. Everything lands in the measurement's own store (default
+``data/reruns/<choices.MEASURED_RUN>``, so that default and choices are scored on one machine); a
+killed run resumes.
 
     python tools/measure_choices.py --seed 0 [--store DIR] [--only NAME ...]
 """
@@ -26,7 +27,7 @@ def main() -> None:
     ap.add_argument("--store", default=None)
     ap.add_argument("--only", nargs="+", default=None, help="only these choices (names)")
     args = ap.parse_args()
-    store = Store(args.store)
+    store = Store(args.store) if args.store else choices.measured_store()
     todo = [m for m in choices.MEASURED if args.only is None or m[0] in args.only]
     for name in args.only or []:
         choices.check_choice("unstated choice", name, choices.CHOICES)

@@ -2,8 +2,10 @@
 move of every table cell from the default to the other value, paired seed by seed, weighed against
 the seed-to-seed spread of the same cell under the default, and the claims' verdicts under both.
 
-A cell *moves* when ``|other - default|`` (mean over the seeds both have) exceeds that cell's
-standard deviation over the default's stored seeds. Never computes: it reads the store.
+Both values are read from the measurement's store (``choices.measured_store``: the default retrained
+beside the choices, on the same machine); the seed spread from the published results. A cell
+*moves* when ``|other - default|`` (mean over the seeds both have) exceeds that cell's standard
+deviation over the published seeds. Never computes: it reads the stores.
 """
 from __future__ import annotations
 
@@ -21,9 +23,11 @@ from .verdicts import verdict_table
 GROUPS = ("variants", "sources", "attacks")
 
 
-def _records(group: str, dataset: str, profile: str, seeds, **kw) -> pd.DataFrame | None:
+def _records(group: str, dataset: str, profile: str, seeds, store=None, **kw) -> pd.DataFrame | None:
+    """Stored results of ``store`` (default: the measurement's), None where there are none."""
     try:
-        return require(group, dataset, profile, seeds, compute=False, progress=False, **kw)
+        return require(group, dataset, profile, seeds, compute=False, progress=False,
+                       store=store or choices_mod.measured_store(), **kw)
     except AktError:
         return None
 
@@ -36,15 +40,16 @@ def _tidy(records: pd.DataFrame | None, dataset: str, group: str) -> pd.DataFram
 
 
 def measured_seeds(name: str, value: str, dataset: str, profile: str = choices_mod.MEASURED_PROFILE,
-                   seeds=choices_mod.MEASURED_SEEDS) -> list[int]:
+                   seeds=choices_mod.MEASURED_SEEDS, store=None) -> list[int]:
     """The seeds among ``seeds`` for which the other value has a stored record of every table cell (the
-    records of models it leaves untouched are the default's own, so some exist before it is run)."""
+    records of models it leaves untouched are the default's own, so some exist before it is run), and
+    so has the default."""
     kw = choices_mod.experiment_kwargs(name, value)
 
     def complete(seed: int) -> bool:
         for g in GROUPS:
-            r = _records(g, dataset, profile, [seed], **kw)
-            if r is None or len(r) < len(table_cells(table_for(g, dataset))):
+            r, d = _records(g, dataset, profile, [seed], store, **kw), _records(g, dataset, profile, [seed], store)
+            if any(x is None or len(x) < len(table_cells(table_for(g, dataset))) for x in (r, d)):
                 return False
         return True
 
@@ -52,21 +57,25 @@ def measured_seeds(name: str, value: str, dataset: str, profile: str = choices_m
 
 
 def moves(name: str, value: str, dataset: str, profile: str = choices_mod.MEASURED_PROFILE,
-          seeds=choices_mod.MEASURED_SEEDS) -> pd.DataFrame:
+          seeds=choices_mod.MEASURED_SEEDS, store=None, spread_store=None) -> pd.DataFrame:
     """One row per table cell: table, model, column, default and other (means over the seeds both
-    have), move = other - default, spread (the cell's sd over the default's stored seeds), n_seeds
-    (of the move) and moved (|move| > spread). Empty when the other value has no stored records."""
-    got = measured_seeds(name, value, dataset, profile, seeds)
+    have, from ``store``, default the measurement's), move = other - default, spread (the cell's sd
+    over the seeds of ``spread_store``, default the published results), n_seeds (of the move) and
+    moved (|move| > spread). Empty when the other value has no stored records."""
+    from ..store import Store
+
+    got = measured_seeds(name, value, dataset, profile, seeds, store)
     if not got:
         return pd.DataFrame(columns=["table", "model", "column", "default", "other", "move", "spread", "n_seeds",
                                      "moved"])
     kw = choices_mod.experiment_kwargs(name, value)
     rows = []
     for g in GROUPS:
-        base = _tidy(_records(g, dataset, profile, list(seeds)), dataset, g)
-        other = _tidy(_records(g, dataset, profile, got, **kw), dataset, g)
+        base = _tidy(_records(g, dataset, profile, got, store), dataset, g)
+        other = _tidy(_records(g, dataset, profile, got, store, **kw), dataset, g)
+        published = _tidy(_records(g, dataset, profile, list(seeds), spread_store or Store()), dataset, g)
         keys = ["table", "model", "column"]
-        spread = base.groupby(keys)["accuracy"].std(ddof=1).rename("spread")
+        spread = published.groupby(keys)["accuracy"].std(ddof=1).rename("spread")
         paired = other.merge(base, on=[*keys, "seed"], suffixes=("_other", "_default"))
         cell = paired.groupby(keys).agg(default=("accuracy_default", "mean"), other=("accuracy_other", "mean"),
                                         n_seeds=("seed", "nunique"))
@@ -78,17 +87,18 @@ def moves(name: str, value: str, dataset: str, profile: str = choices_mod.MEASUR
 
 
 def verdicts(name: str, value: str, dataset: str, profile: str = choices_mod.MEASURED_PROFILE,
-             seeds=None) -> pd.DataFrame:
-    """claim, default and other: the four-state verdicts on the same seeds under both values."""
-    seeds = list(seeds) if seeds is not None else measured_seeds(name, value, dataset, profile)
+             seeds=None, store=None) -> pd.DataFrame:
+    """claim, default and other: the four-state verdicts on the same seeds under both values (both
+    from ``store``, default the measurement's)."""
+    seeds = list(seeds) if seeds is not None else measured_seeds(name, value, dataset, profile, store=store)
     if not seeds:
         return pd.DataFrame(columns=["claim", "default", "other"])
     kw = choices_mod.experiment_kwargs(name, value)
     noise = stand_in(profile)
 
     def states(**k) -> dict[str, str]:
-        recs = {g: _records(g, dataset, profile, seeds, **k) for g in GROUPS}
-        curves = _records("curves", dataset, profile, seeds, **k)
+        recs = {g: _records(g, dataset, profile, seeds, store, **k) for g in GROUPS}
+        curves = _records("curves", dataset, profile, seeds, store, **k)
         t = verdict_table(dataset, recs, curves, noise)
         return dict(zip(t["claim"], t["state"]))
 
