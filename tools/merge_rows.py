@@ -29,11 +29,11 @@ def main(kept: Path, profile: str, store: Store, choices_only: bool = False) -> 
         if path.exists():
             rows = validate(pd.read_csv(path, keep_default_na=False, na_values=[""],
                                         dtype={"key": str, "model_key": str}), what, path)
-            if choices_only:
+            if choices_only:  # rows to publish: made from committed code only
                 chosen = rows["choices"].notna() if "choices" in rows else pd.Series(False, index=rows.index)
                 rows = rows[chosen | (rows["blackbox"] != "held-out")] if what != "curves" else rows[chosen]
-            if "git_commit" in rows and rows["git_commit"].astype(str).str.endswith("-dirty").any():
-                raise SystemExit(f"{path} holds rows made from a dirty tree: not merged")
+                if "git_commit" in rows and rows["git_commit"].astype(str).str.endswith("-dirty").any():
+                    raise SystemExit(f"{path} holds rows made from a dirty tree: not merged")
             store.append(profile, what, rows.to_dict("records"), unique=unique)
             print(f"[merge] {len(rows)} {what} rows from {path}")
 
