@@ -118,8 +118,8 @@ MEASURED_PROFILE = "reduced"
 MEASURED_SEEDS = (0, 1)
 MEASURED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("teacher_view", "augmented", ("cifar10",)),
-    ("dadv_walk", "cycle", ("cifar10",)),
     ("blackbox", "static", ("mnist", "cifar10")),
+    ("dadv_walk", "cycle", ("cifar10",)),
     ("decay", "all", ("cifar10",)),
 )
 
