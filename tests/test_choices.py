@@ -218,3 +218,17 @@ def test_reading_says_what_moved_and_what_is_not_measured():
                            "(median spread 1.2 points); the largest move is +6.0 (Table 3, Res8(adv), FGSM); no "
                            "verdict changes.")
     assert text.endswith("Not measured yet: blackbox = static on mnist.")
+
+
+def test_protocols_sit_beside_the_papers_numbers_in_the_papers_order(monkeypatch):
+    from akt_core.report import unstated
+
+    hand = pd.DataFrame({"table": 2, "model": ["Res8(cln)", "Res26(cln)", "Res26(cln)"],
+                         "column": ["FGSM", "I-FGSM", "FGSM"], "default": [95.0, 96.0, 93.0],
+                         "other": [40.0, 10.0, 20.0]})
+    monkeypatch.setattr(unstated, "moves", lambda *a, **k: hand)
+    wide = unstated.protocols_wide("mnist")
+    assert list(wide.index) == ["Res26(cln)", "Res8(cln)"]
+    assert [c for c, _ in wide.columns][::3] == ["FGSM", "I-FGSM"]
+    assert wide.loc["Res26(cln)", ("FGSM", "paper")] == 25.56  # Table 2, MNIST (data/paper_tables.csv)
+    assert wide.loc["Res26(cln)", ("FGSM", "static")] == 20.0 and wide.loc["Res26(cln)", ("I-FGSM", "held-out")] == 96.0

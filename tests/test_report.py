@@ -56,3 +56,14 @@ def test_seed_cells_pair_each_cell_across_seeds_and_the_summary_names_the_larges
         "3 cells with every seed (seed 0, seed 1). Spread (largest − smallest over the seeds): median 1.00 "
         "points; more than 5 points for 1 of the 3; largest 7.50 points (Res8(adv), FGSM@Res16: 60.00, 52.50 %).")
     assert report.seed_summary(report.seed_cells(recs[recs["seed"] == 0], table)) == "One seed only: nothing to compare."
+
+
+def test_show_keeps_a_labelled_index_as_a_column_and_hides_the_pandas_one():
+    from akt_core.report import style
+
+    df = pd.DataFrame({"acc": [1.234, 5.0]}, index=pd.Index(["Res8(cln)", "Res8(adv)"], name="model"))
+    html = style.show(df).to_html()
+    assert "Res8(cln)" in html and ">model<" in html and ">1.23<" in html
+    assert "row_heading" not in html  # no pandas index column
+    plain = style.show(pd.DataFrame({"a": [1], "b": ["x"]})).to_html()
+    assert ">index<" not in plain and "row_heading" not in plain

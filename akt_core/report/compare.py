@@ -137,7 +137,7 @@ def plot_compare(df: pd.DataFrame, ax=None):
     panels = (("FGSM", "Res26", None, "FGSM transfer from the held-out Res26"),
               ("PGD-20", "white-box", 16.0, "white-box PGD-20 @ 16/256"))
     if ax is None:
-        ax = plt.subplots(1, len(panels), figsize=(12, 4.6), sharex=True)[1]
+        ax = plt.subplots(1, len(panels), figsize=(9.5, 3.8), sharex=True)[1]
     clean = df[df["attack"] == "clean"].groupby("model")["accuracy"].mean()
     for a, (attack, source, eps, title) in zip(ax, panels):
         sel = df[(df["attack"] == attack) & (df["source"] == source)]

@@ -19,7 +19,7 @@ def plot_comparison(cmp: pd.DataFrame, title: str, axes=None):
     models = [m for m in (cmp["model"].cat.categories if hasattr(cmp["model"], "cat") else df["model"].unique())
               if m in set(df["model"])]
     if axes is None:
-        fig, axes = plt.subplots(1, len(cols), figsize=(1.9 * len(cols) + 1.6, 0.34 * len(models) + 1.2),
+        fig, axes = plt.subplots(1, len(cols), figsize=(1.5 * len(cols) + 1.6, 0.3 * len(models) + 1.2),
                                  sharey=True, squeeze=False)
         axes = axes[0]
     y = {m: i for i, m in enumerate(models)}

@@ -11,6 +11,7 @@ import pandas as pd
 from .. import data as data_mod
 from .. import profiles as profiles_mod
 from ..book import BY_STEM, DATASETS
+from . import unstated
 from .claims import all_claims, stored_seeds
 from .verdicts import STATEMENTS, STATES
 
@@ -58,6 +59,14 @@ def sentences(card: pd.DataFrame, dataset: str, link_prefix: str = "_executed/")
             out.append(f"C1 fails on how weak the transfer attacks are against the clean models: the "
                        f"<a href='{link_prefix}{BY_STEM['beyond_robustness'].executed(dataset)}.html'>eps sweep</a> "
                        "shows at which budget ours fall to the paper's numbers.")
+            static = unstated.verdicts("blackbox", "static", dataset) if column == unstated.choices_mod.MEASURED_PROFILE \
+                else pd.DataFrame()
+            if len(static):
+                c1 = static.set_index("claim").loc["C1"]
+                out.append(f"With the attacks crafted on the training-time static models instead (the "
+                           f"<a href='{link_prefix}{BY_STEM['unstated_choices'].executed(None)}.html'>static "
+                           f"protocol</a>, retrained beside the default on one machine), C1 is {c1['other']} "
+                           f"(held-out there: {c1['default']}).")
     paper = card[(card["dataset"] == dataset) & (card["column"] == PAPER)]
     judged = paper[paper["state"] != "no numbers"]
     held = list(judged.loc[judged["state"] == "supported", "claim"])

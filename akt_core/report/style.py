@@ -46,6 +46,11 @@ def show(df: pd.DataFrame, precision: int = 2, nowrap: bool = False, **formats):
     """``df`` as a compact HTML table without the pandas index (a Styler; cells already text stay as
     they are): numbers right-aligned, text left-aligned and wrapped to the page's width (``nowrap``:
     never wrapped, for a grid of short cells)."""
+    if not isinstance(df.index, pd.RangeIndex):  # a labelled index (models, say) becomes a column
+        df = df.reset_index()
+    if isinstance(df.columns, pd.MultiIndex):
+        df = df.set_axis([" ".join(str(p) for p in c if str(p)) for c in df.columns], axis=1)
+    df = df.rename_axis(columns=None)
     sty = df.style.hide(axis="index").format(precision=precision, na_rep="–", **formats)
     text = [c for c in df.columns if df[c].dtype == object]
     if text:

@@ -106,6 +106,38 @@ def verdicts(name: str, value: str, dataset: str, profile: str = choices_mod.MEA
     return pd.DataFrame([{"claim": c, "default": base[c], "other": other.get(c, "not evaluated")} for c in base])
 
 
+def protocols(dataset: str, profile: str = choices_mod.MEASURED_PROFILE, store=None) -> pd.DataFrame:
+    """Tables 2-4's cells under both black-box protocols beside the paper's: model, column, paper,
+    held-out and static (means over the seeds both have), in the paper's order. Empty until the
+    static protocol is measured on ``dataset``."""
+    from .tables import paper_numbers
+
+    m = moves("blackbox", "static", dataset, profile, store=store)
+    m = m[m["table"] == table_for("variants", dataset).number]
+    if not len(m):
+        return pd.DataFrame(columns=["model", "column", "paper", "held-out", "static"])
+    p = paper_numbers()
+    p = p[(p["table"] == table_for("variants", dataset).number) & (p["dataset"] == dataset)]
+    out = m.merge(p[["model", "column", "value"]], on=["model", "column"], how="left")
+    out = out.rename(columns={"value": "paper", "default": "held-out", "other": "static"})
+    order = {v: i for i, v in enumerate(table_for("variants", dataset).targets)}
+    cols = {c: i for i, (c, _, _) in enumerate(table_for("variants", dataset).columns)}
+    out = out.sort_values(["model", "column"], key=lambda s: s.map(order if s.name == "model" else cols))
+    return out[["model", "column", "paper", "held-out", "static"]].reset_index(drop=True)
+
+
+def protocols_wide(dataset: str, profile: str = choices_mod.MEASURED_PROFILE, store=None) -> pd.DataFrame:
+    """``protocols`` as a grid: a row per model, per column of the table the paper's, held-out and
+    static values side by side, in the paper's order."""
+    t = protocols(dataset, profile, store)
+    if not len(t):
+        return t
+    table = table_for("variants", dataset)
+    wide = t.pivot(index="model", columns="column", values=["paper", "held-out", "static"]).swaplevel(0, 1, axis=1)
+    cols = [(c, k) for c, _, _ in table.columns for k in ("paper", "held-out", "static") if (c, k) in wide.columns]
+    return wide.reindex(index=[m for m in table.targets if m in wide.index], columns=cols)
+
+
 def summary(profile: str = choices_mod.MEASURED_PROFILE) -> pd.DataFrame:
     """One row per measured (choice, dataset): what the choice is, the seeds measured, how many cells
     move beyond their seed spread, the largest move (and its cell), the median seed spread, and the

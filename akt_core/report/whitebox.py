@@ -95,7 +95,7 @@ def plot_sweep(sweep: pd.DataFrame, dataset: str, axes=None):
     import seaborn as sns
 
     if axes is None:
-        axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(15, 4.3), sharey=True)[1]
+        axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(9.5, 3.3), sharey=True)[1]
     paper = _paper_variants(dataset)
     from matplotlib.ticker import NullLocator
 
