@@ -31,6 +31,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="smoke", help=f"one of: {', '.join(profiles.PROFILES)}")
     p.add_argument("--seed", type=_seed, nargs="+", default=[0], help="one or more seeds (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--cuda-graphs", action="store_true", help="on a GPU, replay each training step as a CUDA "
+                   "graph (falls back to eager if capture fails; not yet verified on a GPU); ignored on the CPU")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast on a GPU (default float32 with TF32 "
                    "convolutions, which is faster for these small networks); ignored on the CPU")
     p.add_argument("--data-root", default=None, help=f"local dataset root (default ${data_mod.ENV_ROOT} "
@@ -133,13 +135,14 @@ def run(argv: list[str] | None = None) -> int:
         return 0
     opts = dict(store=store, data_root=args.data_root, device=args.device, download=args.download,
                 progress=not args.quiet, bf16=args.bf16)
+    graphs_opt = {"cuda_graphs": args.cuda_graphs} if getattr(args, "cuda_graphs", False) else {}
     chosen = choices.parse(args.choice)
     if args.cmd == "train":
         graph.check_choice("variant", args.variant, graph.ALL_VARIANTS)
         for seed in args.seed:
             t0 = time.perf_counter()
             exp = graph.Experiment(args.dataset, args.profile, seed, blackbox=args.blackbox, choices=chosen)
-            r = runner.Runner(exp, **opts)
+            r = runner.Runner(exp, **opts, **graphs_opt)
             r.model(r.exp.model(args.variant))
             print(f"{args.variant} on {args.dataset} ({args.profile}, seed {seed}) is in the store "
                   f"({time.perf_counter() - t0:.0f} s in all, with what it is trained from and the "
@@ -159,7 +162,7 @@ def run(argv: list[str] | None = None) -> int:
         raise AktError(f"--targets applies to {', '.join(beyond.GROUPS)}, not to {args.what!r}")
     else:
         df = results.require(args.what, args.dataset, args.profile, args.seed, compute=True, blackbox=args.blackbox,
-                             jobs=args.jobs, choices=chosen, **opts)
+                             jobs=args.jobs, choices=chosen, **opts, **graphs_opt)
     if "eps_256" in df:
         print(df.pivot_table(index="model", columns=["attack", "source", "eps_256"], values="accuracy").round(2).to_string())
     elif "accuracy" in df:

@@ -177,14 +177,16 @@ def check_request(what: str, choices, dataset: str, profile: str, blackbox: str,
 def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = False,
             store: Store | None = None, data_root: str | Path | None = None, device: str | None = None,
             blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print,
-            dataset_variant: str | None = None, bf16: bool = False, jobs: int = 1, choices=()) -> pd.DataFrame:
+            dataset_variant: str | None = None, bf16: bool = False, jobs: int = 1, choices=(),
+            cuda_graphs: bool = False) -> pd.DataFrame:
     """Records (tables) or per-epoch curves (figures) for ``what`` on ``dataset`` under ``profile``.
 
     ``what`` is a table group (``variants``, ``sources``, ``attacks``), ``curves`` (Figs. 3-4) or
     ``all``. With ``compute=False`` only stored results are read (the book's mode: it never trains);
     with ``compute=True`` whatever the store lacks is built, and nothing else. Results of different
     dataset variants (e.g. lossless vs jpeg75) are never mixed: pass ``dataset_variant`` to choose.
-    ``bf16``: bf16 autocast on a GPU (``Runner``). ``jobs`` > 1 trains independent models in that
+    ``bf16``: bf16 autocast on a GPU (``Runner``); ``cuda_graphs``: replay the training steps as CUDA
+    graphs there. ``jobs`` > 1 trains independent models in that
     many processes at once (``build_parallel``). ``choices``: non-default unstated choices
     (``choices.CHOICES``, e.g. ``{"decay": "all"}``); only the models they touch are trained again.
     The evaluations beyond the paper have their own
@@ -197,7 +199,7 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
     if compute:
         for seed in seeds:
             runner = Runner(Experiment(dataset, profile, seed, blackbox=blackbox, choices=choices), store,
-                            data_root, device, download, progress, log, bf16)
+                            data_root, device, download, progress, log, bf16, cuda_graphs)
             needs = [n for g in groups for n in table_cells(table_for(g, dataset))]
             if jobs > 1:
                 build_parallel(runner, models_read(runner.exp, needs, what in ("curves", "all")), jobs)

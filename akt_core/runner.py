@@ -33,12 +33,14 @@ class Runner:
 
     def __init__(self, exp: Experiment, store: Store | None = None, data_root: str | Path | None = None,
                  device: str | None = None, download: bool = False, progress: bool = True,
-                 log=print, bf16: bool = False) -> None:
+                 log=print, bf16: bool = False, cuda_graphs: bool = False) -> None:
         self.store = store or Store()
         self.device = resolve_device(device)
         #: bf16 autocast, on a GPU only and only when asked (``--bf16``): on these small networks it
         #: is slower than float32 with TF32 convolutions (``benchmarks/gpu_results``)
         self.bf16 = bf16 and self.device.type == "cuda"
+        #: replay each training step as a CUDA graph (``graphs``; ``--cuda-graphs``), on a GPU only
+        self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self.progress, self.log, self.data_root = progress, log, data_root
         prof = profiles_mod.get(exp.profile)
         train = data_mod.load(exp.dataset, "train", data_root, download).subset(
@@ -60,7 +62,8 @@ class Runner:
         return {"profile": e.profile, "dataset": e.dataset, "dataset_variant": e.dataset_variant, "seed": e.seed,
                 "blackbox": e.blackbox, "train_images": len(self.train), "epochs": e.prof.epochs_for(e.dataset),
                 "batch_size": e.prof.batch_size, "results_version": RESULTS_VERSION, "git_commit": self.commit,
-                "torch_version": torch.__version__, "device": device_name(self.device, self.bf16), **extra}
+                "torch_version": torch.__version__,
+                "device": device_name(self.device, self.bf16) + (", CUDA graphs" if self.cuda_graphs else ""), **extra}
 
     def _new_model(self, depth: int, multi_exit: bool = False) -> torch.nn.Module:
         return for_dataset(self.spec, depth, multi_exit)
@@ -114,7 +117,8 @@ class Runner:
         if method.peer:  # initialised right after the student, from the same seed
             inp.peer_model = self._new_model(cfg["params"]["peer_depth"])
         res = train_model(model, method, cfg["params"], cfg, inp, cfg["seed"], self.bf16,
-                          self.store.partial_path(node.key), self.progress, desc=node.name)
+                          self.store.partial_path(node.key), self.progress, desc=node.name,
+                          cuda_graphs=self.cuda_graphs)
         # rows first, then the model, then the saved state goes: a failure anywhere leaves no model
         # without its rows (a rerun resumes from the finished state and writes them again)
         p = self.exp.profile
@@ -230,7 +234,7 @@ def build_parallel(runner: Runner, roots: list[Node], jobs: int) -> None:
         return
     kwargs = {"store": runner.store, "data_root": runner.data_root, "device": str(runner.device),
               "download": False, "progress": False, "log": print if runner.log is print else _quiet,
-              "bf16": runner.bf16}
+              "bf16": runner.bf16, "cuda_graphs": runner.cuda_graphs}
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker,
                              initargs=(runner.exp, runner.exp.prof, kwargs, torch.get_num_threads())) as pool:
         running: dict = {}

@@ -19,8 +19,9 @@ import torch.nn as nn
 
 from .allocator import keep_freed_memory
 from .attacks import fgsm
-from .data import Split, apply_crops, augment, batches, draw_crops, to_device, to_float
+from .data import Crops, Split, apply_crops, augment, batches, draw_crops, to_device, to_float
 from .evaluate import accuracy, autocast, layout, logits
+from .graphs import Stepper
 from .methods import SOURCE_CHOICES, Method, StepBatch
 from .store import load_checked, save_checked
 
@@ -59,14 +60,76 @@ def lr_at(step: int, total: int, base: float, milestones: list[float]) -> float:
     return base * 0.1 ** sum(step >= int(m * total) for m in milestones)
 
 
+@dataclass
+class EpochDraws:
+    """Every random number one epoch of a paper method draws, drawn at the epoch's start from the
+    run's generator in exactly the order the steps drew them one by one (so CPU results are bit for
+    bit those of drawing per step), and copied to the device in one go: no host work per step.
+
+    Per step ``i``: the batch's indices, the crops of its clean part, and either the crops of its
+    self-adversarial part or the D_adv sources and the crops of its D_adv part.
+    """
+
+    idx: torch.Tensor  #: (steps, batch) indices into the training set
+    clean: Crops | None = None  #: (steps, n_clean) each
+    adv: Crops | None = None  #: (steps, n_adv) each
+    src: torch.Tensor | None = None  #: (steps, n_adv) D_adv source per adversarial example
+
+    def step(self, i: int) -> dict:
+        def pick(c: Crops) -> Crops:
+            return Crops(c.dy[i], c.dx[i], c.flip[i], c.pad)
+
+        return {"idx": self.idx[i], "clean": pick(self.clean) if self.clean else None,
+                "adv": pick(self.adv) if self.adv else None, "src": None if self.src is None else self.src[i]}
+
+
+def _stack(crops: list[Crops], dev: torch.device) -> Crops:
+    return Crops(*(to_device(torch.stack([getattr(c, f) for c in crops]), dev) for f in ("dy", "dx", "flip")),
+                 crops[0].pad)
+
+
+def epoch_draws(method: Method, params: dict, inp: TrainInputs, n: int, bs: int, epoch: int,
+                g: torch.Generator) -> EpochDraws | None:
+    """The epoch's draws (``EpochDraws``) of a method whose steps draw only batches, crops and D_adv
+    sources; None for the methods with an inner attack or a multi-exit class split (their steps
+    interleave further draws with these, so they keep drawing step by step)."""
+    if method.inner is not None or method.multi_exit:
+        return None
+    dev = inp.train.x.device
+    order = list(batches(n, bs, g, drop_last=True))  # the epoch's permutation, drawn first as before
+    clean, adv, src = [], [], []
+    for batch in order:
+        n_adv = int(len(batch) * method.adv_share)
+        if inp.augment:
+            clean.append(draw_crops(len(batch) - n_adv, g))
+        if n_adv == 0:
+            continue
+        if method.reads("self_adv"):
+            if inp.augment:
+                adv.append(draw_crops(n_adv, g))
+            continue
+        if params["source_choice"] == "random":
+            src.append(torch.randint(inp.dadv_sign.shape[0], (n_adv,), generator=g))
+        else:
+            src.append(torch.full((n_adv,), epoch % inp.dadv_sign.shape[0]))
+        if inp.augment:
+            adv.append(draw_crops(n_adv, g))
+    return EpochDraws(to_device(torch.stack(order), dev), _stack(clean, dev) if clean else None,
+                      _stack(adv, dev) if adv else None, to_device(torch.stack(src), dev) if src else None)
+
+
 def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs, idx: torch.Tensor,
-                epoch: int, g: torch.Generator, bf16: bool) -> StepBatch:
+                epoch: int, g: torch.Generator, bf16: bool, drawn: dict | None = None) -> StepBatch:
+    """One step's batch. ``drawn``: the step's part of ``EpochDraws`` (else its draws come from ``g`` now)."""
     dev = inp.train.x.device
     idx = to_device(idx, dev)
     n_adv = int(len(idx) * method.adv_share)
     cidx, aidx = idx[: len(idx) - n_adv], idx[len(idx) - n_adv:]
     # uint8 images are augmented before they become float: the same values, 4x smaller temporaries
-    aug = (lambda t: augment(t, g)) if inp.augment else (lambda t: t)
+    if drawn is not None:
+        aug = (lambda t: apply_crops(t, drawn["clean"])) if inp.augment else (lambda t: t)
+    else:
+        aug = (lambda t: augment(t, g)) if inp.augment else (lambda t: t)
     b = StepBatch(x=to_float(aug(inp.train.x[cidx])), y=inp.train.y[cidx])
     if method.inner is not None:  # ARD, RSLAD, SA-MDRAD, PeerAiD: teacher(s) on this batch, inner attack on the student
         if method.reads("peer"):  # the peer's clean logits in eval mode, no gradient (``logits`` restores train mode)
@@ -91,17 +154,20 @@ def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs
         return b
     b.y_adv = inp.train.y[aidx]
     if method.reads("self_adv"):
+        adv_aug = (lambda t: apply_crops(t, drawn["adv"])) if drawn is not None and inp.augment else aug
         with autocast(dev, bf16):
-            b.x_adv = fgsm(model, to_float(aug(inp.train.x[aidx])), b.y_adv, inp.eps)
+            b.x_adv = fgsm(model, to_float(adv_aug(inp.train.x[aidx])), b.y_adv, inp.eps)
         return b
     n_src = inp.dadv_sign.shape[0]
-    if params["source_choice"] == "random":
+    if drawn is not None:
+        src = drawn["src"]
+    elif params["source_choice"] == "random":
         src = to_device(torch.randint(n_src, (n_adv,), generator=g), dev)
     else:
         src = torch.full((n_adv,), epoch % n_src, device=dev)
     x_adv, sign = inp.train.x[aidx], inp.dadv_sign[src, aidx]
     if inp.augment:  # one draw crops image and sign alike; the zero padding of both rebuilds a zero pixel
-        crops = draw_crops(n_adv, g, dev)
+        crops = drawn["adv"] if drawn is not None else draw_crops(n_adv, g, dev)
         x_adv, sign = apply_crops(x_adv, crops), apply_crops(sign, crops)
     b.x_adv = dadv_images(x_adv, sign, inp.eps)
     if method.reads("teacher_logits"):
@@ -111,11 +177,13 @@ def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs
 
 def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: TrainInputs,
                 seed: int, bf16: bool = False, partial: str | os.PathLike | None = None,
-                progress: bool = True, desc: str = "") -> TrainResult:
+                progress: bool = True, desc: str = "", cuda_graphs: bool = False) -> TrainResult:
     """Train ``model`` with ``method`` under profile config ``cfg`` (``Profile.as_config``).
 
     ``partial``: where per-epoch state is kept (with its checksum); an existing file there is resumed
     from, a damaged one discarded with a warning (the model then trains from scratch).
+    ``cuda_graphs``: on a CUDA device, replay each step as a CUDA graph (``graphs.Stepper``, with a
+    fallback to eager); ignored on the CPU.
     """
     from tqdm.auto import tqdm
 
@@ -159,27 +227,29 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
         g.set_state(state["gen"])
         torch.set_rng_state(state["rng"])
         start_epoch, curves, wall = state["epoch"], state["curves"], state["wall_s"]
+    def loss_of(b: StepBatch) -> torch.Tensor:
+        with autocast(dev, bf16):
+            return method.loss(model, b, params)
+
+    stepper = Stepper(loss_of, trained, opt, cuda_graphs and dev.type == "cuda")
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
         for m in trained:
             m.train()
         loss_sum = torch.zeros((), device=dev)
-        bar = tqdm(batches(n, bs, g, drop_last=True), total=steps_per_epoch, leave=False,
+        plan = epoch_draws(method, params, inp, n, bs, epoch, g)
+        steps = (plan.idx if plan is not None else batches(n, bs, g, drop_last=True))
+        bar = tqdm(steps, total=steps_per_epoch, leave=False,
                    desc=f"{desc} ep {epoch + 1}/{epochs}", disable=not progress, mininterval=2)
         for i, idx in enumerate(bar):
             step = epoch * steps_per_epoch + i
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, cfg["lr"], cfg["lr_milestones"])
-            b = _make_batch(model, method, params, inp, idx, epoch, g, bf16)
+            b = _make_batch(model, method, params, inp, idx, epoch, g, bf16, plan.step(i) if plan else None)
             b.x = layout(b.x)
             if b.x_adv is not None:
                 b.x_adv = layout(b.x_adv)
-            with autocast(dev, bf16):
-                loss = method.loss(model, b, params)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach()
+            loss_sum += stepper(b)
         wall += time.perf_counter() - t0
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"],
                "train_loss": loss_sum.item() / steps_per_epoch, "wall_s": round(wall, 3)}

@@ -50,7 +50,8 @@ def method_inputs(m: methods.Method, x: torch.Tensor, y: torch.Tensor, spec: dat
 
 def training_throughput(n: int = 1024, batch: int = 128, dataset: str = "cifar10", device: str | None = None,
                         method_names: tuple[str, ...] | None = None, depths: tuple[int, ...] = (8, 26),
-                        bf16: bool = False, x: torch.Tensor | None = None, y: torch.Tensor | None = None) -> list[dict]:
+                        bf16: bool = False, x: torch.Tensor | None = None, y: torch.Tensor | None = None,
+                        cuda_graphs: bool = False) -> list[dict]:
     """Images/s of one epoch of every method (or ``method_names``) at each depth, on ``dataset``-shaped
     random images (or ``x``, ``y``) kept on ``device``."""
     spec = data.spec(dataset)
@@ -68,7 +69,7 @@ def training_throughput(n: int = 1024, batch: int = 128, dataset: str = "cifar10
             inp = method_inputs(m, x, y, spec, g)
             net = MultiExitResNet if m.multi_exit else resnet  # NEO-KD: an exit after each stage
             model = net(depth, spec.num_classes, spec.channels, spec.mean, spec.std)
-            res = train_model(model, m, m.params, cfg, inp, seed=0, bf16=bf16, progress=False)
+            res = train_model(model, m, m.params, cfg, inp, seed=0, bf16=bf16, progress=False, cuda_graphs=cuda_graphs)
             rows.append({"depth": depth, "method": name, "images_per_s": round(res.images_per_s, 1)})
             print(f"  train Res{depth:<2d} {name:10s} {res.images_per_s:8.1f} images/s", flush=True)
     return rows

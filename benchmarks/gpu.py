@@ -12,8 +12,9 @@ Prints, in one run, and writes as JSON (``--out``):
    scored on the full test set, clean and under white-box FGSM at 16/256, with fp32 and with bf16
    inference. The seed-to-seed spread is the noise the precision's effect is compared with. One
    epoch trained twice with the same seed says whether the GPU run is deterministic.
-4. (``--parts graphs``) **launch overhead**: the ``cln`` step eager and replayed as one CUDA graph
-   (``graphed_step``), for deciding whether the training loop should capture its steps.
+4. (``--parts graphs``) **launch overhead**: every paper method's epoch through ``train.py`` eagerly
+   and with ``--cuda-graphs`` (``akt_core.graphs``), and the bare ``cln`` step eager and replayed as
+   one CUDA graph (``graphed_step``).
 
 ``--quick`` shrinks everything (a plumbing check that runs on the CPU too).
 """
@@ -219,7 +220,10 @@ def show(folder: Path) -> None:
     modes = pd.DataFrame(thr["modes"]).pivot_table(index="mode", columns="depth", values="images_per_s", sort=False)
     print("training images/s (cln, batch 256)\n" + modes.rename(columns=lambda d: f"Res{d}").round(0).to_string())
     meth = pd.DataFrame(thr["methods"]).pivot_table(index="method", columns="depth", values="images_per_s", sort=False)
-    print("\ntraining images/s per method (fp32 channels-last)\n" + meth.rename(columns=lambda d: f"Res{d}").round(0).to_string())
+    # the label comes from the rows (runs before the field existed did not record it: say so, never guess)
+    precisions = sorted({r.get("precision", "") for r in thr["methods"]} - {""})
+    label = ", ".join(precisions) + " channels-last" if precisions else "precision not recorded by this run"
+    print(f"\ntraining images/s per method ({label})\n" + meth.rename(columns=lambda d: f"Res{d}").round(0).to_string())
     est = training_estimate(thr["methods"])
     print(f"\nthe paper profile's `build all` on MNIST trains {len(est)} models: at these rates, "
           f"{sum(r['train_s'] for r in est):.0f} s of training one after another, and "
@@ -269,9 +273,14 @@ def main() -> int:
         print("1. layout and precision (cln, batch 256, one epoch)", flush=True)
         info["modes"] = layout_and_precision(x, y, n_tp)
         print("2. the paper's methods (fp32 channels-last)", flush=True)
-        info["methods"] = training_throughput(batch=256, dataset="mnist", method_names=PAPER_METHODS,
-                                              x=x[:n_tp], y=y[:n_tp])
+        info["methods"] = [{**r, "precision": "fp32"} for r in training_throughput(
+            batch=256, dataset="mnist", method_names=PAPER_METHODS, x=x[:n_tp], y=y[:n_tp])]
     if "graphs" in args.parts:
+        print("4b. every paper method, one epoch at batch 256: train.py eager and with --cuda-graphs", flush=True)
+        info["graphs_methods"] = [
+            {**r, "mode": mode, "precision": "fp32"} for mode, on in (("eager", False), ("CUDA graphs", True))
+            for r in training_throughput(batch=256, dataset="mnist", method_names=PAPER_METHODS, x=x[:n_tp],
+                                         y=y[:n_tp], cuda_graphs=on)]
         print("4. launch overhead: the cln step (batch 256) eager and as a replayed CUDA graph", flush=True)
         info["graphs"] = graphed_step(x, y, steps=20 if args.quick else 200)
     if "precision" in args.parts:

@@ -359,3 +359,25 @@ def test_allocator_keeps_freed_memory_once():
     assert allocator.keep_freed_memory() is first  # once per process, same answer
     import sys
     assert first is sys.platform.startswith("linux")  # glibc on the Linux machines the project runs on
+
+
+@pytest.mark.parametrize("method", ["cln", "self-adv", "adv", "dist-adv", "adv-trans"])
+@pytest.mark.parametrize("source_choice", ["random", "cycle"])
+def test_drawing_an_epoch_at_once_is_bit_for_bit_drawing_step_by_step(method, source_choice, data, monkeypatch):
+    """EpochDraws takes the generator's numbers in the order the steps took them one by one."""
+    m = M.get(method)
+    params = {**m.params, "source_choice": source_choice} if "source_choice" in m.params else m.params
+    cfg = {**CFG, "epochs": 2}
+    run = lambda: T.train_model(make_model(), m, params, cfg, _inputs(data, method), 0, progress=False)  # noqa: E731
+    planned = run()
+    assert T.epoch_draws(m, params, _inputs(data, method), N, 64, 0, torch.Generator().manual_seed(0)) is not None
+    monkeypatch.setattr(T, "epoch_draws", lambda *a, **k: None)  # every draw in its step, as before
+    stepwise = run()
+    assert _same_state(planned.state_dict, stepwise.state_dict)
+    assert planned.curves[-1]["train_loss"] == stepwise.curves[-1]["train_loss"]
+
+
+def test_methods_with_an_inner_attack_keep_drawing_step_by_step(data):
+    for method in ("ard", "rslad", "neo-kd"):
+        m = M.get(method)
+        assert T.epoch_draws(m, m.params, _inputs(data, "cln"), N, 64, 0, torch.Generator()) is None
