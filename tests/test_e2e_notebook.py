@@ -22,7 +22,8 @@ def _text(nb) -> str:
     for cell in nb.cells:
         for o in cell.get("outputs", []):
             d = o.get("data", {})
-            out.append(str(d.get("text/markdown") or d.get("text/plain") or o.get("text", "")))
+            # tables are HTML (report.style.show); their text/plain is only the Styler's repr
+            out.append(str(d.get("text/markdown") or d.get("text/html") or d.get("text/plain") or o.get("text", "")))
     return "\n".join(out)
 
 

@@ -7,7 +7,7 @@ and its notebook agree.
 The one thing a source does not hold is the repository's URL, which lives in ``_config.yml`` only:
 the Colab setup cell's ``REPOSITORY = None`` line is filled in from there when the URL is real.
 
-    python tools/sync_notebooks.py           # write notebooks/*.ipynb from notebooks/*.md
+    python tools/sync_notebooks.py           # write each notebooks/*.ipynb whose notebooks/*.md changed
     python tools/sync_notebooks.py --check   # exit 1 and name each notebook that differs
 """
 from __future__ import annotations
@@ -74,8 +74,10 @@ def main() -> int:
         if args.check:
             bad += differences(src, dst, url)
             continue
+        if not differences(src, dst, url):  # unchanged: keep its stored outputs (nbval's references)
+            continue
         nbformat.write(render(src, url), dst)
-        print(f"{src.relative_to(ROOT)} -> {dst.relative_to(ROOT)}")
+        print(f"{src.relative_to(ROOT)} -> {dst.relative_to(ROOT)} (outputs cleared: make notebooks stores new ones)")
     for line in bad:
         print(line, file=sys.stderr)
     return 1 if bad else 0
