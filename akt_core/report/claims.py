@@ -14,9 +14,10 @@ from .verdicts import _our_cells, build_claims, stand_in_spread, verdict_table
 GROUPS = ("variants", "sources", "attacks")
 
 
-def _stored(what: str, dataset: str, profile: str, seeds, blackbox: str) -> pd.DataFrame | None:
+def _stored(what: str, dataset: str, profile: str, seeds, blackbox: str = "held-out", **kw) -> pd.DataFrame | None:
+    """The stored results (``require`` without computing), None where there are none."""
     try:
-        return require(what, dataset, profile, seeds, compute=False, blackbox=blackbox)
+        return require(what, dataset, profile, seeds, compute=False, blackbox=blackbox, progress=False, **kw)
     except AktError:
         return None
 

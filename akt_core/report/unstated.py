@@ -12,11 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import AktError
 from .. import choices as choices_mod
 from ..graph import table_cells, table_for
-from ..results import require
-from .claims import stand_in
+from .claims import _stored, stand_in
 from .tables import _cells
 from .verdicts import verdict_table
 
@@ -25,11 +23,7 @@ GROUPS = ("variants", "sources", "attacks")
 
 def _records(group: str, dataset: str, profile: str, seeds, store=None, **kw) -> pd.DataFrame | None:
     """Stored results of ``store`` (default: the measurement's), None where there are none."""
-    try:
-        return require(group, dataset, profile, seeds, compute=False, progress=False,
-                       store=store or choices_mod.measured_store(), **kw)
-    except AktError:
-        return None
+    return _stored(group, dataset, profile, seeds, store=store or choices_mod.measured_store(), **kw)
 
 
 def _tidy(records: pd.DataFrame | None, dataset: str, group: str) -> pd.DataFrame:
