@@ -123,6 +123,9 @@ MEASURED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("decay", "all", ("cifar10",)),
 )
 
+#: the datasets the measurements cover, in ``MEASURED``'s order
+MEASURED_DATASETS: tuple[str, ...] = tuple(dict.fromkeys(d for _, _, ds in MEASURED for d in ds))
+
 
 def measured_store(store=None):
     """The store the measurements live in: ``reruns/<MEASURED_RUN>`` under ``store``'s root (default: the

@@ -50,9 +50,10 @@ class Profile:
         """The visible tag every number from this profile carries."""
         return f"{self.name} profile" if self.name == "paper" else f"{self.name.upper()} profile: {self.description}"
 
-    def label_for(self, dataset: str) -> str:
-        """``label`` with this profile's settings on ``dataset``."""
-        return f"{self.label} ({dataset}: {self.settings(dataset)})"
+    def label_for(self, dataset: str | tuple[str, ...]) -> str:
+        """``label`` with this profile's settings on ``dataset`` (or on each of several)."""
+        names = (dataset,) if isinstance(dataset, str) else dataset
+        return f"{self.label} ({'; '.join(f'{d}: {self.settings(d)}' for d in names)})"
 
     def as_config(self, dataset: str) -> dict:
         """The part of the profile that changes a model trained on ``dataset`` (goes into cache keys)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -25,7 +26,14 @@ from .graph import ALL_VARIANTS, Experiment, Node, walk
 from .models import ExitView, for_dataset
 from .provenance import device_name, git_commit, resolve_device
 from .store import Store
-from .train import TrainInputs, dadv_images, train_model
+from .train import TrainInputs, dadv_images, score_adv_curve, train_model
+
+
+def curve_source(node: Node) -> Node | None:
+    """The model whose FGSM set ``node``'s per-epoch adversarial curve is scored on, if any. It is a
+    dependency of scoring only, never of training: ``build_parallel`` starts ``node`` while it trains."""
+    key = node.config.get("curve_source")
+    return next(d for d in node.deps if d.key == key) if key else None
 
 
 class Runner:
@@ -55,6 +63,9 @@ class Runner:
         self._models: dict[str, torch.nn.Module] = {}
         self._arrays: dict[str, torch.Tensor] = {}
         self._curve_adv: dict[str, torch.Tensor] = {}  #: per curve source: the curve subset under its FGSM
+        #: set in ``build_parallel``'s workers: blocks until another worker has stored a model. A
+        #: model whose curve source is still training then trains without waiting (``curve_source``)
+        self.wait_for: Callable[[Node], None] | None = None
         self.commit = git_commit()
 
     def provenance(self, **extra) -> dict:
@@ -104,12 +115,11 @@ class Runner:
             elif dep.key == cfg.get("teacher"):
                 inp.teacher_model = self.model(dep)
         inp.curve_x, inp.curve_y = self.curve.x, self.curve.y
-        if (src_key := cfg["curve_source"]):  # the same set for every model scored against it: crafted once
-            if src_key not in self._curve_adv:
-                src = next(d for d in node.deps if d.key == src_key)
-                self._curve_adv[src_key] = craft(ATTACKS["FGSM"], self.model(src), self.curve.x, self.curve.y,
-                                                 self.exp.eps)
-            inp.curve_adv = self._curve_adv[src_key]
+        src = curve_source(node)
+        if src is not None and self.wait_for is not None and not self.store.has("model", src.key):
+            inp.defer_adv_curve = True  # being trained beside this model: score its curve afterwards
+        elif src is not None:
+            inp.curve_adv = self.curve_adv(src)
         self.log(f"[train] {self.exp.dataset} {node.name} seed {cfg['seed']} ({cfg['epochs']} epochs, "
                  f"{len(self.train)} images, key {node.key})")
         torch.manual_seed(cfg["seed"])
@@ -119,6 +129,11 @@ class Runner:
         res = train_model(model, method, cfg["params"], cfg, inp, cfg["seed"], self.bf16,
                           self.store.partial_path(node.key), self.progress, desc=node.name,
                           cuda_graphs=self.cuda_graphs)
+        if inp.defer_adv_curve:
+            self.log(f"[train] {node.name}: its adversarial curve waits for {src.name}")
+            self.wait_for(src)
+            score_adv_curve(self._new_model(cfg["depth"], method.multi_exit), res, self.curve_adv(src),
+                            self.curve.y, self.bf16)
         # rows first, then the model, then the saved state goes: a failure anywhere leaves no model
         # without its rows (a rerun resumes from the finished state and writes them again)
         p = self.exp.profile
@@ -138,6 +153,13 @@ class Runner:
                  f"adv {last.get('adv_acc', float('nan')):.2f} % in {res.wall_s:.0f} s "
                  f"({res.images_per_s:.0f} img/s)")
         return res.state_dict
+
+    def curve_adv(self, src: Node) -> torch.Tensor:
+        """The curve subset under FGSM on ``src``: the same set for every model scored against it."""
+        if src.key not in self._curve_adv:
+            self._curve_adv[src.key] = craft(ATTACKS["FGSM"], self.model(src), self.curve.x, self.curve.y,
+                                             self.exp.eps)
+        return self._curve_adv[src.key]
 
     def _run_row(self, node: Node, wall_s: float, images_per_s: float) -> None:
         self.store.append(self.exp.profile, "runs", [{
@@ -200,10 +222,16 @@ def _quiet(*args) -> None:
     pass
 
 
-def _init_worker(exp: Experiment, prof: profiles_mod.Profile, runner_kwargs: dict, threads: int) -> None:
+def _init_worker(exp: Experiment, prof: profiles_mod.Profile, runner_kwargs: dict, threads: int, abort) -> None:
     torch.set_num_threads(threads)  # as many as the parent uses: CPU results stay bit-for-bit
     profiles_mod.PROFILES.setdefault(prof.name, prof)  # a profile the parent registered at run time
-    _WORKER["runner"] = Runner(exp, **runner_kwargs)
+    runner = _WORKER["runner"] = Runner(exp, **runner_kwargs)
+
+    def wait_for(node: Node) -> None:  # the parent sets ``abort`` when any worker fails
+        while not runner.store.has("model", node.key):
+            if abort.wait(0.5):
+                raise AktError(f"stopped waiting for {node.name} ({node.key}): another worker failed")
+    runner.wait_for = wait_for
 
 
 def _build_in_worker(node: Node) -> str:
@@ -215,14 +243,31 @@ def _build_in_worker(node: Node) -> str:
     return node.key
 
 
+def startable(pending: list[Node], done: set[str], running: set[str], free: int) -> list[Node]:
+    """Up to ``free`` of ``pending`` (in walk order) to start now: every dependency is stored, except a
+    model's curve source, which may still be building (its curve is scored later, ``Runner._train``)."""
+    out: list[Node] = []
+    for n in pending:
+        if len(out) == free:
+            break
+        soft = curve_source(n) if n.kind == "model" else None
+        started = done | running | {m.key for m in out}
+        if all(d.key in (started if soft is not None and d.key == soft.key else done) for d in n.deps):
+            out.append(n)
+    return out
+
+
 def build_parallel(runner: Runner, roots: list[Node], jobs: int) -> None:
     """Build the cached nodes under ``roots`` that the store lacks, up to ``jobs`` at a time, each in
     a worker process, each as soon as its dependencies are stored.
 
-    Every node is a pure function of its config, so the order changes nothing but the wall time; on
-    the CPU the results are bit-for-bit those of a serial build (each worker uses the parent's
-    thread count). Meant for a GPU, where one training process is bound by launching kernels and
-    leaves the GPU mostly idle; on the 2-core CPU it only divides the cores.
+    A model starts while its curve source (``curve_source``) is still training, and scores its
+    adversarial curve once that is stored: the static sources do not wait for heldout:Res26, which
+    takes one Res26 off the critical path. Every node is a pure function of its config, so the order
+    changes nothing but the wall time; on the CPU the results are bit-for-bit those of a serial build
+    (each worker uses the parent's thread count). Meant for a GPU, where one training process is
+    bound by launching kernels and leaves the GPU mostly idle; on the 2-core CPU it only divides the
+    cores.
     """
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from multiprocessing import get_context
@@ -235,18 +280,22 @@ def build_parallel(runner: Runner, roots: list[Node], jobs: int) -> None:
     kwargs = {"store": runner.store, "data_root": runner.data_root, "device": str(runner.device),
               "download": False, "progress": False, "log": print if runner.log is print else _quiet,
               "bf16": runner.bf16, "cuda_graphs": runner.cuda_graphs}
-    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker,
-                             initargs=(runner.exp, runner.exp.prof, kwargs, torch.get_num_threads())) as pool:
+    ctx = get_context("spawn")
+    abort = ctx.Event()
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
+                             initargs=(runner.exp, runner.exp.prof, kwargs, torch.get_num_threads(), abort)) as pool:
         running: dict = {}
         while pending or running:
-            ready = [n for n in pending if all(d.key in done for d in n.deps)]
-            for n in ready[: jobs - len(running)]:
+            for n in startable(pending, done, {m.key for m in running.values()}, jobs - len(running)):
                 pending.remove(n)
                 running[pool.submit(_build_in_worker, n)] = n
             if not running:
                 raise AktError(f"cannot schedule {[n.name for n in pending]}: a dependency is never built")
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for f in finished:
+                if f.exception() is not None:
+                    abort.set()  # no worker waits for a model that will never be stored
+                    pool.shutdown(cancel_futures=True)
                 done.add(f.result())  # a worker's exception is raised here
                 del running[f]
 

@@ -8,10 +8,11 @@ generators, so a killed run resumes to the same bits.
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -39,6 +40,9 @@ class TrainInputs:
     curve_x: torch.Tensor | None = None  #: uint8 test subset for the per-epoch curves
     curve_y: torch.Tensor | None = None
     curve_adv: torch.Tensor | None = None  #: the same subset attacked on a held-out source (float)
+    #: keep each epoch's weights instead, so that ``score_adv_curve`` adds the adversarial curve once
+    #: its source is trained (``build_parallel``: a static source need not wait for heldout:Res26)
+    defer_adv_curve: bool = False
     teacher_model: nn.Module | None = None  #: a live teacher (methods with ``live_teacher``), eval mode
     peer_model: nn.Module | None = None  #: a freshly initialised peer (methods with ``peer``), trained here
 
@@ -49,6 +53,8 @@ class TrainResult:
     curves: list[dict]
     wall_s: float
     images_per_s: float
+    #: epoch -> its weights, for each curve row still without ``adv_acc`` (``TrainInputs.defer_adv_curve``)
+    snapshots: dict[int, dict] = field(default_factory=dict)
 
 
 def dadv_images(x: torch.Tensor, sign: torch.Tensor, eps: float) -> torch.Tensor:
@@ -217,6 +223,7 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
     steps_per_epoch = max(n // bs, 1)
     total = steps_per_epoch * epochs
     start_epoch, curves, wall = 0, [], 0.0
+    snapshots: dict[int, dict] = {}  # epoch -> weights, while its adversarial curve point is unscored
     partial = Path(partial) if partial else None
     state = load_checked(partial, "saved training state") if partial else None  # None when damaged
     if state is not None:
@@ -227,6 +234,7 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
         g.set_state(state["gen"])
         torch.set_rng_state(state["rng"])
         start_epoch, curves, wall = state["epoch"], state["curves"], state["wall_s"]
+        snapshots = {e: {k: v.to(dev) for k, v in sd.items()} for e, sd in state.get("snapshots", {}).items()}
     def loss_of(b: StepBatch) -> torch.Tensor:
         with autocast(dev, bf16):
             return method.loss(model, b, params)
@@ -258,13 +266,32 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
             if inp.curve_adv is not None:
                 row["adv_acc"] = accuracy(model, inp.curve_adv, inp.curve_y, bf16=bf16)
         curves.append(row)
+        if inp.curve_x is not None and inp.curve_adv is None and inp.defer_adv_curve:
+            snapshots[epoch + 1] = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if partial:
             save_checked({"model": model.state_dict(), "opt": opt.state_dict(), "gen": g.get_state(),
                           "rng": torch.get_rng_state(), "epoch": epoch + 1, "curves": curves,
+                          **({"snapshots": snapshots} if snapshots else {}),
                           "wall_s": wall, **({"peer": inp.peer_model.state_dict()} if method.peer else {})},
                          partial)
     for m in trained:
         m.eval()
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     seen = steps_per_epoch * bs * epochs
-    return TrainResult(state, curves, wall, seen / wall if wall and seen else math.nan)
+    res = TrainResult(state, curves, wall, seen / wall if wall and seen else math.nan, snapshots)
+    if snapshots and inp.curve_adv is not None:  # resumed from a run that deferred them: score them now
+        score_adv_curve(copy.deepcopy(model), res, inp.curve_adv, inp.curve_y, bf16)
+    return res
+
+
+def score_adv_curve(model: nn.Module, res: TrainResult, curve_adv: torch.Tensor, curve_y: torch.Tensor,
+                    bf16: bool = False) -> None:
+    """Add ``adv_acc`` to the curve rows of ``res`` that lack it, from the weights that
+    ``defer_adv_curve`` kept: the values scoring during training gives (the same weights in eval
+    mode, in the same layout). ``model`` is a model of the trained architecture (overwritten)."""
+    model = layout(model.to(curve_adv.device))
+    for row in res.curves:
+        if "adv_acc" not in row:
+            model.load_state_dict(res.snapshots[row["epoch"]])
+            row["adv_acc"] = accuracy(model, curve_adv, curve_y, bf16=bf16)
+    res.snapshots = {}

@@ -232,3 +232,22 @@ def test_protocols_sit_beside_the_papers_numbers_in_the_papers_order(monkeypatch
     assert [c for c, _ in wide.columns][::3] == ["FGSM", "I-FGSM"]
     assert wide.loc["Res26(cln)", ("FGSM", "paper")] == 25.56  # Table 2, MNIST (data/paper_tables.csv)
     assert wide.loc["Res26(cln)", ("FGSM", "static")] == 20.0 and wide.loc["Res26(cln)", ("I-FGSM", "held-out")] == 96.0
+
+
+def test_protocol_gap_says_whether_the_static_protocol_closes_the_gap_to_the_paper(monkeypatch):
+    from akt_core.report import unstated
+
+    hand = pd.DataFrame({"table": 2, "model": ["Res8(cln)", "Res26(cln)", "Res26(cln)"],
+                         "column": ["FGSM", "I-FGSM", "FGSM"], "default": [95.0, 96.0, 93.0],
+                         "other": [40.0, 10.0, 20.0]})
+    monkeypatch.setattr(unstated, "moves", lambda *a, **k: hand)
+    # ours - paper (19.83, 2.92, 25.56): held-out +75.17, +93.08, +67.44; static +20.17, +7.08, -5.56
+    assert unstated.protocol_gap("mnist") == (
+        "Table 2 (mnist): ours minus the paper's is a median of +75.2 points under the held-out protocol and "
+        "+7.1 under the static one, over 3 cells; 3 of them come closer to the paper under the static protocol. "
+        "The static protocol closes most of the gap.")
+    monkeypatch.setattr(unstated, "moves", lambda *a, **k: hand.assign(other=hand["default"] + 1))
+    assert unstated.protocol_gap("mnist").endswith("0 of them come closer to the paper under the static "
+                                                    "protocol. The static protocol does not close the gap.")
+    monkeypatch.setattr(unstated, "moves", lambda *a, **k: hand.iloc[:0])
+    assert unstated.protocol_gap("mnist") == ""

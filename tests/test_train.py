@@ -1,6 +1,7 @@
 """The training loop: methods, determinism, resuming, the lr schedule, D_adv reconstruction."""
 from __future__ import annotations
 
+import copy
 import shutil
 
 import pytest
@@ -123,6 +124,45 @@ def test_resume_from_epoch_one_matches_uninterrupted(data, tmp_path, monkeypatch
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
     assert strip(resumed.curves) == strip(straight.curves)
     assert [r["epoch"] for r in resumed.curves] == [1, 2]
+
+
+@pytest.mark.parametrize("method", ["cln", "adv"])
+def test_a_deferred_adversarial_curve_is_the_one_scored_during_training(method, data):
+    """Issue 21: a model trains while its curve source is still training and scores the adversarial
+    curve afterwards, from each epoch's kept weights: the same rows and weights, bit for bit."""
+    cfg, m = {**CFG, "epochs": 3}, M.get(method)
+    online = _train(data, method, cfg)
+    inp = _inputs(data, method, curve_adv=False)
+    inp.defer_adv_curve = True
+    later = T.train_model(make_model(), m, m.params, cfg, inp, 0, progress=False)
+    assert sorted(later.snapshots) == [1, 2, 3] and all("adv_acc" not in r for r in later.curves)
+    assert _same_state(later.snapshots[3], later.state_dict)
+    T.score_adv_curve(make_model(seed=99), later, to_float(data[1].x).flip(-1), data[1].y)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
+    assert strip(later.curves) == strip(online.curves) and later.snapshots == {}
+    assert len({r["adv_acc"] for r in online.curves}) > 1  # the epochs differ, so a mix-up would show
+    assert _same_state(later.state_dict, online.state_dict)
+
+
+def test_a_run_killed_while_deferring_resumes_and_scores_the_kept_epochs(data, tmp_path, monkeypatch):
+    """The kept weights travel in the saved state: resumed with the curve source now at hand, the
+    epochs trained before the kill are scored from them, the rest during training."""
+    cfg, m = {**CFG, "epochs": 2}, M.get("cln")
+    online = _train(data, "cln", cfg)
+    saved = []
+    real_save = T.save_checked
+    monkeypatch.setattr(T, "save_checked", lambda obj, path: (real_save(obj, path), saved.append(copy.deepcopy(obj))))
+    inp = _inputs(data, "cln", curve_adv=False)
+    inp.defer_adv_curve = True
+    partial = tmp_path / "p.pt"
+    T.train_model(make_model(), m, m.params, cfg, inp, 0, partial=partial, progress=False)
+    monkeypatch.setattr(T, "save_checked", real_save)
+    assert sorted(saved[0]["snapshots"]) == [1]
+    real_save(saved[0], partial)  # killed after epoch 1
+    resumed = T.train_model(make_model(seed=99), m, m.params, cfg, _inputs(data, "cln"), 0, partial=partial,
+                            progress=False)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
+    assert strip(resumed.curves) == strip(online.curves) and resumed.snapshots == {}
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])

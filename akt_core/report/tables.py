@@ -117,8 +117,9 @@ def compact(cmp: pd.DataFrame, tolerance: float = 5.0):
     return show(grid, nowrap=True).set_properties(subset=cols, **{"text-align": "right"})
 
 
-def banner(profile: profiles_mod.Profile, dataset: str) -> str:
-    """The page's one statement of where its numbers come from (the long profile label, once)."""
+def banner(profile: profiles_mod.Profile, dataset: str | tuple[str, ...]) -> str:
+    """The page's one statement of where its numbers come from (the long profile label, once; with
+    the settings of each dataset the page covers)."""
     return (f"> **{profile.label_for(dataset)}**" + ("" if profile.name == "paper" else
             " — not the paper's protocol: compare trends, not decimals."))
 

@@ -132,6 +132,24 @@ def protocols_wide(dataset: str, profile: str = choices_mod.MEASURED_PROFILE, st
     return wide.reindex(index=[m for m in table.targets if m in wide.index], columns=cols)
 
 
+def protocol_gap(dataset: str, profile: str = choices_mod.MEASURED_PROFILE, store=None) -> str:
+    """A computed sentence: how far Table 2-4's cells lie from the paper's under each black-box
+    protocol (median of ours - paper over the cells the paper reports), and whether the static
+    protocol closes the gap. Empty until the static protocol is measured on ``dataset``."""
+    t = protocols(dataset, profile, store).dropna(subset=["paper"])
+    if not len(t):
+        return ""
+    gap = {k: t[k] - t["paper"] for k in ("held-out", "static")}
+    med = {k: float(np.median(g)) for k, g in gap.items()}
+    closer = int((gap["static"].abs() < gap["held-out"].abs()).sum())
+    table = table_for("variants", dataset).number
+    verdict = ("closes most of the gap" if abs(med["static"]) < abs(med["held-out"]) / 2 else
+               "narrows the gap" if abs(med["static"]) < abs(med["held-out"]) else "does not close the gap")
+    return (f"Table {table} ({dataset}): ours minus the paper's is a median of {med['held-out']:+.1f} points under "
+            f"the held-out protocol and {med['static']:+.1f} under the static one, over {len(t)} cells; "
+            f"{closer} of them come closer to the paper under the static protocol. The static protocol {verdict}.")
+
+
 def summary(profile: str = choices_mod.MEASURED_PROFILE) -> pd.DataFrame:
     """One row per measured (choice, dataset): what the choice is, the seeds measured, how many cells
     move beyond their seed spread, the largest move (and its cell), the median seed spread, and the
