@@ -7,7 +7,7 @@
 #   .venv/bin/akt publish --from WORKDIR/data --profile full-data      # after each finished model,
 #   git add data/weights data/results/full-data && git commit ...      # then commit what it added
 #
-# PROFILE, DATASET and SEEDS (environment) override the defaults below; AKT_DATA_ROOT defaults to
+# PROFILE, DATASET, SEEDS and BUILDS (environment) override the defaults below; AKT_DATA_ROOT defaults to
 # this checkout's data/datasets (make data). JOB=choices runs tools/measure_choices.py per seed
 # instead (issue 20: the unstated choices on the reduced profile; merge its rows back with
 # tools/merge_rows.py --choices-only). Stop it with: kill -- -$(cat WORKDIR/logs/pid)
@@ -18,6 +18,7 @@ PROFILE=${PROFILE:-full-data}
 DATASET=${DATASET:-cifar10}
 SEEDS=${SEEDS:-"0 1"}
 JOB=${JOB:-graph}
+BUILDS=${BUILDS:-"all whitebox sweep"}
 PY=${PY:-$HERE/.venv/bin/python}
 export AKT_DATA_ROOT=${AKT_DATA_ROOT:-$HERE/data/datasets}
 if [ ! -d "$WORK/.git" ]; then
@@ -50,7 +51,7 @@ for seed in $SEEDS; do
     "$PY" tools/measure_choices.py --seed "$seed" >> logs/run.log 2>&1 || echo "FAILED choices seed $seed" >> logs/run.log
     continue
   fi
-  for what in all whitebox sweep; do
+  for what in $BUILDS; do
     echo "=== $(date -Is) build $what seed $seed" >> logs/run.log
     "$PY" -m akt_core.cli build "$what" --dataset "$DATASET" --profile "$PROFILE" --seed "$seed" \
       --device cpu --quiet >> logs/run.log 2>&1 || echo "FAILED $what seed $seed" >> logs/run.log
