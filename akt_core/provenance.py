@@ -27,6 +27,12 @@ def git_commit() -> str:
         return "unknown"
 
 
+def from_dirty_tree(commit) -> bool:
+    """Whether a row or model names code that was never committed (``-dirty``, or no commit at all):
+    such results are never published or shown; they are recomputed."""
+    return not commit or str(commit) in ("unknown", "nan") or str(commit).endswith("-dirty")
+
+
 def device_name(device: torch.device, bf16: bool = False) -> str:
     """The device in words; on a GPU also its arithmetic: float32 with TF32 convolutions (PyTorch's
     default for cuDNN) or bf16 autocast. Either changes results beyond float32 rounding."""

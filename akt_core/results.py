@@ -142,6 +142,13 @@ def _keys_of(what: str, dataset: str) -> Callable[[Experiment], set[str]]:
     return lambda e: {e.record_key(*n) for n in needs}
 
 
+def stored_seeds(profile: str, dataset: str, what: str = "records", store: Store | None = None) -> list[int]:
+    """The seeds with stored ``what`` rows (``records`` or ``robustness``) of ``dataset`` under
+    ``profile`` (none: [])."""
+    df = (store or Store()).read(profile, what)
+    return sorted(int(s) for s in df.loc[df["dataset"] == dataset, "seed"].unique()) if len(df) else []
+
+
 def select_stored(df: pd.DataFrame, what: str, dataset: str, profile: str, seeds: list[int], blackbox: str,
                   dataset_variant: str | None, keys_of: Callable[[Experiment], set[str]],
                   choices=()) -> pd.DataFrame:

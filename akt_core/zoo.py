@@ -32,6 +32,7 @@ from . import methods as methods_mod
 from . import profiles as profiles_mod
 from .evaluate import correct, logits
 from .models import ExitView, for_dataset
+from .provenance import from_dirty_tree
 from .store import WEIGHTS_MANIFEST, Store, atomic_torch_save, atomic_write_text, sha256_file
 
 MANIFEST_COLUMNS = ("key", "name", "dataset", "profile", "seed", "dataset_variant", "blackbox", "depth", "method",
@@ -63,7 +64,7 @@ def fingerprint_images(store: Store, dataset: str, data_root: str | Path | None 
 
 
 def _clean_commit(commit: str, what: str) -> None:
-    if not commit or commit == "unknown" or str(commit).endswith("-dirty"):
+    if from_dirty_tree(commit):
         raise AktError(f"{what} was made by code at commit {commit!r}: only rows and models from committed "
                        "code are published (commit, rebuild, then publish)")
 

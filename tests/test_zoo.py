@@ -175,3 +175,29 @@ def test_committed_weights_reproduce_their_fingerprints():
     if not len(res):
         pytest.skip("no published weights yet")
     assert (res["max_abs_diff"] < 1e-4).all(), res[res["max_abs_diff"] >= 1e-4]
+
+
+def test_every_committed_result_row_comes_from_committed_code():
+    """The book shows only rows made by committed code: each stored row (records, robustness, runs;
+    curves through their model's run) names a clean commit, in the published results and the reruns."""
+    from akt_core.provenance import from_dirty_tree
+
+    roots = [ROOT / "data"] + sorted((ROOT / "data" / "reruns").glob("*"))
+    checked = 0
+    for root in roots:
+        for folder in sorted((root / "results").glob("*")):
+            profile, store = folder.name, Store(root)
+            runs = store.read(profile, "runs")
+            trained = set(runs["key"]) if len(runs) else set()
+            for what in ("records", "robustness", "runs"):
+                df = store.read(profile, what)
+                if len(df):
+                    bad = df[df["git_commit"].map(from_dirty_tree)]
+                    assert bad.empty, f"{folder}/{what}.csv: {len(bad)} rows of {sorted(bad['git_commit'].unique())}"
+                    checked += len(df)
+            curves = store.read(profile, "curves")
+            if len(curves):  # a curve belongs to a trained model whose run row names its commit
+                assert curves["key"].isin(trained).all(), f"{folder}/curves.csv: rows without a run"
+    assert checked > 500
+    assert from_dirty_tree("859e3a83f38f-dirty") and from_dirty_tree("unknown") and from_dirty_tree("")
+    assert not from_dirty_tree("859e3a83f38f")

@@ -40,14 +40,12 @@ PLAN = {p.stem: bool(p.datasets) for p in book.PAGES}
 
 
 def stored_seeds(profile: str, dataset: str, what: str = "records") -> list[int]:
-    """Every seed with ``what`` records (``records`` or ``robustness``) of ``dataset`` under ``profile``
-    in the results store ([0] if none), so that the book shows each published seed (mean and spread
-    where there are several)."""
-    from akt_core.store import Store
+    """Every seed with stored ``what`` rows (``records`` or ``robustness``) of ``dataset`` under
+    ``profile`` ([0] if none), so that the book shows each published seed (mean and spread where there
+    are several)."""
+    from akt_core.results import stored_seeds as seeds_of
 
-    df = Store().read(profile, what)
-    seeds = sorted(int(s) for s in df.loc[df["dataset"] == dataset, "seed"].unique()) if len(df) else []
-    return seeds or [0]
+    return seeds_of(profile, dataset, what) or [0]
 
 
 def jobs(profile: str, datasets: list[str], out: Path, only: list[str] | None) -> list[tuple[Path, Path, dict]]:

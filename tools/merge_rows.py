@@ -18,6 +18,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # this checkout's akt_core, not another checkout's installed one
     sys.path.insert(0, str(ROOT))
+from akt_core.provenance import from_dirty_tree  # noqa: E402
 from akt_core.schema import validate  # noqa: E402
 from akt_core.store import Store  # noqa: E402
 from akt_core.zoo import RESULT_FILES  # noqa: E402
@@ -29,11 +30,11 @@ def main(kept: Path, profile: str, store: Store, choices_only: bool = False) -> 
         if path.exists():
             rows = validate(pd.read_csv(path, keep_default_na=False, na_values=[""],
                                         dtype={"key": str, "model_key": str}), what, path)
-            if choices_only:  # rows to publish: made from committed code only
+            if choices_only:
                 chosen = rows["choices"].notna() if "choices" in rows else pd.Series(False, index=rows.index)
                 rows = rows[chosen | (rows["blackbox"] != "held-out")] if what != "curves" else rows[chosen]
-                if "git_commit" in rows and rows["git_commit"].astype(str).str.endswith("-dirty").any():
-                    raise SystemExit(f"{path} holds rows made from a dirty tree: not merged")
+            if "git_commit" in rows and rows["git_commit"].map(from_dirty_tree).any():  # published: committed code only
+                raise SystemExit(f"{path} holds rows made from uncommitted code: not merged")
             store.append(profile, what, rows.to_dict("records"), unique=unique)
             print(f"[merge] {len(rows)} {what} rows from {path}")
 

@@ -7,8 +7,7 @@ import pandas as pd
 
 from .. import AktError
 from ..book import DATASETS
-from ..results import require
-from ..store import Store
+from ..results import require, stored_seeds
 from .verdicts import _our_cells, build_claims, stand_in_spread, verdict_table
 
 GROUPS = ("variants", "sources", "attacks")
@@ -22,10 +21,6 @@ def _stored(what: str, dataset: str, profile: str, seeds, blackbox: str = "held-
         return None
 
 
-def stored_seeds(profile: str, dataset: str) -> list[int]:
-    """The seeds with stored records of ``dataset`` under ``profile`` (none: [])."""
-    df = Store().read(profile)
-    return sorted(int(s) for s in df.loc[df["dataset"] == dataset, "seed"].unique()) if len(df) else []
 
 
 def stand_in(profile: str, blackbox: str = "held-out"):

@@ -11,8 +11,9 @@ import pandas as pd
 from .. import data as data_mod
 from .. import profiles as profiles_mod
 from ..book import BY_STEM, DATASETS
+from ..results import stored_seeds
 from . import unstated
-from .claims import all_claims, stored_seeds
+from .claims import all_claims
 from .verdicts import STATEMENTS, STATES
 
 COLOURS = {"supported": "#1a7f37", "contradicted": "#cf222e", "within noise": "#bf8700",
