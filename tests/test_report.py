@@ -67,3 +67,17 @@ def test_show_keeps_a_labelled_index_as_a_column_and_hides_the_pandas_one():
     assert "row_heading" not in html  # no pandas index column
     plain = style.show(pd.DataFrame({"a": [1], "b": ["x"]})).to_html()
     assert ">index<" not in plain and "row_heading" not in plain
+
+
+def test_a_sweep_with_one_eps_per_panel_is_not_a_sweep():
+    """The white-box table's 16/256 rows alone leave every panel with one point: nothing to read a
+    crossing from, so the page says the sweep is not stored instead of drawing dots."""
+    from akt_core.report import whitebox
+
+    rows = [{"attack": a, "source": s, "eps_256": e, "model": "Res8(adv)", "accuracy": 50.0, "seed": 0}
+            for a, s, _ in whitebox.SWEEP_PANELS for e in (8, 16)]
+    full = pd.DataFrame(rows)
+    assert whitebox.missing_panels(full) == []
+    one = full[(full["source"] != "white-box") | (full["eps_256"] == 16)]
+    assert whitebox.missing_panels(one) == ["white-box PGD-20"]
+    assert len(whitebox.missing_panels(full.iloc[:0])) == 3

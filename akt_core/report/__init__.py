@@ -6,7 +6,7 @@ the profile it came from.
 """
 from __future__ import annotations
 
-from . import style, unstated
+from . import style, unstated, whitebox
 from .claims import all_claims
 from .compare import compare_summary, compare_table, exit_table, plot_compare, trained_after
 from .plots import plot_comparison, plot_curves

@@ -45,6 +45,20 @@ def scorecard(profiles: tuple[str, ...] | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "claim", "column", "state", "evidence", "seeds", "page"])
 
 
+def _has_sweep(dataset: str, profile: str) -> bool:
+    """Whether the eps sweep (``beyond``'s ``sweep``) of ``dataset`` is stored under ``profile``, every
+    panel of it (``whitebox.missing_panels``)."""
+    from .. import AktError, beyond
+    from .whitebox import missing_panels
+
+    try:
+        sweep = beyond.require("sweep", dataset, profile, stored_seeds(profile, dataset, "robustness") or [0],
+                               progress=False)
+    except AktError:
+        return False
+    return not missing_panels(sweep)
+
+
 def sentences(card: pd.DataFrame, dataset: str, link_prefix: str = "_executed/") -> str:
     """What holds on ``dataset``, per profile, in words computed from ``card``."""
     out = []
@@ -57,9 +71,11 @@ def sentences(card: pd.DataFrame, dataset: str, link_prefix: str = "_executed/")
         out.append(f"**{data_mod.spec(dataset).title}, {column}** (seed{'s' if ',' in seeds else ''} {seeds}): "
                    + "; ".join(parts) + ".")
         if "C1" in by["contradicted"]:
-            out.append(f"C1 fails on how weak the transfer attacks are against the clean models: the "
-                       f"<a href='{link_prefix}{BY_STEM['beyond_robustness'].executed(dataset)}.html'>eps sweep</a> "
-                       "shows at which budget ours fall to the paper's numbers.")
+            out.append("C1 fails on how weak the transfer attacks are against the clean models" + (
+                f": the <a href='{link_prefix}{BY_STEM['beyond_robustness'].executed(dataset)}.html'>eps sweep</a> "
+                "shows at which budget ours fall to the paper's numbers." if _has_sweep(dataset, column) else
+                " (the eps sweep that would show at which budget ours fall to the paper's numbers is not stored "
+                "for this profile yet)."))
             static = unstated.verdicts("blackbox", "static", dataset) if column == unstated.choices_mod.MEASURED_PROFILE \
                 else pd.DataFrame()
             if len(static):

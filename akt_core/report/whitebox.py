@@ -88,6 +88,13 @@ def _crossing(eps: np.ndarray, acc: np.ndarray, value: float) -> str:
     return f">{eps[-1]:g}"
 
 
+def missing_panels(sweep: pd.DataFrame) -> list[str]:
+    """The panels of ``plot_sweep`` with fewer than two eps stored: no curve to read a crossing from
+    (for example where only the white-box table's 16/256 rows exist)."""
+    return [title for attack, source, title in SWEEP_PANELS
+            if sweep.loc[(sweep["attack"] == attack) & (sweep["source"] == source), "eps_256"].nunique() < 2]
+
+
 def plot_sweep(sweep: pd.DataFrame, dataset: str, axes=None):
     """Accuracy against eps, one panel per attack, one line per variant; the paper's value at 16/256
     is marked (x) in the panel of the same attack, and the paper's budget as a dotted line."""
