@@ -116,3 +116,17 @@ def test_the_scorecard_grid_links_every_cell_and_says_what_holds():
     text = S.sentences(card, "mnist")
     assert text.startswith("**MNIST, reduced** (seeds 0, 1): supported: C2; contradicted: C1.")
     assert "eps sweep" in text and "supports all of C1" in text
+    assert md.rstrip().endswith("**No stored results yet** for CIFAR-10, CIFAR-100 under any published profile: "
+                                "`akt build all --dataset cifar10 --profile reduced`; `akt build all --dataset "
+                                "cifar100 --profile reduced` makes them.")
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_the_c1_sentence_links_the_eps_sweep_only_where_it_is_stored(stored, monkeypatch):
+    card = pd.DataFrame([{"dataset": "mnist", "claim": "C1", "column": "reduced", "state": "contradicted",
+                          "evidence": "e1", "seeds": "0", "page": "tables_2_4_variants_mnist"}])
+    monkeypatch.setattr(S, "_has_sweep", lambda ds, profile: stored)
+    monkeypatch.setattr(S.unstated, "verdicts", lambda *a, **k: pd.DataFrame())
+    text = S.sentences(card, "mnist")
+    assert ("href='_executed/beyond_robustness_mnist.html'>eps sweep</a>" in text) is stored
+    assert ("is not stored for this profile yet" in text) is not stored

@@ -133,5 +133,9 @@ def markdown(card: pd.DataFrame, link_prefix: str = "_executed/") -> str:
               "cell for its numbers; click it for the page with the evidence.")
     claims_list = "\n".join(f"- **{c}**: {s}" for c, s in STATEMENTS.items())
     text = "\n\n".join(sentences(card, ds, link_prefix) for ds in DATASETS if (card["dataset"] == ds).any())
+    if absent := [ds for ds in DATASETS if not (card["dataset"] == ds).any()]:
+        text += ("\n\n**No stored results yet** for " + ", ".join(data_mod.spec(ds).title for ds in absent)
+                 + " under any published profile: " + "; ".join(
+                     f"`akt build all --dataset {ds} --profile reduced`" for ds in absent) + " makes them.")
     return (f"<table class='scorecard'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>\n\n"
             f"{legend}\n\n{claims_list}\n\n{text}\n")
