@@ -15,6 +15,8 @@ Prints, in one run, and writes as JSON (``--out``):
 4. (``--parts graphs``) **launch overhead**: every paper method's epoch through ``train.py`` eagerly
    and with ``--cuda-graphs`` (``akt_core.graphs``), and the bare ``cln`` step eager and replayed as
    one CUDA graph (``graphed_step``).
+5. (``--parts stacked``) **K models in one step**: K independent Res26 trained one after another,
+   against their parameters stacked and run as one vmapped step (``stacked_step``).
 
 ``--quick`` shrinks everything (a plumbing check that runs on the CPU too).
 """
@@ -184,6 +186,79 @@ def graphed_step(x: torch.Tensor, y: torch.Tensor, depths: tuple[int, ...] = (8,
     return rows
 
 
+def stacked_step(x: torch.Tensor, y: torch.Tensor, depth: int = 26, ks: tuple[int, ...] = (1, 2, 4),
+                 steps: int = 50, batch: int = 256, warmup: int = 5) -> list[dict]:
+    """Whether training K independent models of one architecture in one step pays while steps are
+    launch-bound (issue 21): the ``cln`` step of K models one after another (eager), against the K
+    models' parameters stacked (``torch.func.stack_module_state``) and run as one vmapped forward and
+    backward (``functional_call``; BatchNorm statistics stacked too), with one SGD over the stacked
+    tensors (elementwise, so the same update as K optimisers). Each model sees its own batch. A probe:
+    the library trains one model per process (``build --jobs``)."""
+    import copy
+
+    import torch.nn.functional as F
+    from torch.func import functional_call, stack_module_state, vmap
+
+    spec = data.spec("mnist")
+    g = torch.Generator(device=x.device).manual_seed(0)
+    rows = []
+    for k in ks:
+        order = torch.randint(0, len(x), (warmup + steps, k, batch), device=x.device, generator=g)
+        for mode in ("one after another", "stacked (vmap)"):
+            try:
+                torch.manual_seed(0)
+                models = [evaluate.layout(resnet(depth, spec.num_classes, spec.channels, spec.mean, spec.std)
+                                          .to(x.device)).train() for _ in range(k)]
+                if mode == "stacked (vmap)":
+                    params, buffers = stack_module_state(models)
+                    base = copy.deepcopy(models[0]).to("meta")
+                    opt = torch.optim.SGD(params.values(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+
+                    def fwd(p, b, xb):
+                        return functional_call(base, (p, b), (xb,))
+
+                    def step(i: int) -> None:
+                        idx = order[i]
+                        xb = data.to_float(x[idx])  # (K, B, C, H, W)
+                        out = vmap(fwd)(params, buffers, xb)
+                        loss = F.cross_entropy(out.flatten(0, 1), y[idx].flatten(), reduction="sum") / batch
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()  # the sum of the K mean losses: each model gets its own gradient
+                        opt.step()
+                else:
+                    opts = [torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4) for m in models]
+
+                    def step(i: int) -> None:
+                        for j, (m, o) in enumerate(zip(models, opts)):
+                            idx = order[i, j]
+                            loss = F.cross_entropy(m(evaluate.layout(data.to_float(x[idx]))), y[idx])
+                            o.zero_grad(set_to_none=True)
+                            loss.backward()
+                            o.step()
+                for i in range(warmup):
+                    step(i)
+                _sync(x.device)
+                t0 = time.perf_counter()
+                for i in range(warmup, warmup + steps):
+                    step(i)
+                _sync(x.device)
+                dt = time.perf_counter() - t0
+                row = {"depth": depth, "models": k, "mode": mode, "ms_per_step": round(1000 * dt / steps, 3),
+                       "images_per_s_per_model": round(steps * batch / dt, 1)}
+                print(f"  Res{depth} x{k} {mode:18s} {row['ms_per_step']:8.2f} ms per step of all {k}, "
+                      f"{row['images_per_s_per_model']:9.0f} images/s per model", flush=True)
+            except Exception as exc:  # a probe: report and go on
+                row = {"depth": depth, "models": k, "mode": mode, "error": f"{type(exc).__name__}: {exc}"}
+                print(f"  Res{depth} x{k} {mode:18s} failed: {row['error']}", flush=True)
+            rows.append(row)
+    return rows
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def training_estimate(methods_rows: list[dict], dataset: str = "mnist") -> list[dict]:
     """Training time of each model of the paper profile's ``build all`` from one-epoch throughputs
     (Res8 and Res26 measured; other depths interpolated linearly in time per step): a lower bound,
@@ -253,9 +328,10 @@ def main() -> int:
     ap.add_argument("--out", default=None, help="JSON file for the figures")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a plumbing check (CPU too)")
     ap.add_argument("--parts", nargs="+", default=["throughput", "precision"],
-                    choices=["throughput", "precision", "graphs"],
+                    choices=["throughput", "precision", "graphs", "stacked"],
                     help="throughput: 1 and 2 above; precision: 3; graphs: the cln step eager and as a "
-                         "replayed CUDA graph (graphed_step)")
+                         "replayed CUDA graph (graphed_step); stacked: K models in one vmapped step "
+                         "(stacked_step)")
     ap.add_argument("--show", default=None, metavar="DIR", help="print the figures stored in DIR and exit")
     args = ap.parse_args()
     if args.show:
@@ -288,6 +364,11 @@ def main() -> int:
                                          y=y[:n_tp], cuda_graphs=on)]
         print("4. launch overhead: the cln step (batch 256) eager and as a replayed CUDA graph", flush=True)
         info["graphs"] = graphed_step(x, y, steps=20 if args.quick else 200)
+    if "stacked" in args.parts:
+        print("5. K independent Res26 (cln, batch 256 each): one after another, and stacked in one vmapped step",
+              flush=True)
+        info["stacked"] = stacked_step(x, y, steps=3 if args.quick else 50, batch=32 if args.quick else 256,
+                                       warmup=1 if args.quick else 5)
     if "precision" in args.parts:
         print(f"3. bf16 vs fp32: Res8(cln), paper profile on MNIST ({epochs} epochs, {len(tr):,} images)", flush=True)
         info["precision"] = precision_effect(x, y, te.x, te.y, epochs, seeds)

@@ -6,17 +6,21 @@
 #   bash benchmarks/gpu_session.sh [SECONDS [PART...]]      # default: 540 paper
 #
 # PARTs, run in the order given:
-#   paper   `akt build all --dataset mnist --profile paper --jobs $JOBS` (Tables 2, 5, 8 and Figs. 3-4
-#           on MNIST; JOBS default 4 training processes): the issue's target is that it fits one
-#           10-minute device command
+#   paper   `akt build all --dataset $DATASET --profile paper --jobs $JOBS` (the dataset's three tables
+#           and Figs. 3-4; DATASET default mnist, one per call since a CIFAR pack fills the working
+#           tree; JOBS default 4 training processes): issue 21's target is all three datasets in 12
+#           minutes of device time; AKT_OPTS=--cuda-graphs replays the training steps as CUDA graphs
 #   bench   benchmarks/gpu.py: layouts, precisions, every paper method; bf16 vs fp32 on results
 #   sweep   `akt build sweep` of the paper profile on MNIST (after `paper`, reusing its models)
 #   smoke   the smoke profile on synthetic data (a one-minute plumbing check)
 #   graphs  benchmarks/gpu.py --parts graphs: the training step eager and as a replayed CUDA graph
 #           (about half a minute): how much of a step is kernel-launch overhead
+#   stacked benchmarks/gpu.py --parts stacked: 1, 2 and 4 Res26 one after another and in one vmapped
+#           step: whether stacking independent models pays while steps are launch-bound
 #
-# Expects the MNIST offline copy (../shared/data/mnist) in $SOURCE/mnist (default .device/mnist, an
-# ignored folder the device call carries) and python3 with torch; AKT_GIT_COMMIT names the commit,
+# Expects the offline copy of $DATASET (../shared/data/mnist, or a CIFAR pack made by
+# ../shared/tools/device_pack.py) in $SOURCE/$DATASET (default .device/, an ignored folder the device
+# call carries) and python3 with torch; AKT_GIT_COMMIT names the commit,
 # since the device copy of the tree may have no git history. Extra `akt` options: $AKT_OPTS.
 set -u
 budget=${1:-540}
@@ -49,7 +53,7 @@ run() {  # run NAME SECONDS COMMAND...: bounded by SIGINT (a killed build keeps 
     "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())"
     echo "commit ${AKT_GIT_COMMIT:-unknown}"
 } >>"$log" 2>&1
-"$PY" -m akt_core.cli prepare-data --source "${SOURCE:-.device}" --root "$AKT_DATA_ROOT" --datasets mnist >>"$log" 2>&1
+"$PY" -m akt_core.cli prepare-data --source "${SOURCE:-.device}" --root "$AKT_DATA_ROOT" --datasets "${DATASET:-mnist}" >>"$log" 2>&1
 
 parts=("${@:2}")
 [ ${#parts[@]} -eq 0 ] && parts=(paper)
@@ -57,15 +61,17 @@ for part in "${parts[@]}"; do
     case $part in
     smoke) run "plumbing: smoke profile on synthetic data" $(($(left) < 60 ? $(left) : 60)) \
         "$PY" -m akt_core.cli build all --dataset synthetic --profile smoke --device "$DEVICE" --quiet ${AKT_OPTS:-} ;;
-    paper) run "paper profile, MNIST: build all (Tables 2, 5, 8; Figs. 3-4), --jobs ${JOBS:-4}" $(($(left) - 10)) \
-        "$PY" -m akt_core.cli build all --dataset mnist --profile paper --device "$DEVICE" --quiet \
+    paper) run "paper profile, ${DATASET:-mnist}: build all (its three tables; Figs. 3-4), --jobs ${JOBS:-4}" $(($(left) - 10)) \
+        "$PY" -m akt_core.cli build all --dataset "${DATASET:-mnist}" --profile paper --device "$DEVICE" --quiet \
         --jobs "${JOBS:-4}" ${AKT_OPTS:-} ;;
     sweep) run "paper profile, MNIST: eps sweep" $(($(left) - 10)) \
         "$PY" -m akt_core.cli build sweep --dataset mnist --profile paper --device "$DEVICE" --quiet ${AKT_OPTS:-} ;;
     bench) run "benchmarks/gpu.py" $(($(left) - 10)) "$PY" benchmarks/gpu.py --out "$OUT/gpu_bench.json" ;;
     graphs) run "benchmarks/gpu.py --parts graphs" $(($(left) - 10)) \
         "$PY" benchmarks/gpu.py --parts graphs --out "$OUT/gpu_graphs.json" ;;
-    *) echo "unknown part $part; valid: paper bench sweep smoke graphs" | tee -a "$log"; exit 2 ;;
+    stacked) run "benchmarks/gpu.py --parts stacked" $(($(left) - 10)) \
+        "$PY" benchmarks/gpu.py --parts stacked --out "$OUT/gpu_stacked.json" ;;
+    *) echo "unknown part $part; valid: paper bench sweep smoke graphs stacked" | tee -a "$log"; exit 2 ;;
     esac
 done
 
