@@ -11,16 +11,24 @@ import torch
 from . import AktError
 
 
-def git_commit() -> str:
-    """The checkout's commit (``-dirty`` with uncommitted changes); ``$AKT_GIT_COMMIT`` where the code
-    runs from a copy without git history (a GPU machine that receives only the working tree)."""
+#: what runs and publishing write inside the checkout: results, not code, so changes there never
+#: make a commit ``-dirty`` (a run that stores rows in a tracked CSV would otherwise mark its own
+#: later rows as made from uncommitted code)
+OUTPUT_PATHS = ("data/results", "data/reruns", "data/weights")
+
+
+def git_commit(root: Path | None = None) -> str:
+    """The checkout's commit (``-dirty`` with uncommitted changes to anything but ``OUTPUT_PATHS``);
+    ``$AKT_GIT_COMMIT`` where the code runs from a copy without git history (a GPU machine that
+    receives only the working tree)."""
     if os.environ.get("AKT_GIT_COMMIT"):
         return os.environ["AKT_GIT_COMMIT"]
     try:
-        root = Path(__file__).resolve().parent.parent
+        root = root or Path(__file__).resolve().parent.parent
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                *(f":(exclude){p}" for p in OUTPUT_PATHS)], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
     except Exception:  # noqa: BLE001

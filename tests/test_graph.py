@@ -319,32 +319,6 @@ def test_tiny_stale_rows_of_an_earlier_profile_definition_are_not_shown(tiny):
         store._csv("tiny", "records").write_text(keep.to_csv(index=False, lineterminator="\n"))
 
 
-def test_rows_of_uncommitted_code_are_withheld_and_made_again(tiny, tmp_path, monkeypatch):
-    """A row whose commit is ``-dirty`` never reaches a table or a seed list; ``withheld`` names it, and
-    computing scores it again from the cached models, replacing it (the guide: never publish rows
-    made from a dirty tree)."""
-    import shutil
-
-    shutil.copytree(tiny["root"], tmp_path / "s")
-    store = Store(tmp_path / "s")
-    recs = store.read("tiny", "records")
-    bad = recs.head(3).assign(git_commit="0123456789ab-dirty", correct=0, accuracy=0.0)
-    store.append("tiny", "records", bad.to_dict("records"), unique=("key",))
-    shown = RS.require("all", "synthetic", "tiny", store=store)
-    assert not shown["key"].isin(bad["key"]).any() and len(shown) == len(tiny["df"]) - 3
-    w = RS.withheld(store, ("tiny",))
-    assert w.to_dict("records") == [{"profile": "tiny", "file": "records", "dataset": "synthetic", "seed": 0,
-                                     "rows": 3, "commits": "0123456789ab-dirty"}]
-    monkeypatch.setenv("AKT_GIT_COMMIT", "0123456789ab")  # the commit that makes them again
-    again = RS.require("all", "synthetic", "tiny", compute=True, store=store, progress=False, log=lambda *a: None)
-    cols = ["key", "accuracy", "correct"]
-    assert again.sort_values("key")[cols].reset_index(drop=True).equals(
-        tiny["df"].sort_values("key")[cols].reset_index(drop=True))  # the same numbers, from the same models
-    assert RS.withheld(store, ("tiny",)).empty and len(store.read("tiny", "records")) == len(recs)
-    assert RS.stored_seeds("tiny", "synthetic", store=store) == [0]
-    assert RS.stored_seeds("tiny", "synthetic", store=Store(tmp_path / "empty")) == []
-
-
 def test_tiny_records_carry_training_settings(tiny):
     df = tiny["df"]
     assert (df["train_images"] == 64).all() and (df["epochs"] == 1).all() and (df["batch_size"] == 32).all()

@@ -196,3 +196,28 @@ def test_numeric_looking_key_round_trips(tmp_path, key):
     assert st.read("p", "notes")["key"].tolist() == [key]
     st.append("p", "notes", [{"key": key, "wall_s": 2.0}], unique=("key",))
     assert st.read("p", "notes")["wall_s"].tolist() == [2.0]
+
+
+def test_a_commit_is_dirty_for_changed_code_never_for_the_results_a_run_writes(tmp_path, monkeypatch):
+    """A run that stores rows in a tracked results CSV must not label its own later rows ``-dirty``
+    (it did: 60 rows of the choices measurement); a changed line of code still does."""
+    import subprocess
+
+    from akt_core import provenance as PV
+
+    monkeypatch.delenv("AKT_GIT_COMMIT", raising=False)
+    git = lambda *a: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path,
+                                    check=True, capture_output=True)
+    git("init", "-q")
+    for path in ("akt_core/code.py", "data/results/reduced/records.csv", "data/reruns/r/results/reduced/runs.csv"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("a\n")
+    git("add", "-A")
+    git("commit", "-q", "-m", "c")
+    sha = PV.git_commit(tmp_path)
+    assert len(sha) == 12 and not PV.from_dirty_tree(sha)
+    (tmp_path / "data/results/reduced/records.csv").write_text("a\nb\n")
+    (tmp_path / "data/reruns/r/results/reduced/runs.csv").write_text("a\nb\n")
+    assert PV.git_commit(tmp_path) == sha
+    (tmp_path / "akt_core/code.py").write_text("b\n")
+    assert PV.git_commit(tmp_path) == sha + "-dirty"

@@ -28,19 +28,25 @@ else
   # The run's own rows (untracked there until this checkout publishes them) would block checking out
   # a HEAD that has published some: keep them aside, check out, and merge them back row by row.
   mkdir -p "$WORK/logs"
+  # Every store the run writes to: the published results and the measurement stores under data/reruns.
   keep="$WORK/logs/rows-$(date +%Y%m%dT%H%M%S)"
-  if [ -n "$(git -C "$WORK" status --porcelain -- "data/results/$PROFILE")" ]; then
-    mkdir -p "$keep" && cp -p "$WORK/data/results/$PROFILE"/*.csv "$keep"/
-  fi
+  stores=()
+  for dir in "data/results/$PROFILE" data/reruns/*/results/"$PROFILE"; do
+    if [ -d "$WORK/$dir" ] && [ -n "$(git -C "$WORK" status --porcelain -- "$dir")" ]; then
+      mkdir -p "$keep/$dir" && cp -p "$WORK/$dir"/*.csv "$keep/$dir"/ && stores+=("$dir")
+    fi
+  done
   if ! { git -C "$WORK" fetch -q "$HERE" HEAD && git -C "$WORK" checkout -q -f --detach FETCH_HEAD \
-         && git -C "$WORK" clean -q -f -- "data/results/$PROFILE"; }; then
+         && git -C "$WORK" clean -q -f -- "data/results/$PROFILE" data/reruns; }; then
     echo "=== $(date -Is) cannot check out the HEAD of $HERE in $WORK: not running stale code" >> "$WORK/logs/run.log"
     exit 1
   fi
-  if [ -d "$keep" ] && ! (cd "$WORK" && "$PY" tools/merge_rows.py "$keep" "$PROFILE" data >> logs/run.log 2>&1); then
-    echo "=== $(date -Is) cannot merge the rows kept in $keep" >> "$WORK/logs/run.log"
-    exit 1
-  fi
+  for dir in "${stores[@]}"; do  # STORE_ROOT/results/PROFILE -> STORE_ROOT
+    if ! (cd "$WORK" && "$PY" tools/merge_rows.py "$keep/$dir" "$PROFILE" "${dir%/results/*}" >> logs/run.log 2>&1); then
+      echo "=== $(date -Is) cannot merge the rows kept in $keep/$dir" >> "$WORK/logs/run.log"
+      exit 1
+    fi
+  done
 fi
 echo $$ > "$WORK/logs/pid"
 cd "$WORK"
