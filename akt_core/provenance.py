@@ -10,7 +10,6 @@ import torch
 
 from . import AktError
 
-
 #: what runs and publishing write inside the checkout: results, not code, so changes there never
 #: make a commit ``-dirty`` (a run that stores rows in a tracked CSV would otherwise mark its own
 #: later rows as made from uncommitted code)
