@@ -160,8 +160,8 @@ def select_stored(df: pd.DataFrame, what: str, dataset: str, profile: str, seeds
     if not len(df):
         return df
     df = df[(df["dataset"] == dataset) & (df["seed"].isin(seeds))]
-    if what != "curves":
-        df = df[df["blackbox"] == blackbox]
+    if what != "curves":  # a clean record is no attack: the same key and row under either protocol
+        df = df[(df["blackbox"] == blackbox) | (df["source"] == "-")]
     if dataset_variant is not None:
         df = df[df["dataset_variant"] == dataset_variant]
     elif df["dataset_variant"].nunique() > 1:
