@@ -243,16 +243,23 @@ def _build_in_worker(node: Node) -> str:
     return node.key
 
 
+def start_deps(node: Node) -> list[Node]:
+    """The dependencies that must be stored before ``node`` starts: all of them, except a model's curve
+    source (``curve_source``), which may still be training (its curve is scored later, ``Runner._train``)."""
+    soft = curve_source(node) if node.kind == "model" else None
+    return [d for d in node.deps if soft is None or d.key != soft.key]
+
+
 def startable(pending: list[Node], done: set[str], running: set[str], free: int) -> list[Node]:
-    """Up to ``free`` of ``pending`` (in walk order) to start now: every dependency is stored, except a
-    model's curve source, which may still be building (its curve is scored later, ``Runner._train``)."""
+    """Up to ``free`` of ``pending`` (in walk order) to start now: its ``start_deps`` are stored and its
+    curve source, if any, is stored or started."""
     out: list[Node] = []
     for n in pending:
         if len(out) == free:
             break
         soft = curve_source(n) if n.kind == "model" else None
         started = done | running | {m.key for m in out}
-        if all(d.key in (started if soft is not None and d.key == soft.key else done) for d in n.deps):
+        if all(d.key in done for d in start_deps(n)) and (soft is None or soft.key in started):
             out.append(n)
     return out
 

@@ -280,13 +280,13 @@ def critical_path_s(estimate: list[dict], dataset: str = "mnist") -> float:
     """The longest chain of training times through the dependency graph of the paper profile's
     ``build all`` (crafting D_adv and teacher logits counted as free), scheduled as ``build_parallel``
     does: a model starts once its training inputs are stored and ends no earlier than its curve source."""
-    from akt_core.runner import curve_source
+    from akt_core.runner import curve_source, start_deps
 
     secs = {r["key"]: r["train_s"] for r in estimate}
     finish: dict[str, float] = {}
     for n in graph.walk(graph.Experiment(dataset, "paper").models_to_train()):  # dependencies first
         soft = curve_source(n) if n.kind == "model" else None
-        start = max((finish[d.key] for d in n.deps if soft is None or d.key != soft.key), default=0.0)
+        start = max((finish[d.key] for d in start_deps(n)), default=0.0)
         finish[n.key] = max(start + secs.get(n.key, 0.0), finish[soft.key] if soft is not None else 0.0)
     return max(finish.values())
 

@@ -252,11 +252,12 @@ def test_protocols_sit_beside_the_papers_numbers_in_the_papers_order(monkeypatch
                          "column": ["FGSM", "I-FGSM", "FGSM"], "default": [95.0, 96.0, 93.0],
                          "other": [40.0, 10.0, 20.0]})
     monkeypatch.setattr(unstated, "moves", lambda *a, **k: hand)
-    wide = unstated.protocols_wide("mnist")
-    assert list(wide.index) == ["Res26(cln)", "Res8(cln)"]
-    assert [c for c, _ in wide.columns][::3] == ["FGSM", "I-FGSM"]
-    assert wide.loc["Res26(cln)", ("FGSM", "paper")] == 25.56  # Table 2, MNIST (data/paper_tables.csv)
-    assert wide.loc["Res26(cln)", ("FGSM", "static")] == 20.0 and wide.loc["Res26(cln)", ("I-FGSM", "held-out")] == 96.0
+    grid = unstated.protocols_grid(unstated.protocols("mnist"), "mnist")
+    assert list(grid.index) == [(m, k) for m in ("Res26(cln)", "Res8(cln)") for k in ("paper", "held-out", "static")]
+    assert list(grid.columns) == ["FGSM", "I-FGSM"]  # the paper's column order, only the columns measured
+    assert grid.loc[("Res26(cln)", "paper"), "FGSM"] == 25.56  # Table 2, MNIST (data/paper_tables.csv)
+    assert grid.loc[("Res26(cln)", "static"), "FGSM"] == 20.0 and grid.loc[("Res26(cln)", "held-out"), "I-FGSM"] == 96.0
+    assert pd.isna(grid.loc[("Res8(cln)", "static"), "I-FGSM"])  # not measured: left empty, never filled
 
 
 def test_protocol_gap_says_whether_the_static_protocol_closes_the_gap_to_the_paper(monkeypatch):
@@ -266,17 +267,21 @@ def test_protocol_gap_says_whether_the_static_protocol_closes_the_gap_to_the_pap
                          "column": ["FGSM", "I-FGSM", "FGSM"], "default": [95.0, 96.0, 93.0],
                          "other": [40.0, 10.0, 20.0]})
     monkeypatch.setattr(unstated, "moves", lambda *a, **k: hand)
+
+    def gap() -> str:
+        return unstated.protocol_gap(unstated.protocols("mnist"), "mnist")
+
     # ours - paper (19.83, 2.92, 25.56): held-out +75.17, +93.08, +67.44; static +20.17, +7.08, -5.56
-    assert unstated.protocol_gap("mnist") == (
+    assert gap() == (
         "Table 2 (mnist): over the 3 attacked cells more than 5 points from the paper's under the held-out "
         "protocol (Res26(cln), Res8(cln)), ours minus the paper's is a median of +75.2 points under the held-out "
         "protocol and +7.1 under the static one; 3 of them come closer to the paper under the static protocol. "
         "The static protocol closes most of the gap.")
     monkeypatch.setattr(unstated, "moves", lambda *a, **k: hand.assign(other=hand["default"] + 1))
-    assert unstated.protocol_gap("mnist").endswith("0 of them come closer to the paper under the static "
+    assert gap().endswith("0 of them come closer to the paper under the static "
                                                     "protocol. The static protocol does not close the gap.")
     monkeypatch.setattr(unstated, "moves", lambda *a, **k: hand.iloc[:0])
-    assert unstated.protocol_gap("mnist") == ""
+    assert gap() == ""
     near = hand.assign(column="clean", default=[99.5, 99.5, 99.5], other=[99.0, 99.0, 99.0])  # not attacked
     monkeypatch.setattr(unstated, "moves", lambda *a, **k: near)
-    assert unstated.protocol_gap("mnist") == ""
+    assert gap() == ""

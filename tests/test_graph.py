@@ -1,6 +1,8 @@
 """The experiment graph: node identity, dependencies, keys, table layouts, and a mini end-to-end run."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -573,3 +575,22 @@ def test_build_parallel_stores_the_serial_build_bit_for_bit(tiny, tmp_path):
     assert par_c.equals(ser_c) and par_c.loc[~par_c["model"].str.startswith("heldout:"), "adv_acc"].notna().all()
     runs = store.read("tiny", "runs")  # one row per built artefact, none lost to concurrent appends
     assert len(runs) == len(set(runs["key"])) == len(built)
+
+
+def test_gpu_critical_path_follows_the_schedule_of_build_parallel(monkeypatch):
+    """benchmarks/gpu.py's longest chain uses the rule of ``startable`` (``runner.start_deps``): the
+    static sources train beside heldout:Res26, and a model is stored no earlier than its curve source."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import gpu
+
+    keys = {n.name: n.key for n in G.walk(G.Experiment("mnist", "paper").models_to_train())}
+
+    def path(**secs: float) -> float:
+        return gpu.critical_path_s([{"key": keys[k], "train_s": s} for k, s in secs.items()], "mnist")
+
+    assert path(**{"heldout:Res26": 100}) == 100
+    assert path(**{"heldout:Res26": 100, "static:Res26": 60}) == 100  # 160 if the static source waited
+    # a model is stored once its curve is scored, so D_adv (crafted on the static sources, counted free)
+    # and Res26(adv) start when both Res26 are done: 100 + 50 (210 when the static source waited)
+    assert path(**{"heldout:Res26": 100, "static:Res26": 60, "Res26(adv)": 50}) == 150
+    assert path(**{"heldout:Res26": 60, "static:Res26": 100, "Res26(adv)": 50}) == 150

@@ -100,6 +100,10 @@ def verdicts(name: str, value: str, dataset: str, profile: str = choices_mod.MEA
     return pd.DataFrame([{"claim": c, "default": base[c], "other": other.get(c, "not evaluated")} for c in base])
 
 
+#: the rows of ``protocols_grid`` per model: the paper's number, then ours under each black-box protocol
+PROTOCOL_ROWS = ("paper", "held-out", "static")
+
+
 def protocols(dataset: str, profile: str = choices_mod.MEASURED_PROFILE, store=None) -> pd.DataFrame:
     """Tables 2-4's cells under both black-box protocols beside the paper's: model, column, paper,
     held-out and static (means over the seeds both have), in the paper's order. Empty until the
@@ -120,24 +124,25 @@ def protocols(dataset: str, profile: str = choices_mod.MEASURED_PROFILE, store=N
     return out[["model", "column", "paper", "held-out", "static"]].reset_index(drop=True)
 
 
-def protocols_wide(dataset: str, profile: str = choices_mod.MEASURED_PROFILE, store=None) -> pd.DataFrame:
-    """``protocols`` as a grid: a row per model, per column of the table the paper's, held-out and
-    static values side by side, in the paper's order."""
-    t = protocols(dataset, profile, store)
-    if not len(t):
-        return t
+def protocols_grid(long: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """``protocols``' table as a grid the width of the paper's table: a row per model and source
+    (the paper's, held-out, static), a column per column of the paper's table, in the paper's order."""
+    if not len(long):
+        return long
     table = table_for("variants", dataset)
-    wide = t.pivot(index="model", columns="column", values=["paper", "held-out", "static"]).swaplevel(0, 1, axis=1)
-    cols = [(c, k) for c, _, _ in table.columns for k in ("paper", "held-out", "static") if (c, k) in wide.columns]
-    return wide.reindex(index=[m for m in table.targets if m in wide.index], columns=cols)
+    grid = (long.melt(id_vars=["model", "column"], value_vars=list(PROTOCOL_ROWS), var_name="source")
+            .pivot(index=["model", "source"], columns="column", values="value"))
+    rows = [(m, k) for m in table.targets for k in PROTOCOL_ROWS if (m, k) in grid.index]
+    return grid.reindex(index=pd.MultiIndex.from_tuples(rows, names=["model", "source"]),
+                        columns=[c for c, _, _ in table.columns if c in grid.columns]).rename_axis(columns=None)
 
 
-def protocol_gap(dataset: str, profile: str = choices_mod.MEASURED_PROFILE, store=None, far: float = 5.0) -> str:
-    """A computed sentence on the gap to the paper's transfer numbers: over Table 2-4's attacked cells
-    that lie more than ``far`` points from the paper's under the held-out protocol, the median of ours
-    minus the paper's under each protocol, and how many come closer under the static one. Empty until
-    the static protocol is measured on ``dataset``."""
-    t = protocols(dataset, profile, store).dropna(subset=["paper"])
+def protocol_gap(long: pd.DataFrame, dataset: str, far: float = 5.0) -> str:
+    """A computed sentence on the gap to the paper's transfer numbers, from ``protocols``' table: over
+    Table 2-4's attacked cells that lie more than ``far`` points from the paper's under the held-out
+    protocol, the median of ours minus the paper's under each protocol, and how many come closer under
+    the static one. Empty until the static protocol is measured on ``dataset``."""
+    t = long.dropna(subset=["paper"])
     t = t[(t["column"] != "clean") & ((t["held-out"] - t["paper"]).abs() > far)]
     if not len(t):
         return ""
