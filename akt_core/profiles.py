@@ -101,6 +101,10 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+#: the profile the notebooks read by default and a newcomer builds first (under an hour per dataset on a CPU)
+DEFAULT = "reduced"
+
+
 def get(name: str) -> Profile:
     check_choice("profile", name, PROFILES)
     return PROFILES[name]

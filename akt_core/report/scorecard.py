@@ -136,6 +136,6 @@ def markdown(card: pd.DataFrame, link_prefix: str = "_executed/") -> str:
     if absent := [ds for ds in DATASETS if not (card["dataset"] == ds).any()]:
         text += ("\n\n**No stored results yet** for " + ", ".join(data_mod.spec(ds).title for ds in absent)
                  + " under any published profile: " + "; ".join(
-                     f"`akt build all --dataset {ds} --profile reduced`" for ds in absent) + " makes them.")
+                     f"`akt build all --dataset {ds} --profile {profiles_mod.DEFAULT}`" for ds in absent) + " makes them.")
     return (f"<table class='scorecard'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>\n\n"
             f"{legend}\n\n{claims_list}\n\n{text}\n")
