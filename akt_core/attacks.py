@@ -121,36 +121,51 @@ def iter_ll(model: nn.Module, x: torch.Tensor, eps: float = EPS,
     return _iterate(model, x, least_likely(model, x), eps, alpha, steps, -1.0)
 
 
+def start_noise(x: torch.Tensor, normal: bool, generator: torch.Generator | None = None,
+                noise: torch.Tensor | None = None) -> torch.Tensor:
+    """A random start's raw draw, shaped like ``x``: U[0, 1) (``normal=False``) or N(0, 1), from
+    ``generator`` (on its device, else the CPU's default) and copied to ``x``'s device; or ``noise``,
+    the same draw made beforehand (``train.EpochDraws``: an epoch's draws at once, no host work per step)."""
+    if noise is not None:
+        if noise.shape != x.shape:
+            raise AktError(f"a pre-drawn random start of shape {tuple(noise.shape)} for inputs of shape {tuple(x.shape)}")
+        return noise
+    draw = torch.randn if normal else torch.rand
+    return to_device(draw(x.shape, generator=generator, device="cpu" if generator is None else generator.device,
+                          dtype=x.dtype), x.device)
+
+
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS,
         alpha: float | None = None, steps: int = 20, random_start: bool = True,
-        generator: torch.Generator | None = None, eval_mode: bool = True) -> torch.Tensor:
+        generator: torch.Generator | None = None, eval_mode: bool = True,
+        noise: torch.Tensor | None = None) -> torch.Tensor:
     """PGD (Madry et al. 2018): I-FGSM from a uniform random start in the eps-ball (white-box use).
 
     ``steps=0`` returns the random start itself. ``eval_mode=False`` runs the model in the mode it is
-    in (ARD's inner attack: the student in train mode, BatchNorm on batch statistics)."""
+    in (ARD's inner attack: the student in train mode, BatchNorm on batch statistics). ``noise``: the
+    start's U[0, 1) draw made beforehand (``start_noise``)."""
     _check(x, eps, steps + 1)
     alpha = eps / 4 if alpha is None else alpha
     x = x.detach()
     start = x
     if random_start:
-        noise = to_device(torch.rand(x.shape, generator=generator, device="cpu" if generator is None
-                                     else generator.device, dtype=x.dtype), x.device)
-        start = (x + (2 * noise - 1) * eps).clamp(0.0, 1.0)
+        start = (x + (2 * start_noise(x, False, generator, noise) - 1) * eps).clamp(0.0, 1.0)
     return _iterate(model, x, y, eps, alpha, steps, +1.0, start, eval_mode)
 
 
 def pgd_exits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS,
-              alpha: float | None = None, steps: int = 7, generator: torch.Generator | None = None) -> torch.Tensor:
+              alpha: float | None = None, steps: int = 7, generator: torch.Generator | None = None,
+              noise: torch.Tensor | None = None) -> torch.Tensor:
     """The "average attack" on a multi-exit model (Hu et al. 2020, as NEO-KD trains with it): PGD that
     ascends the mean over exits of J(f_i(x'), y), from a uniform random start, steps of ``alpha``
-    (default eps/4), model in eval mode. ``model.exits(x)`` gives every exit's logits."""
+    (default eps/4), model in eval mode. ``model.exits(x)`` gives every exit's logits. ``noise``: the
+    start's U[0, 1) draw made beforehand (``start_noise``)."""
     _check(x, eps, steps)
     alpha = eps / 4 if alpha is None else alpha
     x = x.detach()
-    noise = to_device(torch.rand(x.shape, generator=generator, device="cpu" if generator is None
-                                 else generator.device, dtype=x.dtype), x.device)
+    u = start_noise(x, False, generator, noise)
     lo, hi = (x - eps).clamp_(min=0.0), (x + eps).clamp_(max=1.0)
-    x_adv = torch.minimum(torch.maximum(x + (2 * noise - 1) * eps, lo), hi)
+    x_adv = torch.minimum(torch.maximum(x + (2 * u - 1) * eps, lo), hi)
     with attack_mode(model), torch.enable_grad():
         for _ in range(steps):
             xa = x_adv.requires_grad_(True)
@@ -163,18 +178,18 @@ def pgd_exits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = E
 
 def pgd_kl(model: nn.Module, x: torch.Tensor, target_probs: torch.Tensor, eps: float = EPS,
            alpha: float | None = None, steps: int = 10, generator: torch.Generator | None = None,
-           init_std: float = 0.001) -> torch.Tensor:
+           init_std: float = 0.001, noise: torch.Tensor | None = None) -> torch.Tensor:
     """The inner maximisation of RSLAD and PeerAiD: x' ascends KL(p || softmax(f(x'))) (summed over
     the batch) for a target distribution ``p``, from x + init_std * N(0, 1), with L-inf steps of
     ``alpha`` (default eps/4) inside the eps-ball and [0, 1], the model in eval mode
-    (zibojia/RSLAD rslad_loss.py ``rslad_inner_loss``; jaewonalive/PeerAiD attack_function.py)."""
+    (zibojia/RSLAD rslad_loss.py ``rslad_inner_loss``; jaewonalive/PeerAiD attack_function.py).
+    ``noise``: the start's N(0, 1) draw made beforehand (``start_noise``)."""
     _check(x, eps, steps)
     alpha = eps / 4 if alpha is None else alpha
     x = x.detach()
-    gen_device = "cpu" if generator is None else generator.device
-    noise = to_device(torch.randn(x.shape, generator=generator, device=gen_device, dtype=x.dtype), x.device)
+    z = start_noise(x, True, generator, noise)
     lo, hi = (x - eps).clamp_(min=0.0), (x + eps).clamp_(max=1.0)
-    x_adv = torch.minimum(torch.maximum(x + init_std * noise, lo), hi)
+    x_adv = torch.minimum(torch.maximum(x + init_std * z, lo), hi)
     target_probs = target_probs.detach()
     with attack_mode(model), torch.enable_grad():
         for _ in range(steps):

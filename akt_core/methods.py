@@ -71,11 +71,16 @@ class StepBatch:
     t_adv: torch.Tensor | None = None
     peer: nn.Module | None = None  #: PeerAiD's peer, in train mode (``Method.peer``)
     class_exit: torch.Tensor | None = None  #: NEO-KD: the exit each class is allotted to this step (EOKD)
+    noise: torch.Tensor | None = None  #: the inner attack's random start, drawn beforehand (``Method.inner_start``)
 
 
 LossFn = Callable[[nn.Module, StepBatch, dict], torch.Tensor]
 #: an inner attack: (student, batch with clean x, y and teacher logits t, params, eps, generator) -> x'
 InnerFn = Callable[[nn.Module, StepBatch, dict, float, torch.Generator], torch.Tensor]
+
+
+#: the draws an inner attack's random start can take: ``attacks.start_noise(normal=...)``
+INNER_STARTS = ("uniform", "normal")
 
 
 #: What a method can read besides the training images: each name is one input the graph builds (a
@@ -102,6 +107,9 @@ class Method:
     inner: InnerFn | None = None  #: attack on the model being trained, on the whole batch, every step
     static_teachers: tuple[int, ...] = ()  #: depths of the clean static models whose cached logits are fused
     multi_exit: bool = False  #: the model is a ``models.MultiExitResNet`` (an exit after each stage)
+    #: the inner attack's random start, one draw shaped like the batch: "uniform" (PGD's U[0, 1)) or
+    #: "normal" (RSLAD's N(0, 1)); ``train.epoch_draws`` draws it for a whole epoch at once
+    inner_start: str | None = None
 
     def __post_init__(self) -> None:
         for i in self.inputs:
@@ -110,6 +118,10 @@ class Method:
             raise ValueError(f"method {self.name!r} reads a teacher but names none")
         if ("static_logits" in self.inputs) != bool(self.static_teachers):
             raise ValueError(f"method {self.name!r}: 'static_logits' and static_teachers go together")
+        if (self.inner is None) != (self.inner_start is None):
+            raise ValueError(f"method {self.name!r}: an inner attack and its inner_start go together")
+        if self.inner_start is not None:
+            check_choice(f"inner_start of method {self.name!r}", self.inner_start, INNER_STARTS)
 
     def reads(self, name: str) -> bool:
         """Whether the method declares input ``name`` (one of ``INPUTS``)."""
@@ -150,12 +162,13 @@ def _eq11(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
 
 def _ard_inner(model: nn.Module, b: StepBatch, p: dict, eps: float, g: torch.Generator) -> torch.Tensor:
     """ARD's inner attack: PGD on CE(S(x'), y), uniform start, student in train mode."""
-    return pgd(model, b.x, b.y, eps, eps * p["step"], p["steps"], random_start=True, generator=g, eval_mode=False)
+    return pgd(model, b.x, b.y, eps, eps * p["step"], p["steps"], random_start=True, generator=g, eval_mode=False,
+               noise=b.noise)
 
 
 def _kl_inner(model: nn.Module, b: StepBatch, p: dict, eps: float, g: torch.Generator) -> torch.Tensor:
     """RSLAD's inner attack: maximise KL(T(x) || S(x')) from x + 0.001 N(0, 1), student in eval mode."""
-    return pgd_kl(model, b.x, soft_labels(b.t, 1.0), eps, eps * p["step"], p["steps"], generator=g)
+    return pgd_kl(model, b.x, soft_labels(b.t, 1.0), eps, eps * p["step"], p["steps"], generator=g, noise=b.noise)
 
 
 def _fused(b: StepBatch, p: dict) -> torch.Tensor:
@@ -165,7 +178,7 @@ def _fused(b: StepBatch, p: dict) -> torch.Tensor:
 
 def _fused_inner(model: nn.Module, b: StepBatch, p: dict, eps: float, g: torch.Generator) -> torch.Tensor:
     """SA-MDRAD-style inner attack (our reading): RSLAD's, against the fused soft labels."""
-    return pgd_kl(model, b.x, _fused(b, p), eps, eps * p["step"], p["steps"], generator=g)
+    return pgd_kl(model, b.x, _fused(b, p), eps, eps * p["step"], p["steps"], generator=g, noise=b.noise)
 
 
 def _sa_mdrad(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
@@ -188,7 +201,7 @@ def _peeraid(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
 
 def _exits_inner(model: nn.Module, b: StepBatch, p: dict, eps: float, g: torch.Generator) -> torch.Tensor:
     """NEO-KD-style inner attack: the average attack over exits (their training uses max-average)."""
-    return pgd_exits(model, b.x, b.y, eps, eps * p["step"], p["steps"], generator=g)
+    return pgd_exits(model, b.x, b.y, eps, eps * p["step"], p["steps"], generator=g, noise=b.noise)
 
 
 def _neo_kd(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
@@ -214,23 +227,23 @@ METHODS: dict[str, Method] = {m.name: m for m in [
            adv_share=0.5, inputs=("dadv", "teacher_logits"), teacher="Res26(adv)"),
     Method("ard", _ard, "ARD (Goldblum et al. 2020): student's adversarial output matched to the teacher's "
            "clean one", {"alpha": 1.0, "tau": 30.0, "steps": 10, "step": 0.25},
-           inputs=("live_teacher",), teacher="Res26(adv)", inner=_ard_inner),
+           inputs=("live_teacher",), teacher="Res26(adv)", inner=_ard_inner, inner_start="uniform"),
     Method("rslad", _rslad, "RSLAD (Zi et al. 2021): robust soft labels of the teacher on clean and "
            "adversarial inputs", {"steps": 10, "step": 0.25},
-           inputs=("live_teacher",), teacher="Res26(adv)", inner=_kl_inner),
+           inputs=("live_teacher",), teacher="Res26(adv)", inner=_kl_inner, inner_start="normal"),
     Method("sa-mdrad", _sa_mdrad, "SA-MDRAD-style (Li et al. 2024, our reading): soft labels of three clean "
            "teachers of different depths, rectified and fused per sample", {"tau": 1.0, "steps": 10, "step": 0.25},
-           inputs=("static_logits",), inner=_fused_inner, static_teachers=(26, 20, 14)),
+           inputs=("static_logits",), inner=_fused_inner, inner_start="normal", static_teachers=(26, 20, 14)),
     # PeerAiD's inner attack is RSLAD's, against the peer's clean soft labels (P in eval mode, no grad).
     Method("peeraid", _peeraid, "PeerAiD (Jung et al. 2024): a peer (Res26 here) trained jointly on the "
            "student's adversarial examples; the student distils from it", {
                "peer_depth": 26, "gamma1": 1.0, "gamma2": 0.1, "tau_p": 1.0, "lam1": 0.0, "lam2": 1.0,
                "lam3": 1.0, "temperature": 5.0, "steps": 10, "step": 0.25},
-           inputs=("peer",), inner=_kl_inner),
+           inputs=("peer",), inner=_kl_inner, inner_start="normal"),
     Method("neo-kd", _neo_kd, "NEO-KD-style (Ham et al. 2023, our reading): a multi-exit Res26 adversarially "
            "trained with neighbour and exit-wise orthogonal distillation", {
                "alpha": 3.0, "beta": 1.0, "gamma": [1.0, 1.0, 1.0], "steps": 7, "step": 0.25},
-           inner=_exits_inner, multi_exit=True),
+           inner=_exits_inner, inner_start="uniform", multi_exit=True),
 ]}
 
 #: How an epoch walks D_adv (the paper is silent): ``random`` draws one static source per

@@ -73,20 +73,25 @@ class EpochDraws:
     bit those of drawing per step), and copied to the device in one go: no host work per step.
 
     Per step ``i``: the batch's indices, the crops of its clean part, and either the crops of its
-    self-adversarial part or the D_adv sources and the crops of its D_adv part.
+    self-adversarial part or the D_adv sources and the crops of its D_adv part. The methods with an
+    inner attack (the whole batch clean) add NEO-KD's class-to-exit split and the attack's random start.
     """
 
     idx: torch.Tensor  #: (steps, batch) indices into the training set
     clean: Crops | None = None  #: (steps, n_clean) each
     adv: Crops | None = None  #: (steps, n_adv) each
     src: torch.Tensor | None = None  #: (steps, n_adv) D_adv source per adversarial example
+    class_exit: torch.Tensor | None = None  #: (steps, classes) NEO-KD: each class's exit (a permutation mod exits)
+    noise: torch.Tensor | None = None  #: (steps, batch, C, H, W) the inner attack's random start (``Method.inner_start``)
 
     def step(self, i: int) -> dict:
         def pick(c: Crops) -> Crops:
             return Crops(c.dy[i], c.dx[i], c.flip[i], c.pad)
 
+        at = lambda t: None if t is None else t[i]  # noqa: E731
         return {"idx": self.idx[i], "clean": pick(self.clean) if self.clean else None,
-                "adv": pick(self.adv) if self.adv else None, "src": None if self.src is None else self.src[i]}
+                "adv": pick(self.adv) if self.adv else None, "src": at(self.src),
+                "class_exit": at(self.class_exit), "noise": at(self.noise)}
 
 
 def _stack(crops: list[Crops], dev: torch.device) -> Crops:
@@ -95,19 +100,24 @@ def _stack(crops: list[Crops], dev: torch.device) -> Crops:
 
 
 def epoch_draws(method: Method, params: dict, inp: TrainInputs, n: int, bs: int, epoch: int,
-                g: torch.Generator) -> EpochDraws | None:
-    """The epoch's draws (``EpochDraws``) of a method whose steps draw only batches, crops and D_adv
-    sources; None for the methods with an inner attack or a multi-exit class split (their steps
-    interleave further draws with these, so they keep drawing step by step)."""
-    if method.inner is not None or method.multi_exit:
-        return None
+                g: torch.Generator, num_classes: int | None = None) -> EpochDraws:
+    """Every draw of the epoch's steps (``EpochDraws``), made now from ``g`` in the order
+    ``_make_batch`` made them step by step: the permutation; then per step the clean crops, NEO-KD's
+    class split (``num_classes``), the inner attack's random start, the self-adversarial crops or the
+    D_adv sources and their crops."""
     dev = inp.train.x.device
     order = list(batches(n, bs, g, drop_last=True))  # the epoch's permutation, drawn first as before
-    clean, adv, src = [], [], []
+    clean, adv, src, class_exit, noise = [], [], [], [], []
+    image = tuple(inp.train.x.shape[1:])
     for batch in order:
         n_adv = int(len(batch) * method.adv_share)
         if inp.augment:
             clean.append(draw_crops(len(batch) - n_adv, g))
+        if method.multi_exit:
+            class_exit.append(torch.randperm(num_classes, generator=g))
+        if method.inner_start is not None:  # the inner attack's start on the (float32) clean batch
+            draw = torch.randn if method.inner_start == "normal" else torch.rand
+            noise.append(draw((len(batch) - n_adv, *image), generator=g, dtype=torch.float32))
         if n_adv == 0:
             continue
         if method.reads("self_adv"):
@@ -120,8 +130,9 @@ def epoch_draws(method: Method, params: dict, inp: TrainInputs, n: int, bs: int,
             src.append(torch.full((n_adv,), epoch % inp.dadv_sign.shape[0]))
         if inp.augment:
             adv.append(draw_crops(n_adv, g))
-    return EpochDraws(to_device(torch.stack(order), dev), _stack(clean, dev) if clean else None,
-                      _stack(adv, dev) if adv else None, to_device(torch.stack(src), dev) if src else None)
+    stack = lambda ts: to_device(torch.stack(ts), dev) if ts else None  # noqa: E731
+    return EpochDraws(stack(order), _stack(clean, dev) if clean else None, _stack(adv, dev) if adv else None,
+                      stack(src), stack(class_exit), stack(noise))
 
 
 def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs, idx: torch.Tensor,
@@ -146,7 +157,10 @@ def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs
         elif method.reads("static_logits"):  # cached logits of the clean images, (n, M, K) for M static teachers
             b.t = inp.teacher[cidx]
         if method.multi_exit:  # NEO-KD: allot the classes to exits at random, afresh every step (EOKD)
-            b.class_exit = to_device(torch.randperm(model.num_classes, generator=g) % model.n_exits, dev)
+            perm = drawn["class_exit"] if drawn is not None else to_device(torch.randperm(model.num_classes, generator=g), dev)
+            b.class_exit = perm % model.n_exits
+        if drawn is not None:
+            b.noise = drawn["noise"]
         with autocast(dev, bf16):
             b.x_adv = method.inner(model, b, params, inp.eps, g)
         b.y_adv = b.y
@@ -245,7 +259,7 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
         for m in trained:
             m.train()
         loss_sum = torch.zeros((), device=dev)
-        plan = epoch_draws(method, params, inp, n, bs, epoch, g)
+        plan = epoch_draws(method, params, inp, n, bs, epoch, g, getattr(model, "num_classes", None))
         steps = (plan.idx if plan is not None else batches(n, bs, g, drop_last=True))
         bar = tqdm(steps, total=steps_per_epoch, leave=False,
                    desc=f"{desc} ep {epoch + 1}/{epochs}", disable=not progress, mininterval=2)

@@ -417,7 +417,61 @@ def test_drawing_an_epoch_at_once_is_bit_for_bit_drawing_step_by_step(method, so
     assert planned.curves[-1]["train_loss"] == stepwise.curves[-1]["train_loss"]
 
 
-def test_methods_with_an_inner_attack_keep_drawing_step_by_step(data):
-    for method in ("ard", "rslad", "neo-kd"):
-        m = M.get(method)
-        assert T.epoch_draws(m, m.params, _inputs(data, "cln"), N, 64, 0, torch.Generator()) is None
+def _later_method_run(method: str, data, teacher_model):
+    """A fresh model and inputs for one of the later methods (each reads a different input)."""
+    from akt_core.models import MultiExitResNet
+
+    tr, te = data[0], data[1]
+    m = M.get(method)
+    inp = T.TrainInputs(tr, True, EPS, curve_x=te.x, curve_y=te.y)
+    if m.live_teacher:
+        inp.teacher_model = teacher_model
+    if m.static_teachers:
+        inp.teacher = torch.randn(N, len(m.static_teachers), 10, generator=torch.Generator().manual_seed(7))
+    if m.peer:
+        inp.peer_model = make_model(seed=1)
+    torch.manual_seed(0)
+    model = MultiExitResNet(8, 10, 3) if m.multi_exit else make_model()
+    return model, m, inp
+
+
+@pytest.mark.parametrize("method", ["ard", "rslad", "sa-mdrad", "peeraid", "neo-kd"])
+def test_inner_attack_methods_draw_an_epoch_at_once_bit_for_bit(method, data, trained_model, monkeypatch):
+    """The later methods' steps also draw NEO-KD's class split and the inner attack's random start
+    (U[0, 1) for ARD and NEO-KD, N(0, 1) for the RSLAD family): drawn for the epoch at its start, in
+    the steps' order, they give the weights of drawing them step by step, bit for bit."""
+    cfg = {**CFG, "epochs": 2}
+
+    def run():
+        model, m, inp = _later_method_run(method, data, trained_model)
+        return T.train_model(model, m, m.params, cfg, inp, 0, progress=False)
+
+    planned = run()
+    model, m, inp = _later_method_run(method, data, trained_model)
+    plan = T.epoch_draws(m, m.params, inp, N, 64, 0, torch.Generator().manual_seed(0), 10)
+    assert plan.noise.shape == (N // 64, 64, 3, 32, 32)
+    assert (plan.noise.min() < 0) == (m.inner_start == "normal")  # the start's distribution
+    assert (plan.class_exit is not None) == m.multi_exit
+    monkeypatch.setattr(T, "epoch_draws", lambda *a, **k: None)  # every draw in its step, as before
+    stepwise = run()
+    assert _same_state(planned.state_dict, stepwise.state_dict)
+    assert planned.curves[-1]["train_loss"] == stepwise.curves[-1]["train_loss"]
+
+
+def test_a_pre_drawn_start_is_the_start_the_generator_gives():
+    """``noise=`` is the draw ``generator=`` makes (PGD's uniform start, RSLAD's normal one), and a
+    start of the wrong shape is refused."""
+    from akt_core import AktError
+    from akt_core.attacks import pgd, pgd_kl
+
+    torch.manual_seed(0)
+    model, x, y = make_model().eval(), torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    u = torch.rand(x.shape, generator=torch.Generator().manual_seed(2))
+    z = torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(pgd(model, x, y, EPS, steps=2, generator=torch.Generator().manual_seed(2)),
+                       pgd(model, x, y, EPS, steps=2, noise=u))
+    p = torch.softmax(torch.randn(4, 10), 1)
+    assert torch.equal(pgd_kl(model, x, p, EPS, steps=2, generator=torch.Generator().manual_seed(2)),
+                       pgd_kl(model, x, p, EPS, steps=2, noise=z))
+    with pytest.raises(AktError, match="pre-drawn random start of shape"):
+        pgd(model, x, y, EPS, steps=2, noise=u[:2])
