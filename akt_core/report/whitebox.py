@@ -120,7 +120,8 @@ def plot_sweep(sweep: pd.DataFrame, dataset: str, axes=None):
             if model in palette and not pd.isna(value):
                 ax.scatter([16], [value], marker="x", s=70, color=palette[model], zorder=5)
         ax.axvline(16, color="grey", lw=1, ls=":")
-        ax.set(xscale="log", xlabel="eps (x 1/256, log scale)", ylabel="accuracy (%)", title=title, ylim=(0, 101))
+        ax.set(xscale="log", xlabel="eps (x 1/256, log scale)", ylabel="accuracy (%)", ylim=(0, 101),
+               title=title.replace(" from ", "\nfrom "))  # two lines: three panels share the column
         ticks = sorted(df["eps_256"].unique()) or [16]
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xticks(ticks, labels=[f"{v:g}" for v in ticks])
