@@ -121,18 +121,23 @@ def iter_ll(model: nn.Module, x: torch.Tensor, eps: float = EPS,
     return _iterate(model, x, least_likely(model, x), eps, alpha, steps, -1.0)
 
 
+def draw_start(shape: tuple[int, ...], normal: bool, generator: torch.Generator | None = None,
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A random start's raw draw: U[0, 1) (``normal=False``) or N(0, 1), on ``generator``'s device
+    (else the CPU's default generator)."""
+    draw = torch.randn if normal else torch.rand
+    return draw(shape, generator=generator, device="cpu" if generator is None else generator.device, dtype=dtype)
+
+
 def start_noise(x: torch.Tensor, normal: bool, generator: torch.Generator | None = None,
                 noise: torch.Tensor | None = None) -> torch.Tensor:
-    """A random start's raw draw, shaped like ``x``: U[0, 1) (``normal=False``) or N(0, 1), from
-    ``generator`` (on its device, else the CPU's default) and copied to ``x``'s device; or ``noise``,
+    """A random start's raw draw shaped like ``x`` (``draw_start``), copied to ``x``'s device; or ``noise``,
     the same draw made beforehand (``train.EpochDraws``: an epoch's draws at once, no host work per step)."""
     if noise is not None:
         if noise.shape != x.shape:
             raise AktError(f"a pre-drawn random start of shape {tuple(noise.shape)} for inputs of shape {tuple(x.shape)}")
         return noise
-    draw = torch.randn if normal else torch.rand
-    return to_device(draw(x.shape, generator=generator, device="cpu" if generator is None else generator.device,
-                          dtype=x.dtype), x.device)
+    return to_device(draw_start(x.shape, normal, generator, x.dtype), x.device)
 
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS,

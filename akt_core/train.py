@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from .allocator import keep_freed_memory
-from .attacks import fgsm
+from .attacks import draw_start, fgsm
 from .data import Crops, Split, apply_crops, augment, batches, draw_crops, to_device, to_float
 from .evaluate import accuracy, autocast, layout, logits
 from .graphs import Stepper
@@ -116,8 +116,7 @@ def epoch_draws(method: Method, params: dict, inp: TrainInputs, n: int, bs: int,
         if method.multi_exit:
             class_exit.append(torch.randperm(num_classes, generator=g))
         if method.inner_start is not None:  # the inner attack's start on the (float32) clean batch
-            draw = torch.randn if method.inner_start == "normal" else torch.rand
-            noise.append(draw((len(batch) - n_adv, *image), generator=g, dtype=torch.float32))
+            noise.append(draw_start((len(batch) - n_adv, *image), method.inner_start == "normal", g))
         if n_adv == 0:
             continue
         if method.reads("self_adv"):
