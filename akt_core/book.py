@@ -1,5 +1,11 @@
 """The book's pages, declared once (as showyourwork declares each figure with the one script that
-makes it): which notebook makes each page, for which table group and datasets, under which title.
+makes it): which notebook makes each page, for which table group, datasets and profiles, under which
+title.
+
+Every page is executed with the profile ``make book`` shows (``reduced`` by default) once per dataset;
+a page marked ``beside`` is also executed with each profile of ``BESIDE`` on the datasets that profile
+covers, and listed right after the book profile's copy of the same dataset (issue 15: the full-data
+CIFAR-10 tables beside the reduced ones).
 
 ``tools/execute_notebooks.py`` executes this plan (the notebooks it names are written from their
 MyST sources ``notebooks/*.md`` by ``tools/sync_notebooks.py``), ``book/_ext/launch_paths.py`` maps
@@ -23,26 +29,41 @@ class Page:
     group: str | None = None  #: the paper's table group the page shows (``graph.GROUPS``), if any
     datasets: tuple[str, ...] = DATASETS  #: one executed copy per dataset, in the book's order; () = once
     results: str = "records"  #: the results file whose stored seeds the page is executed with
+    beside: bool = False  #: also executed for each ``BESIDE`` profile, on the datasets it covers
 
-    def title(self, dataset: str) -> str:
+    def title(self, dataset: str, profile: str | None = None) -> str:
+        """The page's title on ``dataset``; a copy executed for a ``BESIDE`` profile names it."""
         words = data_mod.spec(dataset).title
-        return self.heading.format(dataset=words, table=table_for(self.group, dataset).number if self.group else "")
+        title = self.heading.format(dataset=words, table=table_for(self.group, dataset).number if self.group else "")
+        return title if self._book_copy(dataset, profile) else f"{title}, {profile} profile"
 
-    def executed(self, dataset: str | None) -> str:
-        """The executed copy's name (no suffix) for ``dataset``; None for a page executed once."""
-        return self.stem if not self.datasets else f"{self.stem}_{dataset}"
+    def executed(self, dataset: str | None, profile: str | None = None) -> str:
+        """The executed copy's name (no suffix) for ``dataset`` (None for a page executed once) under
+        ``profile``: the book profile's copy (``profile`` None), or, where this page has one, the copy
+        of a ``BESIDE`` profile (``<stem>_<dataset>_<profile>``). A profile without a copy of its own
+        gets the book profile's."""
+        name = self.stem if not self.datasets else f"{self.stem}_{dataset}"
+        return name if self._book_copy(dataset, profile) else f"{name}_{profile}"
+
+    def _book_copy(self, dataset: str | None, profile: str | None) -> bool:
+        return not (profile and self.beside and dataset in BESIDE.get(profile, ()) and dataset in self.datasets)
+
+
+#: published profiles the book shows beside its own, with the datasets each covers (issue 15: the
+#: full-data CIFAR-10 graph, trained across sessions on a CPU)
+BESIDE: dict[str, tuple[str, ...]] = {"full-data": ("cifar10",)}
 
 
 ONCE_DATASET = "cifar10"  #: the dataset of pages executed once (Table 1 is measured at 32x32, CIFAR-10)
 PAGES: tuple[Page, ...] = (
     Page("table1_cost", "Table 1: model cost on edge devices", datasets=()),
-    Page("tables_2_4_variants", "Table {table}: {dataset}", "variants"),
-    Page("tables_5_7_sources", "Table {table}: {dataset}", "sources"),
-    Page("tables_8_10_attacks", "Table {table}: {dataset}", "attacks"),
-    Page("figs_3_4_convergence", "Figures 3–4: {dataset}", datasets=("cifar10", "mnist", "cifar100")),
+    Page("tables_2_4_variants", "Table {table}: {dataset}", "variants", beside=True),
+    Page("tables_5_7_sources", "Table {table}: {dataset}", "sources", beside=True),
+    Page("tables_8_10_attacks", "Table {table}: {dataset}", "attacks", beside=True),
+    Page("figs_3_4_convergence", "Figures 3–4: {dataset}", datasets=("cifar10", "mnist", "cifar100"), beside=True),
     # the comparisons beyond the paper run on the seeds of the later methods, so that every row of a
-    # table averages the same runs
-    Page("beyond_robustness", "White-box attacks and eps sweep: {dataset}", results="robustness"),
+    # table averages the same runs; the later methods themselves stay at the book's profile
+    Page("beyond_robustness", "White-box attacks and eps sweep: {dataset}", results="robustness", beside=True),
     Page("beyond_compare", "Later methods compared: {dataset}", results="robustness"),
     Page("unstated_choices", "What the unstated choices change", datasets=()),
 )
@@ -54,9 +75,19 @@ def copies(page: Page, datasets: tuple[str, ...] | list[str] = DATASETS) -> list
     return [None] if not page.datasets else [d for d in page.datasets if d in datasets]
 
 
+def sections(page: Page, datasets: tuple[str, ...] | list[str] = DATASETS) -> list[tuple[str | None, str | None]]:
+    """Every executed copy of ``page`` as (dataset, profile), in the book's order: per dataset the
+    book profile's copy (profile None), then one per ``BESIDE`` profile that covers the dataset."""
+    out: list[tuple[str | None, str | None]] = []
+    for d in copies(page, datasets):
+        out.append((d, None))
+        out += [(d, prof) for prof in BESIDE if not page._book_copy(d, prof)]
+    return out
+
+
 def toc_files() -> set[str]:
     """Every executed page the table of contents must list."""
-    return {f"{EXECUTED}/{p.executed(d)}" for p in PAGES for d in copies(p)}
+    return {f"{EXECUTED}/{p.executed(d, prof)}" for p in PAGES for d, prof in sections(p)}
 
 
 PROFILES_PAGE = "profiles.md"  #: the run profiles as a table, written beside the scorecard, included by intro.md

@@ -78,6 +78,11 @@ def test_every_table_and_figure_is_in_the_book(html):
                 assert "The eps sweep is not stored yet" in beyond or "No stored results yet" in beyond
         else:
             assert "No stored results yet" in beyond
+        for stem, prof in ((p.stem, prof) for p in book.PAGES for d, prof in book.sections(p) if d == ds and prof):
+            shown = _page(html, book.BY_STEM[stem].executed(ds, prof))  # the pages beside the book's profile
+            assert f"{prof.upper()} profile" in shown and f"{prof} profile" in shown, f"{stem}_{ds}_{prof}: no label"
+            if stem == "tables_2_4_variants" and ds in _with_results(prof):
+                assert "Claims C1-C5" in shown and all(model in shown for model in graph.table_for("variants", ds).targets)
         # the comparison reads the paper's own transfer records too, so every dataset with results has it
         compare = _page(html, f"beyond_compare_{ds}")
         if ds in datasets:
@@ -101,9 +106,13 @@ def test_the_book_is_executed_with_every_stored_seed():
     for ds in ("mnist", "cifar10"):
         want = {what: sorted(int(s) for s in df.loc[df["dataset"] == ds, "seed"].unique())
                 for what, df in (("records", Store().read("reduced")), ("robustness", Store().read("reduced", "robustness")))}
-        for src, _, p in E.jobs("reduced", [ds], Path("/tmp"), None):
-            if p["dataset"] == ds:  # the comparisons beyond the paper: the seeds of the later methods
+        for src, _, p, _ in E.jobs("reduced", [ds], Path("/tmp"), None):
+            if p["dataset"] == ds and p["profile"] == "reduced":  # beyond the paper: the later methods' seeds
                 assert p["seeds"] == want["robustness" if src.stem.startswith("beyond_") else "records"], src.stem
+    beside = {dst.name: p for _, dst, p, _ in E.jobs("reduced", ["cifar10"], Path("/tmp"), None)
+              if p["profile"] != "reduced"}  # the full-data CIFAR-10 pages, with that profile's own seeds
+    assert beside["tables_2_4_variants_cifar10_full-data.ipynb"]["seeds"] == E.stored_seeds("full-data", "cifar10")
+    assert {p["profile"] for p in beside.values()} == {"full-data"} and len(beside) == 5
     assert E.stored_seeds("reduced", "mnist") == [0, 1]  # the published second MNIST seed
     assert E.stored_seeds("reduced", "mnist", "robustness") == [0]  # white-box and later methods: seed 0 only
     assert E.stored_seeds("no-such-profile", "mnist") == [0]
@@ -137,11 +146,13 @@ def test_the_table_of_contents_lists_exactly_the_books_plan():
 
     listed = [f for f in files(toc) if f.startswith(book.EXECUTED)]
     assert set(listed) == book.toc_files() and len(listed) == len(set(listed))
-    for page in book.PAGES:  # each page's copies in the plan's dataset order
-        mine = [f for f in listed if f.rsplit("/", 1)[1] in {page.executed(d) for d in book.copies(page)}]
-        assert mine == [f"{book.EXECUTED}/{page.executed(d)}" for d in book.copies(page)]
-    titles = [book.BY_STEM["tables_2_4_variants"].title(d) for d in book.DATASETS]
-    assert titles == ["Table 2: MNIST", "Table 3: CIFAR-10", "Table 4: CIFAR-100"]
+    for page in book.PAGES:  # each page's copies in the plan's order: per dataset, then the profiles beside
+        want = [f"{book.EXECUTED}/{page.executed(d, prof)}" for d, prof in book.sections(page)]
+        assert [f for f in listed if f in want] == want
+    variants = book.BY_STEM["tables_2_4_variants"]
+    titles = [variants.title(d, prof) for d, prof in book.sections(variants)]
+    assert titles == ["Table 2: MNIST", "Table 3: CIFAR-10", "Table 3: CIFAR-10, full-data profile", "Table 4: CIFAR-100"]
+    assert book.BY_STEM["beyond_compare"].executed("cifar10", "full-data") == "beyond_compare_cifar10"  # no copy of its own
 
 
 @pytest.mark.slow

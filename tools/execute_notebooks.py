@@ -3,11 +3,13 @@
 Each notebook in ``notebooks/`` is run once per dataset (``table1_cost`` once) with ``profile``,
 ``dataset`` and ``compute=False`` injected, and written to ``book/_executed/`` under the name the
 book's ``_toc.yml`` expects (``<notebook>_<dataset>.ipynb``), its title naming the table and the
-dataset. With ``compute=False`` the notebooks only read stored results, so this never trains.
-Notebooks run two at a time (``--workers``), each worker reusing one kernel (a fresh namespace per
-notebook), in ``notebooks/`` as working directory; each is printed with its wall time; the first
-failure stops the run with a non-zero exit status (``--keep-going`` runs the rest first). The claims
-scorecard and the profiles' table that the first page includes are written first.
+dataset; the pages shown beside the book's profile are run once more under their own profile
+(``akt_core.book.BESIDE``: ``<notebook>_cifar10_full-data.ipynb``). With ``compute=False`` the
+notebooks only read stored results, so this never trains. Notebooks run two at a time
+(``--workers``), each worker reusing one kernel (a fresh namespace per notebook), in ``notebooks/``
+as working directory; each is printed with its wall time; the first failure stops the run with a
+non-zero exit status (``--keep-going`` runs the rest first). The claims scorecard and the profiles'
+table that the first page includes are written first.
 
 ``--in-place`` instead executes ``notebooks/*.ipynb`` themselves with their default parameters and
 stores the outputs in them (``make notebooks``): those outputs are what ``make test`` (nbval)
@@ -48,17 +50,21 @@ def stored_seeds(profile: str, dataset: str, what: str = "records") -> list[int]
     return seeds_of(profile, dataset, what) or [0]
 
 
-def jobs(profile: str, datasets: list[str], out: Path, only: list[str] | None) -> list[tuple[Path, Path, dict]]:
-    """(source notebook, executed notebook, parameters) in the book's order (``akt_core.book.PAGES``)."""
+def jobs(profile: str, datasets: list[str], out: Path, only: list[str] | None) -> list[tuple[Path, Path, dict, str | None]]:
+    """(source notebook, executed notebook, parameters, title) in the book's order
+    (``akt_core.book.sections``): every page under ``profile``, and the pages the book shows beside it
+    under their own profile (``akt_core.book.BESIDE``). The title is None for a page executed once."""
     todo = []
     for page in book.PAGES:
         if only and page.stem not in only:
             continue
-        for ds in book.copies(page, datasets):
+        for ds, beside in book.sections(page, datasets):
             dataset = ds or book.ONCE_DATASET
-            todo.append((NOTEBOOKS / f"{page.stem}.ipynb", out / f"{page.executed(ds)}.ipynb",
-                         {"profile": profile, "dataset": dataset, "compute": False,
-                          "seeds": stored_seeds(profile, dataset, page.results)}))
+            shown = beside or profile
+            todo.append((NOTEBOOKS / f"{page.stem}.ipynb", out / f"{page.executed(ds, beside)}.ipynb",
+                         {"profile": shown, "dataset": dataset, "compute": False,
+                          "seeds": stored_seeds(shown, dataset, page.results)},
+                         page.title(dataset, beside) if page.datasets else None))
     return todo
 
 
@@ -156,10 +162,11 @@ def _run(nb, km) -> None:
         NotebookClient(book_, km=km, resources={"metadata": {"path": str(NOTEBOOKS)}}, timeout=600).execute()
 
 
-def _execute_one(i: int, n: int, src: Path, dst: Path, params: dict, kernel: str) -> str | None:
+def _execute_one(i: int, n: int, src: Path, dst: Path, params: dict, title: str | None, kernel: str) -> str | None:
     """Execute one notebook with ``params`` injected as papermill injects them (a cell tagged
     ``injected-parameters`` after the ``parameters`` cell), in this worker's kernel; write it to
-    ``dst`` (also when it fails, with the outputs so far). None when it succeeded, else the reason."""
+    ``dst`` (also when it fails, with the outputs so far), retitled ``title`` (the copies of one
+    notebook get titles that tell them apart in the contents). None when it succeeded, else the reason."""
     import nbformat
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
@@ -177,9 +184,8 @@ def _execute_one(i: int, n: int, src: Path, dst: Path, params: dict, kernel: str
               f"{type(exc).__name__}: {exc}\n    the partly executed notebook is {_rel(dst)}", file=sys.stderr, flush=True)
         return f"{type(exc).__name__}: {exc}"
     nbformat.write(nb, dst)
-    page = book.BY_STEM[src.stem]
-    if page.datasets:  # the copies of one notebook get titles that tell them apart in the contents
-        retitle(dst, page.title(params["dataset"]))
+    if title:
+        retitle(dst, title)
     hide_injected(dst)
     print(f"[{i}/{n}] {_rel(src)} ({shown}) -> {_rel(dst)} in {time.perf_counter() - t0:.1f} s", flush=True)
     return None
@@ -192,11 +198,11 @@ def run_papermill(profile: str, datasets: list[str], out: Path, kernel: str, onl
     from concurrent.futures import ThreadPoolExecutor
 
     todo = jobs(profile, datasets, out, only)
-    missing = sorted({str(_rel(src)) for src, _, _ in todo if not src.exists()})
+    missing = sorted({str(_rel(src)) for src, *_ in todo if not src.exists()})
     if missing:
         print(f"execute_notebooks: missing notebooks: {', '.join(missing)}", file=sys.stderr)
         return 1
-    for src in dict.fromkeys(src for src, _, _ in todo):
+    for src in dict.fromkeys(src for src, *_ in todo):
         if "compute" not in _parameters_of(src):
             print(f"execute_notebooks: {src.name} has no `compute` parameter, so it cannot be told not "
                   "to train; refusing to execute it", file=sys.stderr)
@@ -204,9 +210,9 @@ def run_papermill(profile: str, datasets: list[str], out: Path, kernel: str, onl
     out.mkdir(parents=True, exist_ok=True)
     write_scorecard(out)
     t_all = time.perf_counter()
-    declared = {src: _parameters_of(src) for src in dict.fromkeys(src for src, _, _ in todo)}
-    calls = [(i, len(todo), src, dst, {k: v for k, v in params.items() if k in declared[src]}, kernel)
-             for i, (src, dst, params) in enumerate(todo, 1)]
+    declared = {src: _parameters_of(src) for src in dict.fromkeys(src for src, *_ in todo)}
+    calls = [(i, len(todo), src, dst, {k: v for k, v in params.items() if k in declared[src]}, title, kernel)
+             for i, (src, dst, params, title) in enumerate(todo, 1)]
     failed = []
     try:
         with ThreadPoolExecutor(max(1, workers)) as pool:

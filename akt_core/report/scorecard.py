@@ -36,7 +36,7 @@ def scorecard(profiles: tuple[str, ...] | None = None) -> pd.DataFrame:
             if not seeds:
                 continue
             for r in all_claims(ds, profile, seeds).to_dict("records"):
-                page = BY_STEM[EVIDENCE[r["claim"]]].executed(ds)
+                page = BY_STEM[EVIDENCE[r["claim"]]].executed(ds, profile)
                 rows.append({"dataset": ds, "claim": r["claim"], "column": profile, "state": r["reproduction"],
                              "evidence": r["evidence"], "seeds": ", ".join(map(str, seeds)), "page": page})
                 if not any(x["dataset"] == ds and x["claim"] == r["claim"] and x["column"] == PAPER for x in rows):
@@ -72,7 +72,7 @@ def sentences(card: pd.DataFrame, dataset: str, link_prefix: str = "_executed/")
                    + "; ".join(parts) + ".")
         if "C1" in by["contradicted"]:
             out.append("C1 fails on how weak the transfer attacks are against the clean models" + (
-                f": the <a href='{link_prefix}{BY_STEM['beyond_robustness'].executed(dataset)}.html'>eps sweep</a> "
+                f": the <a href='{link_prefix}{BY_STEM['beyond_robustness'].executed(dataset, column)}.html'>eps sweep</a> "
                 "shows at which budget ours fall to the paper's numbers." if _has_sweep(dataset, column) else
                 " (the eps sweep that would show at which budget ours fall to the paper's numbers is not stored "
                 "for this profile yet)."))

@@ -1,7 +1,8 @@
 """Sphinx extension: launch buttons of executed-notebook pages open the source notebook.
 
 The pages under ``book/_executed/`` are notebooks that ``make book`` executes with papermill from
-``notebooks/<stem>.ipynb`` (one copy per dataset, named ``<stem>_<dataset>.ipynb``). Those copies
+``notebooks/<stem>.ipynb`` (one copy per dataset, named ``<stem>_<dataset>.ipynb``, and one per
+profile shown beside the book's, ``<stem>_<dataset>_<profile>.ipynb``). Those copies
 are build products and are not in the repository, so a Binder or Colab link to them would not
 resolve. This rewrites the links to the source notebook in ``notebooks/``; its ``parameters`` cell
 selects the dataset and profile. Nothing is fetched: it only edits URLs in the page context.
@@ -17,7 +18,8 @@ import re
 from akt_core import book, data
 
 EXECUTED = book.EXECUTED + "/"
-_DATASET_SUFFIX = re.compile(r"_(" + "|".join(map(re.escape, data.DATASETS)) + r")$")
+_DATASET_SUFFIX = re.compile(r"_(" + "|".join(map(re.escape, data.DATASETS)) + r")"
+                             r"(_(" + "|".join(map(re.escape, book.BESIDE)) + r"))?$")
 
 
 def source_notebook(pagename: str) -> str | None:
