@@ -144,7 +144,7 @@ class Runner:
                                          **choices_mod.column(cfg), **row}
                                         for row in res.curves],
                           unique=("key", "epoch"))
-        self._run_row(node, res.wall_s, res.images_per_s)
+        self._run_row(node, res.wall_s, res.images_per_s, res.cpu_s)
         prov = self.provenance(seed=cfg["seed"], n_examples=len(self.train), wall_s=round(res.wall_s, 2))
         self.store.save("model", node.key, cfg, res.state_dict, prov)
         self.store.partial_path(node.key).unlink(missing_ok=True)
@@ -161,11 +161,14 @@ class Runner:
                                              self.exp.eps)
         return self._curve_adv[src.key]
 
-    def _run_row(self, node: Node, wall_s: float, images_per_s: float) -> None:
+    def _run_row(self, node: Node, wall_s: float, images_per_s: float, cpu_s: float) -> None:
+        """The ``runs`` row of a built ``node``: ``wall_s`` is what the clock saw (slowed by whatever
+        else ran on the machine), ``cpu_s`` the CPU seconds of this process, all its threads together."""
         self.store.append(self.exp.profile, "runs", [{
             "key": node.key, "kind": node.kind, "name": node.name, **self.provenance(
                 seed=node.config.get("seed", self.exp.seed)), **choices_mod.column(node.config),
-            "wall_s": round(wall_s, 2), "images_per_s": round(images_per_s, 1)}], unique=("key",))
+            "wall_s": round(wall_s, 2), "cpu_s": round(cpu_s, 2), "images_per_s": round(images_per_s, 1)}],
+            unique=("key",))
 
     def array(self, node: Node) -> torch.Tensor:
         """A crafted set (D_adv signs) or teacher logits, from the cache or built now."""
@@ -175,10 +178,11 @@ class Runner:
         if out is None:
             for dep in node.deps:  # build dependencies first, so the wall time is this node's alone
                 self.model(dep) if dep.kind == "model" else self.array(dep)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             out = self._craft_dadv(node) if node.kind == "dadv" else self._teacher_logits(node)
             wall = time.perf_counter() - t0
-            self._run_row(node, wall, len(self.train) * len(node.deps) / wall)  # the row before the entry
+            self._run_row(node, wall, len(self.train) * len(node.deps) / wall,  # the row before the entry
+                          time.process_time() - c0)
             self.store.save(node.kind, node.key, node.config, out, self.provenance())
         out = out.to(self.device)
         self._arrays[node.key] = out

@@ -40,7 +40,7 @@ SCHEMAS: dict[str, Schema] = {
     "curves": Schema(("key", "epoch"), ("key", "model", "epoch", "lr", "train_loss", "wall_s", *_PROV),
                      ("epoch", "lr", "train_loss", "wall_s", "clean_acc", "adv_acc", "seed"), ("epoch", "seed")),
     "runs": Schema(("key",), ("key", "kind", "name", "profile", "wall_s", "images_per_s", *_PROV, "git_commit"),
-                   ("wall_s", "images_per_s", "seed"), ("seed",)),
+                   ("wall_s", "cpu_s", "images_per_s", "seed"), ("seed",)),
 }
 
 

@@ -53,6 +53,9 @@ class TrainResult:
     curves: list[dict]
     wall_s: float
     images_per_s: float
+    #: CPU seconds of this process over the training epochs, all threads together (NaN when resumed
+    #: from a saved state that predates it)
+    cpu_s: float = math.nan
     #: epoch -> its weights, for each curve row still without ``adv_acc`` (``TrainInputs.defer_adv_curve``)
     snapshots: dict[int, dict] = field(default_factory=dict)
 
@@ -235,7 +238,7 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
     n, bs, epochs = len(inp.train), cfg["batch_size"], cfg["epochs"]
     steps_per_epoch = max(n // bs, 1)
     total = steps_per_epoch * epochs
-    start_epoch, curves, wall = 0, [], 0.0
+    start_epoch, curves, wall, cpu = 0, [], 0.0, 0.0
     snapshots: dict[int, dict] = {}  # epoch -> weights, while its adversarial curve point is unscored
     partial = Path(partial) if partial else None
     state = load_checked(partial, "saved training state") if partial else None  # None when damaged
@@ -247,6 +250,7 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
         g.set_state(state["gen"])
         torch.set_rng_state(state["rng"])
         start_epoch, curves, wall = state["epoch"], state["curves"], state["wall_s"]
+        cpu = state.get("cpu_s", math.nan)
         snapshots = {e: {k: v.to(dev) for k, v in sd.items()} for e, sd in state.get("snapshots", {}).items()}
     def loss_of(b: StepBatch) -> torch.Tensor:
         with autocast(dev, bf16):
@@ -254,7 +258,7 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
 
     stepper = Stepper(loss_of, trained, opt, cuda_graphs and dev.type == "cuda")
     for epoch in range(start_epoch, epochs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for m in trained:
             m.train()
         loss_sum = torch.zeros((), device=dev)
@@ -272,6 +276,7 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
                 b.x_adv = layout(b.x_adv)
             loss_sum += stepper(b)
         wall += time.perf_counter() - t0
+        cpu += time.process_time() - c0
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"],
                "train_loss": loss_sum.item() / steps_per_epoch, "wall_s": round(wall, 3)}
         if inp.curve_x is not None:
@@ -285,13 +290,13 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
             save_checked({"model": model.state_dict(), "opt": opt.state_dict(), "gen": g.get_state(),
                           "rng": torch.get_rng_state(), "epoch": epoch + 1, "curves": curves,
                           **({"snapshots": snapshots} if snapshots else {}),
-                          "wall_s": wall, **({"peer": inp.peer_model.state_dict()} if method.peer else {})},
+                          "wall_s": wall, "cpu_s": cpu, **({"peer": inp.peer_model.state_dict()} if method.peer else {})},
                          partial)
     for m in trained:
         m.eval()
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     seen = steps_per_epoch * bs * epochs
-    res = TrainResult(state, curves, wall, seen / wall if wall and seen else math.nan, snapshots)
+    res = TrainResult(state, curves, wall, seen / wall if wall and seen else math.nan, cpu, snapshots)
     if snapshots and inp.curve_adv is not None:  # resumed from a run that deferred them: score them now
         score_adv_curve(copy.deepcopy(model), res, inp.curve_adv, inp.curve_y, bf16)
     return res

@@ -449,7 +449,9 @@ def test_tiny_compare_joins_paper_records_whitebox_records_and_training_time(tin
     aa = ["AutoAttack", R.PGD_ON_AA] * n_aa  # AutoAttack and PGD-20 on its images, per AutoAttack eps
     assert sorted(df.query("model == 'Res8(sa-mdrad)'")["attack"]) == sorted(
         ["clean", "FGSM", "I-FGSM", "Step-LL", "Iter-LL", "PGD-20", "PGD-20", *aa])
-    runs = tiny["store"].read("tiny", "runs").set_index("key")["wall_s"]
+    runs_df = tiny["store"].read("tiny", "runs")
+    assert (runs_df["cpu_s"] > 0).all()  # every model and crafted set records its CPU seconds beside wall_s
+    runs = runs_df.set_index("key")["wall_s"]
     row = df.query("model == 'Res8(sa-mdrad)'").iloc[0]
     assert row["train_s"] == runs[row["model_key"]]
     again = R.require("compare", "synthetic", "tiny", store=tiny["store"], targets=("Res8(adv-trans)", "Res8(sa-mdrad)"))

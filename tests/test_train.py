@@ -69,7 +69,7 @@ def test_methods_train_and_report_curves(method, data):
     final = make_model()
     final.load_state_dict(res.state_dict)
     assert accuracy(final, data[1].x, data[1].y) == row["clean_acc"]
-    assert res.images_per_s > 0 and res.wall_s > 0
+    assert res.images_per_s > 0 and res.wall_s > 0 and res.cpu_s > 0  # CPU seconds: recorded beside the clock's
     assert all(not v.is_floating_point() or torch.isfinite(v).all() for v in res.state_dict.values())
     # weights changed from the initialisation
     assert not _same_state(res.state_dict, make_model().state_dict())
@@ -124,6 +124,7 @@ def test_resume_from_epoch_one_matches_uninterrupted(data, tmp_path, monkeypatch
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
     assert strip(resumed.curves) == strip(straight.curves)
     assert [r["epoch"] for r in resumed.curves] == [1, 2]
+    assert resumed.cpu_s > 0  # the killed run's CPU seconds carried over in the saved state, plus epoch 2's
 
 
 @pytest.mark.parametrize("method", ["cln", "adv"])
