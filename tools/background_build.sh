@@ -9,8 +9,8 @@
 #
 # PROFILE, DATASET, SEEDS and BUILDS (environment) override the defaults below; AKT_DATA_ROOT defaults to
 # this checkout's data/datasets (make data). JOB=choices runs tools/measure_choices.py per seed
-# instead (issue 20: the unstated choices on the reduced profile; merge its rows back with
-# tools/merge_rows.py --choices-only). Stop it with: kill -- -$(cat WORKDIR/logs/pid)
+# instead (issue 20: the unstated choices on the reduced profile; ONLY="decay ..." measures only
+# those, in that order; merge its rows back with tools/merge_rows.py --choices-only). Stop it with: kill -- -$(cat WORKDIR/logs/pid)
 set -u
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-/work/bg}
@@ -54,7 +54,8 @@ echo "=== $(date -Is) $PROFILE $DATASET seeds $SEEDS at $(git rev-parse --short=
 for seed in $SEEDS; do
   if [ "$JOB" = choices ]; then
     echo "=== $(date -Is) unstated choices seed $seed" >> logs/run.log
-    "$PY" tools/measure_choices.py --seed "$seed" >> logs/run.log 2>&1 || echo "FAILED choices seed $seed" >> logs/run.log
+    "$PY" tools/measure_choices.py --seed "$seed" ${ONLY:+--only $ONLY} >> logs/run.log 2>&1 \
+      || echo "FAILED choices seed $seed" >> logs/run.log
     continue
   fi
   for what in $BUILDS; do

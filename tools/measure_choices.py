@@ -4,7 +4,7 @@ only the models that value touches. Everything lands in the measurement's own st
 ``data/reruns/<choices.MEASURED_RUN>``, so that default and choices are scored on one machine); a
 killed run resumes.
 
-    python tools/measure_choices.py --seed 0 [--store DIR] [--only NAME ...]
+    python tools/measure_choices.py --seed 0 [--store DIR] [--only NAME ...]   # --only: in that order
 """
 from __future__ import annotations
 
@@ -25,12 +25,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--store", default=None)
-    ap.add_argument("--only", nargs="+", default=None, help="only these choices (names)")
+    ap.add_argument("--only", nargs="+", default=None,
+                    help="only these choices (names), in this order (default: all, in choices.MEASURED's order)")
     args = ap.parse_args()
     store = Store(args.store) if args.store else choices.measured_store()
-    todo = [m for m in choices.MEASURED if args.only is None or m[0] in args.only]
     for name in args.only or []:
         choices.check_choice("unstated choice", name, choices.CHOICES)
+    todo = list(choices.MEASURED) if args.only is None else [m for name in args.only for m in choices.MEASURED
+                                                             if m[0] == name]
     done_default = set()
     for name, value, datasets in todo:
         for ds in datasets:
