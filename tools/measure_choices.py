@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # this checkout's akt_core, not another checkout's installed one
     sys.path.insert(0, str(ROOT))
-from akt_core import choices  # noqa: E402
+from akt_core import AktError, choices  # noqa: E402
 from akt_core.results import require  # noqa: E402
 from akt_core.store import Store  # noqa: E402
 
@@ -47,4 +47,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except AktError as exc:  # an unknown choice name, a damaged store: say so, exit 2
+        print(f"measure_choices: error: {exc}", file=sys.stderr)
+        sys.exit(2)
