@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -132,14 +133,22 @@ def current_keys(what: str, dataset: str, profile: str, stored: pd.DataFrame, bl
     return keys_per_run(stored, dataset, profile, blackbox, _keys_of(what, dataset), choices)
 
 
-def _keys_of(what: str, dataset: str) -> Callable[[Experiment], set[str]]:
+@lru_cache(maxsize=None)
+def _keys_of(what: str, dataset: str) -> Callable[[Experiment], frozenset[str]]:
     """For one run (an Experiment): the keys of the records ``what`` needs, or of the models whose
-    curves Figs. 3-4 draw."""
+    curves Figs. 3-4 draw. Pure, so remembered per run and profile definition: a book page asks for
+    the same keys many times, and each costs hashing the run's whole graph."""
     if what == "curves":
-        return lambda e: {e.model(v).key for v in figure_variants()}
+        return _remembered(lambda e: frozenset(e.model(v).key for v in figure_variants()))
     groups = list(GROUPS) if what == "all" else [what] if what in GROUPS else []
     needs = [n for g in groups for n in table_cells(table_for(g, dataset))]
-    return lambda e: {e.record_key(*n) for n in needs}
+    return _remembered(lambda e: frozenset(e.record_key(*n) for n in needs))
+
+
+def _remembered(keys: Callable[[Experiment], frozenset[str]]) -> Callable[[Experiment], frozenset[str]]:
+    """``keys`` remembered per (run, the settings of its profile as now registered)."""
+    memo = lru_cache(maxsize=256)(lambda exp, _settings: keys(exp))
+    return lambda exp: memo(exp, repr(profiles_mod.get(exp.profile)))
 
 
 def stored_seeds(profile: str, dataset: str, what: str = "records", store: Store | None = None) -> list[int]:

@@ -38,6 +38,9 @@ from . import RESULTS_VERSION, AktError
 from .schema import SCHEMAS, validate
 
 ENV_STORE = "AKT_STORE"
+#: results files already parsed and checked, by (path, kind, hash of their bytes): ``Store.read``
+_READ_MEMO: dict[tuple[str, str, bytes], pd.DataFrame] = {}
+_READ_MEMO_SIZE = 64
 WEIGHTS_MANIFEST = "manifest.csv"
 
 
@@ -252,15 +255,24 @@ class Store:
 
     def read(self, profile: str, what: str = "records") -> pd.DataFrame:
         """One results file, checked against its schema (``schema.validate``): a damaged file is an
-        :class:`AktError` naming the file and line, never a silently different table."""
+        :class:`AktError` naming the file and line, never a silently different table. A file read
+        before with the same bytes is not parsed and checked again (a book page reads the same few
+        files a hundred times); the caller gets its own copy."""
         path = self._csv(profile, what)
         if not path.exists():
             return pd.DataFrame()
-        try:
-            df = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"key": str, "model_key": str})
-        except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
-            raise AktError(f"{path} cannot be read as CSV ({str(exc).strip()})") from exc
-        return validate(df, what, path)
+        raw = path.read_bytes()
+        memo = (str(path.resolve()), what, hashlib.blake2b(raw, digest_size=16).digest())
+        if memo not in _READ_MEMO:
+            try:
+                df = pd.read_csv(io.BytesIO(raw), keep_default_na=False, na_values=[""],
+                                 dtype={"key": str, "model_key": str})
+            except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
+                raise AktError(f"{path} cannot be read as CSV ({str(exc).strip()})") from exc
+            if len(_READ_MEMO) >= _READ_MEMO_SIZE:
+                _READ_MEMO.pop(next(iter(_READ_MEMO)))
+            _READ_MEMO[memo] = validate(df, what, path)
+        return _READ_MEMO[memo].copy()
 
     def append(self, profile: str, what: str, rows: list[dict], unique: tuple[str, ...] | None = None) -> None:
         """Add ``rows``; a row whose ``unique`` columns (default: the file's schema's) match an existing
