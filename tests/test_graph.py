@@ -521,10 +521,20 @@ def test_reruns_are_joined_to_the_published_records_by_key(tmp_path):
     table = report.rerun_table(spread, "other-cpu")  # Tables 2-4 cells only: k3 (from a Res14) is left out
     assert table.to_dict() == {"FGSM": {"Res8(cln)": "60.00 / 62.50 (+2.50)"}}
     assert report.rerun_summary(spread, "other-cpu") == (
-        "2 records recomputed (every table of this dataset). Absolute difference: median 1.38 points; more "
-        "than 1 point for 1 of the 2; largest +2.50 points (Res8(cln), FGSM from the Res26: 60.00 % "
+        "2 records recomputed (every table of this dataset, seed 0). Absolute difference: median 1.38 points; "
+        "more than 1 point for 1 of the 2; largest +2.50 points (Res8(cln), FGSM from the Res26: 60.00 % "
         "published, 62.50 % again).")
     assert len(report.reruns("cifar10", "reduced", store)) == 0
+    # a second seed recomputed too: one row per model and seed, never two cells in one
+    seed1 = [{**r, "key": r["key"] + "s1", "seed": 1, "accuracy": r["accuracy"] - 1, "correct": r["correct"] - 100}
+             for r in rows(pub[:1])]
+    store.append("reduced", "records", seed1, unique=("key",))
+    Store(tmp_path / "reruns" / "other-cpu").append("reduced", "records", [{**seed1[0], "accuracy": 58.0,
+                                                                            "correct": 5800}], unique=("key",))
+    spread = report.reruns("mnist", "reduced", store)
+    assert report.rerun_table(spread, "other-cpu").to_dict() == {
+        "FGSM": {"Res8(cln), seed 0": "60.00 / 62.50 (+2.50)", "Res8(cln), seed 1": "59.00 / 58.00 (-1.00)"}}
+    assert "(every table of this dataset, seeds 0, 1)" in report.rerun_summary(spread, "other-cpu")
 
 
 def test_models_to_train_are_what_build_all_trains(tiny):

@@ -14,7 +14,7 @@ RERUNS = "reruns"
 
 def reruns(dataset: str, profile: str, store=None) -> pd.DataFrame:
     """Every stored rerun's records of ``dataset`` under ``profile`` beside the published record of the
-    same key (the same full config): columns ``rerun``, ``model``, ``attack``, ``source``,
+    same key (the same full config): columns ``rerun``, ``seed``, ``model``, ``attack``, ``source``,
     ``published``, ``again`` (accuracies in %) and ``delta`` (again - published, points)."""
 
     store = store or Store()
@@ -25,22 +25,27 @@ def reruns(dataset: str, profile: str, store=None) -> pd.DataFrame:
         if not len(again):
             continue
         m = pub[pub["dataset"] == dataset].merge(again[["key", "accuracy"]], on="key", suffixes=("", "_again"))
-        out.append(pd.DataFrame({"rerun": root.name, "model": m["model"], "attack": m["attack"],
+        out.append(pd.DataFrame({"rerun": root.name, "seed": m["seed"], "model": m["model"], "attack": m["attack"],
                                  "source": m["source"], "published": m["accuracy"], "again": m["accuracy_again"],
                                  "delta": (m["accuracy_again"] - m["accuracy"]).round(4)}))
-    cols = ["rerun", "model", "attack", "source", "published", "again", "delta"]
+    cols = ["rerun", "seed", "model", "attack", "source", "published", "again", "delta"]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=cols)
 
 
 def rerun_table(spread: pd.DataFrame, rerun: str) -> pd.DataFrame:
     """Tables 2-4's cells (clean and the four attacks from the Res26) of one rerun: "published / rerun
-    (difference)" per model and attack, models in the paper's order."""
+    (difference)" per model and attack, models in the paper's order; a row per model and seed
+    (``Res8(adv), seed 1``) where the rerun recomputed several seeds."""
 
     df = spread[(spread["rerun"] == rerun) & spread["source"].isin(["-", "Res26"])]
     df = df.assign(text=[f"{p:.2f} / {a:.2f} ({d:+.2f})" for p, a, d in zip(df["published"], df["again"], df["delta"])])
-    wide = df.pivot(index="model", columns="attack", values="text")
+    seeds = sorted(df["seed"].unique())
+    label = (lambda m, s: m) if len(seeds) < 2 else (lambda m, s: f"{m}, seed {s}")
+    df = df.assign(row=[label(m, s) for m, s in zip(df["model"], df["seed"])])
+    wide = df.pivot(index="row", columns="attack", values="text")
     wide = wide.reindex(columns=[c for c in ("clean", *ATTACK_COLUMNS) if c in wide.columns]).fillna("–")
-    return wide.loc[[v for v in VARIANTS if v in wide.index]]
+    wide.index.name = "model"
+    return wide.loc[[label(v, s) for v in VARIANTS for s in seeds if label(v, s) in wide.index]]
 
 
 def rerun_summary(spread: pd.DataFrame, rerun: str) -> str:
@@ -52,7 +57,9 @@ def rerun_summary(spread: pd.DataFrame, rerun: str) -> str:
     size = df["delta"].abs()
     top = df.loc[size.idxmax()]
     src = "" if top["source"] == "-" else f" from the {top['source']}"
-    return (f"{len(df)} records recomputed (every table of this dataset). Absolute difference: median "
+    seeds = sorted(df["seed"].unique())
+    which = f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(map(str, seeds))
+    return (f"{len(df)} records recomputed (every table of this dataset, {which}). Absolute difference: median "
             f"{size.median():.2f} points; more than 1 point for {(size > 1).sum()} of the {len(df)}; largest "
             f"{top['delta']:+.2f} points ({top['model']}, {top['attack']}{src}: {top['published']:.2f} % "
             f"published, {top['again']:.2f} % again).")
