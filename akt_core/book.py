@@ -35,7 +35,7 @@ class Page:
         """The page's title on ``dataset``; a copy executed for a ``BESIDE`` profile names it."""
         words = data_mod.spec(dataset).title
         title = self.heading.format(dataset=words, table=table_for(self.group, dataset).number if self.group else "")
-        return title if self._book_copy(dataset, profile) else f"{title}, {profile} profile"
+        return f"{title}, {profile} profile" if self.has_copy(dataset, profile) else title
 
     def executed(self, dataset: str | None, profile: str | None = None) -> str:
         """The executed copy's name (no suffix) for ``dataset`` (None for a page executed once) under
@@ -43,10 +43,11 @@ class Page:
         of a ``BESIDE`` profile (``<stem>_<dataset>_<profile>``). A profile without a copy of its own
         gets the book profile's."""
         name = self.stem if not self.datasets else f"{self.stem}_{dataset}"
-        return name if self._book_copy(dataset, profile) else f"{name}_{profile}"
+        return f"{name}_{profile}" if self.has_copy(dataset, profile) else name
 
-    def _book_copy(self, dataset: str | None, profile: str | None) -> bool:
-        return not (profile and self.beside and dataset in BESIDE.get(profile, ()) and dataset in self.datasets)
+    def has_copy(self, dataset: str | None, profile: str | None) -> bool:
+        """Whether this page has a copy of its own for ``profile`` (a ``BESIDE`` profile) on ``dataset``."""
+        return bool(profile and self.beside and dataset in BESIDE.get(profile, ()) and dataset in self.datasets)
 
 
 #: published profiles the book shows beside its own, with the datasets each covers (issue 15: the
@@ -81,7 +82,7 @@ def sections(page: Page, datasets: tuple[str, ...] | list[str] = DATASETS) -> li
     out: list[tuple[str | None, str | None]] = []
     for d in copies(page, datasets):
         out.append((d, None))
-        out += [(d, prof) for prof in BESIDE if not page._book_copy(d, prof)]
+        out += [(d, prof) for prof in BESIDE if page.has_copy(d, prof)]
     return out
 
 
