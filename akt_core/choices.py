@@ -110,10 +110,12 @@ def column(config: dict) -> dict:
 
 #: What the chapter "What the unstated choices change" measures (issue 20), in this order: each
 #: choice's other value on the ``reduced`` profile, per dataset, against the default of the same seed
-#: retrained on the same machine. Both live in one store of their own, ``data/reruns/<MEASURED_RUN>``
-#: (results only; its cache is git-ignored): its default rows are also a rerun of the published ones
-#: (``report.reruns``), and every comparison pairs rows of one machine, never float noise between CPUs.
-MEASURED_RUN = "choices-2026-12-02"
+#: retrained on the same machine. Each run of the measurement is one store of its own on one machine,
+#: ``data/reruns/<run>`` for each run of ``MEASURED_RUNS`` (results only; its cache is git-ignored):
+#: its default rows are also a rerun of the published ones (``report.reruns``), and every comparison
+#: pairs rows of one run, never float noise between CPUs. ``tools/measure_choices.py`` writes to the
+#: last run; a seed measured in several runs is read from the first that has it.
+MEASURED_RUNS = ("choices-2026-12-02", "choices-2026-12-03")
 MEASURED_PROFILE = "reduced"
 MEASURED_SEEDS = (0, 1)
 MEASURED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -127,12 +129,18 @@ MEASURED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 MEASURED_DATASETS: tuple[str, ...] = tuple(dict.fromkeys(d for _, _, ds in MEASURED for d in ds))
 
 
-def measured_store(store=None):
-    """The store the measurements live in: ``reruns/<MEASURED_RUN>`` under ``store``'s root (default: the
-    project's ``data/``)."""
+def measured_store(store=None, run: str = MEASURED_RUNS[-1]):
+    """The store of measurement run ``run`` (default: the last, the one ``tools/measure_choices.py``
+    writes to): ``reruns/<run>`` under ``store``'s root (default: the project's ``data/``)."""
     from .store import Store
 
-    return Store((store or Store()).root / "reruns" / MEASURED_RUN)
+    check_choice("measurement run", run, MEASURED_RUNS)
+    return Store((store or Store()).root / "reruns" / run)
+
+
+def measured_stores(store=None) -> list:
+    """The store of every run of ``MEASURED_RUNS``, in order."""
+    return [measured_store(store, run) for run in MEASURED_RUNS]
 
 
 def experiment_kwargs(name: str, value: str) -> dict:

@@ -208,6 +208,42 @@ def test_cell_moves_are_paired_by_seed_against_the_default_spread(choice_store, 
     assert len(untouched) and (untouched["move"] == 0).all() and not untouched["moved"].any()
 
 
+def test_each_seed_pairs_within_the_first_run_that_measured_it(choice_store, tiny_built, monkeypatch, tmp_path):
+    """Runs on two machines: a seed's default and other value come from one run, never one from each;
+    a run without the other value's rows is passed over; a seed in two runs is read from the first."""
+    import shutil
+
+    from akt_core import profiles as P
+    from akt_core.report import unstated
+    from akt_core.store import Store
+
+    monkeypatch.setitem(P.PROFILES, "tiny", tiny_built["profile"])
+    orig = Store(choice_store)
+    src = choice_store / "results" / "tiny"
+    copy_root, bare_root = tmp_path / "second", tmp_path / "bare"
+    shutil.copytree(src, copy_root / "results" / "tiny")
+    # the second run: every record at 0 %, default and other alike (another machine's floats)
+    recs = pd.read_csv(copy_root / "results" / "tiny" / "records.csv")
+    recs["accuracy"], recs["correct"] = 0.0, 0
+    recs.to_csv(copy_root / "results" / "tiny" / "records.csv", index=False)
+    second = Store(copy_root)
+    # a run that holds only the default rows (it never measured the choice)
+    shutil.copytree(src, bare_root / "results" / "tiny")
+    b = pd.read_csv(bare_root / "results" / "tiny" / "records.csv")
+    b[b["choices"].isna()].to_csv(bare_root / "results" / "tiny" / "records.csv", index=False)
+    bare = Store(bare_root)
+
+    args = ("teacher_view", "augmented", "synthetic", "tiny")
+    got = unstated.measured_pairs(*args, (0, 1), [bare, second, orig])
+    assert [(st.root, seed) for st, seed in got] == [(copy_root, 0)], [(st.root, seed) for st, seed in got]
+    assert unstated.measured_runs(*args, (0, 1), [orig, second]) == f"seed 0: {choice_store.name}"
+    first = unstated.moves(*args, seeds=(0, 1), store=[orig, second], spread_store=orig)
+    later = unstated.moves(*args, seeds=(0, 1), store=[bare, second, orig], spread_store=orig)
+    assert later["default"].eq(0).all() and later["other"].eq(0).all()  # both values from the second run
+    assert first["move"].ne(0).any() and later["move"].eq(0).all()  # paired within it, never across runs
+    assert unstated.moves(*args, seeds=(0, 1), store=[bare], spread_store=orig).empty
+
+
 def test_summary_names_the_largest_move_and_the_flipped_verdicts(monkeypatch):
     from akt_core.report import unstated
 

@@ -1,7 +1,7 @@
 """Build what the chapter "What the unstated choices change" reads (``choices.MEASURED``), for one
 seed: first the default graph of each dataset it names, then each choice's other value, retraining
 only the models that value touches. Everything lands in the measurement's own store (default
-``data/reruns/<choices.MEASURED_RUN>``, so that default and choices are scored on one machine); a
+``data/reruns/<choices.MEASURED_RUNS[-1]>``, so that default and choices are scored on one machine); a
 killed run resumes.
 
     python tools/measure_choices.py --seed 0 [--store DIR] [--only NAME ...]   # --only: in that order

@@ -2,18 +2,22 @@
 move of every table cell from the default to the other value, paired seed by seed, weighed against
 the seed-to-seed spread of the same cell under the default, and the claims' verdicts under both.
 
-Both values are read from the measurement's store (``choices.measured_store``: the default retrained
-beside the choices, on the same machine); the seed spread from the published results. A cell
-*moves* when ``|other - default|`` (mean over the seeds both have) exceeds that cell's standard
-deviation over the published seeds. Never computes: it reads the stores.
+Both values are read from the measurement's stores (``choices.measured_stores``: one per run, each the
+default retrained beside the choices on one machine); a move pairs the two values within one run, and
+a seed measured in several runs counts once, from the first. The seed spread comes from the published
+results. A cell *moves* when ``|other - default|`` (mean over the measured seeds) exceeds that cell's
+standard deviation over the published seeds. Never computes: it reads the stores.
 """
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .. import choices as choices_mod
 from ..graph import table_cells, table_for
+from ..store import Store
 from .claims import _stored, stand_in
 from .tables import _cells
 from .verdicts import verdict_table
@@ -21,9 +25,16 @@ from .verdicts import verdict_table
 GROUPS = ("variants", "sources", "attacks")
 
 
-def _records(group: str, dataset: str, profile: str, seeds, store=None, **kw) -> pd.DataFrame | None:
-    """Stored results of ``store`` (default: the measurement's), None where there are none."""
-    return _stored(group, dataset, profile, seeds, store=store or choices_mod.measured_store(), **kw)
+def _stores(store: Store | Sequence[Store] | None) -> list[Store]:
+    """``store`` as a list of measurement stores (default: every run's, ``choices.measured_stores``)."""
+    if store is None:
+        return choices_mod.measured_stores()
+    return [store] if isinstance(store, Store) else list(store)
+
+
+def _records(group: str, dataset: str, profile: str, seeds, store: Store, **kw) -> pd.DataFrame | None:
+    """Stored results of ``store``, None where there are none."""
+    return _stored(group, dataset, profile, seeds, store=store, **kw)
 
 
 def _tidy(records: pd.DataFrame | None, dataset: str, group: str) -> pd.DataFrame:
@@ -33,40 +44,68 @@ def _tidy(records: pd.DataFrame | None, dataset: str, group: str) -> pd.DataFram
     return _cells(records, table)[["model", "column", "seed", "accuracy"]].assign(table=table.number)
 
 
-def measured_seeds(name: str, value: str, dataset: str, profile: str = choices_mod.MEASURED_PROFILE,
-                   seeds=choices_mod.MEASURED_SEEDS, store=None) -> list[int]:
-    """The seeds among ``seeds`` for which the other value has a stored record of every table cell (the
-    records of models it leaves untouched are the default's own, so some exist before it is run), and
-    so has the default."""
+def measured_pairs(name: str, value: str, dataset: str, profile: str = choices_mod.MEASURED_PROFILE,
+                   seeds=choices_mod.MEASURED_SEEDS, store=None) -> list[tuple[Store, int]]:
+    """(store, seed) for each seed among ``seeds`` for which a run (``store``: one or several, default
+    every run's) holds a record of every table cell under the other value (the records of models it
+    leaves untouched are the default's own, so some exist before it is run), and so under the default;
+    the first such run of each seed."""
     kw = choices_mod.experiment_kwargs(name, value)
 
-    def complete(seed: int) -> bool:
+    def complete(st: Store, seed: int) -> bool:
         for g in GROUPS:
-            r, d = _records(g, dataset, profile, [seed], store, **kw), _records(g, dataset, profile, [seed], store)
+            r, d = _records(g, dataset, profile, [seed], st, **kw), _records(g, dataset, profile, [seed], st)
             if any(x is None or len(x) < len(table_cells(table_for(g, dataset))) for x in (r, d)):
                 return False
         return True
 
-    return [s for s in seeds if complete(s)]
+    out: list[tuple[Store, int]] = []
+    for seed in seeds:
+        run = next((st for st in _stores(store) if complete(st, seed)), None)
+        if run is not None:
+            out.append((run, seed))
+    return out
+
+
+def measured_seeds(name: str, value: str, dataset: str, profile: str = choices_mod.MEASURED_PROFILE,
+                   seeds=choices_mod.MEASURED_SEEDS, store=None) -> list[int]:
+    """The seeds of ``measured_pairs``, in order."""
+    return [seed for _, seed in measured_pairs(name, value, dataset, profile, seeds, store)]
+
+
+def measured_runs(name: str, value: str, dataset: str, profile: str = choices_mod.MEASURED_PROFILE,
+                  seeds=choices_mod.MEASURED_SEEDS, store=None) -> str:
+    """Which run measured which seed, in words: ``"seed 0: choices-2026-12-02; seed 1: ..."``."""
+    return "; ".join(f"seed {seed}: {st.root.name}" for st, seed in
+                     measured_pairs(name, value, dataset, profile, seeds, store))
+
+
+def _paired(group: str, name: str, value: str, dataset: str, profile: str,
+            pairs) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The records of ``group`` under the default and under the other value, each seed from its run."""
+    kw = choices_mod.experiment_kwargs(name, value)
+    base = [_records(group, dataset, profile, [seed], st) for st, seed in pairs]
+    other = [_records(group, dataset, profile, [seed], st, **kw) for st, seed in pairs]
+    def joined(parts: list) -> pd.DataFrame | None:
+        parts = [r for r in parts if r is not None]
+        return pd.concat(parts, ignore_index=True) if parts else None
+
+    return joined(base), joined(other)
 
 
 def moves(name: str, value: str, dataset: str, profile: str = choices_mod.MEASURED_PROFILE,
           seeds=choices_mod.MEASURED_SEEDS, store=None, spread_store=None) -> pd.DataFrame:
-    """One row per table cell: table, model, column, default and other (means over the seeds both
-    have, from ``store``, default the measurement's), move = other - default, spread (the cell's sd
+    """One row per table cell: table, model, column, default and other (means over the measured seeds,
+    ``measured_pairs``: each seed's two values from one run of ``store``), move = other - default, spread (the cell's sd
     over the seeds of ``spread_store``, default the published results), n_seeds (of the move) and
     moved (|move| > spread). Empty when the other value has no stored records."""
-    from ..store import Store
-
-    got = measured_seeds(name, value, dataset, profile, seeds, store)
-    if not got:
+    pairs = measured_pairs(name, value, dataset, profile, seeds, store)
+    if not pairs:
         return pd.DataFrame(columns=["table", "model", "column", "default", "other", "move", "spread", "n_seeds",
                                      "moved"])
-    kw = choices_mod.experiment_kwargs(name, value)
     rows = []
     for g in GROUPS:
-        base = _tidy(_records(g, dataset, profile, got, store), dataset, g)
-        other = _tidy(_records(g, dataset, profile, got, store, **kw), dataset, g)
+        base, other = (_tidy(r, dataset, g) for r in _paired(g, name, value, dataset, profile, pairs))
         published = _tidy(_records(g, dataset, profile, list(seeds), spread_store or Store()), dataset, g)
         keys = ["table", "model", "column"]
         spread = published.groupby(keys)["accuracy"].std(ddof=1).rename("spread")
@@ -81,22 +120,20 @@ def moves(name: str, value: str, dataset: str, profile: str = choices_mod.MEASUR
 
 
 def verdicts(name: str, value: str, dataset: str, profile: str = choices_mod.MEASURED_PROFILE,
-             seeds=None, store=None) -> pd.DataFrame:
-    """claim, default and other: the four-state verdicts on the same seeds under both values (both
-    from ``store``, default the measurement's)."""
-    seeds = list(seeds) if seeds is not None else measured_seeds(name, value, dataset, profile, store=store)
-    if not seeds:
+             seeds=choices_mod.MEASURED_SEEDS, store=None) -> pd.DataFrame:
+    """claim, default and other: the four-state verdicts on the measured seeds (``measured_pairs``:
+    each seed's two values from one run of ``store``) under both values."""
+    pairs = measured_pairs(name, value, dataset, profile, seeds, store)
+    if not pairs:
         return pd.DataFrame(columns=["claim", "default", "other"])
-    kw = choices_mod.experiment_kwargs(name, value)
     noise = stand_in(profile)
+    recs = {g: _paired(g, name, value, dataset, profile, pairs) for g in (*GROUPS, "curves")}
 
-    def states(**k) -> dict[str, str]:
-        recs = {g: _records(g, dataset, profile, seeds, store, **k) for g in GROUPS}
-        curves = _records("curves", dataset, profile, seeds, store, **k)
-        t = verdict_table(dataset, recs, curves, noise)
+    def states(i: int) -> dict[str, str]:
+        t = verdict_table(dataset, {g: recs[g][i] for g in GROUPS}, recs["curves"][i], noise)
         return dict(zip(t["claim"], t["state"]))
 
-    base, other = states(), states(**kw)
+    base, other = states(0), states(1)
     return pd.DataFrame([{"claim": c, "default": base[c], "other": other.get(c, "not evaluated")} for c in base])
 
 
@@ -177,6 +214,7 @@ def summary(profile: str = choices_mod.MEASURED_PROFILE) -> pd.DataFrame:
             v = verdicts(name, value, ds, profile)
             flips = [f"{r.claim}: {r.default} → {r.other}" for r in v.itertuples() if r.default != r.other]
             rows.append({**row, "seeds": ", ".join(map(str, measured_seeds(name, value, ds, profile))),
+                         "runs": measured_runs(name, value, ds, profile),
                          "cells moved": f"{int(m['moved'].sum())} of {len(m)}",
                          "largest move": f"{big['move']:+.1f} (Table {int(big['table'])}, {big['model']}, {big['column']})",
                          "median seed spread": round(float(np.nanmedian(m["spread"])), 2),
