@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import check_choice
 from . import data as data_mod
 from .graph import DATASET_OF_ROW, table_for
 
@@ -105,3 +106,41 @@ def profiles_markdown() -> str:
         cells = [p.settings(d) for d in DATASETS]
         rows.append(f"| `{p.name}` | {p.description} | " + " | ".join(cells) + f" | {'yes' if p.published else 'no'} |")
     return "\n".join(rows) + "\n"
+
+
+#: the results files (``data/results/<profile>/<name>.csv``) behind each chapter page of ``book/``:
+#: its download line, ``downloads_markdown``, is written to ``_executed/downloads_<page>.md`` and
+#: included by ``book/<page>.md``
+DOWNLOADS: dict[str, tuple[str, ...]] = {
+    "results_variants": ("records", "runs"),
+    "results_sources": ("records", "runs"),
+    "results_attacks": ("records", "runs"),
+    "results_convergence": ("curves", "runs"),
+    "beyond": ("robustness", "records", "runs"),
+}
+PAPER_NUMBERS = "paper_tables.csv"  #: the paper's own numbers, under ``data/``
+
+
+def downloads_file(page: str) -> str:
+    """The name (under ``_executed/``) of chapter ``page``'s download line."""
+    check_choice("chapter with downloads", page, DOWNLOADS)
+    return f"downloads_{page}.md"
+
+
+def downloads_markdown(page: str, profile: str, data_root) -> str:
+    """Chapter ``page``'s download line: each of its results files (``DOWNLOADS``) that ``data_root``
+    holds for the book's ``profile`` and for each ``BESIDE`` profile, then the paper's numbers. Links
+    are relative to ``book/``, where the including page lives."""
+    from pathlib import Path
+
+    root = Path(data_root)
+    parts = []
+    for prof, words in ((profile, f"the published `{profile}` profile"),
+                        *((b, f"the `{b}` {', '.join(data_mod.spec(d).title for d in ds)} pages")
+                          for b, ds in BESIDE.items() if b != profile)):
+        links = [f"{{download}}`{name}.csv <../data/results/{prof}/{name}.csv>`" for name in DOWNLOADS[page]
+                 if (root / "results" / prof / f"{name}.csv").is_file()]
+        if links:
+            parts.append(f"{', '.join(links)} ({words})")
+    parts.append(f"{{download}}`the paper's numbers <../data/{PAPER_NUMBERS}>`")
+    return f"**Download the numbers behind these pages:** {'; '.join(parts)}. Their columns: `data/README.md`.\n"

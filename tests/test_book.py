@@ -118,6 +118,32 @@ def test_the_book_is_executed_with_every_stored_seed():
     assert E.stored_seeds("no-such-profile", "mnist") == [0]
 
 
+def test_each_chapter_links_the_results_files_it_has_and_includes_that_line(tmp_path):
+    """A chapter's download line names the files the store holds, per profile, and nothing it lacks;
+    each chapter of DOWNLOADS includes its line; an unknown chapter is refused by name."""
+    from akt_core import AktError
+
+    for prof, names in (("reduced", ("records", "runs", "robustness")), ("full-data", ("records",))):
+        (tmp_path / "results" / prof).mkdir(parents=True)
+        for name in names:
+            (tmp_path / "results" / prof / f"{name}.csv").write_text("key\n")
+    line = book.downloads_markdown("beyond", "reduced", tmp_path)
+    assert line == (
+        "**Download the numbers behind these pages:** "
+        "{download}`robustness.csv <../data/results/reduced/robustness.csv>`, "
+        "{download}`records.csv <../data/results/reduced/records.csv>`, "
+        "{download}`runs.csv <../data/results/reduced/runs.csv>` (the published `reduced` profile); "
+        "{download}`records.csv <../data/results/full-data/records.csv>` (the `full-data` CIFAR-10 pages); "
+        "{download}`the paper's numbers <../data/paper_tables.csv>`. Their columns: `data/README.md`.\n")
+    assert "full-data" not in book.downloads_markdown("results_convergence", "reduced", tmp_path)  # no curves.csv
+    for page in book.DOWNLOADS:
+        assert f"```{{include}} _executed/{book.downloads_file(page)}\n```" in (ROOT / "book" / f"{page}.md").read_text()
+        for name in book.DOWNLOADS[page]:  # every file a chapter offers is one the project publishes
+            assert (ROOT / "data" / "results" / "reduced" / f"{name}.csv").is_file(), (page, name)
+    with pytest.raises(AktError, match="'results_tables'.*results_variants"):
+        book.downloads_file("results_tables")
+
+
 @pytest.mark.slow
 def test_no_page_links_a_placeholder_repository(html):
     """While _config.yml marks the repository URL a placeholder, no page has a repository, Binder or

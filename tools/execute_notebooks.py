@@ -71,9 +71,10 @@ def jobs(profile: str, datasets: list[str], out: Path, only: list[str] | None) -
 SCORECARD = "scorecard.md"  #: included by book/intro.md and book/results.md
 
 
-def write_scorecard(out: Path) -> None:
+def write_scorecard(out: Path, profile: str) -> None:
     """The claims scorecard (``akt_core.report.scorecard``) of every published profile with stored
-    results, as Markdown the first page and the Results page include."""
+    results, as Markdown the first page and the Results page include; beside it the profiles' table
+    and each chapter's download line (``akt_core.book.DOWNLOADS``) for the book's ``profile``."""
     import warnings
 
     from akt_core.report import scorecard as S
@@ -85,6 +86,8 @@ def write_scorecard(out: Path) -> None:
         card = S.scorecard()
     atomic_write_text(S.markdown(card), out / SCORECARD)
     atomic_write_text(book.profiles_markdown(), out / book.PROFILES_PAGE)
+    for page in book.DOWNLOADS:
+        atomic_write_text(book.downloads_markdown(page, profile, ROOT / "data"), out / book.downloads_file(page))
     print(f"[scorecard] {len(card)} verdicts -> {_rel(out / SCORECARD)} ({time.perf_counter() - t0:.1f} s)", flush=True)
 
 
@@ -208,7 +211,7 @@ def run_papermill(profile: str, datasets: list[str], out: Path, kernel: str, onl
                   "to train; refusing to execute it", file=sys.stderr)
             return 1
     out.mkdir(parents=True, exist_ok=True)
-    write_scorecard(out)
+    write_scorecard(out, profile)
     t_all = time.perf_counter()
     declared = {src: _parameters_of(src) for src in dict.fromkeys(src for src, *_ in todo)}
     calls = [(i, len(todo), src, dst, {k: v for k, v in params.items() if k in declared[src]}, title, kernel)
