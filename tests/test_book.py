@@ -83,6 +83,9 @@ def test_every_table_and_figure_is_in_the_book(html):
             assert f"{prof.upper()} profile" in shown and f"{prof} profile" in shown, f"{stem}_{ds}_{prof}: no label"
             if stem == "tables_2_4_variants" and ds in _with_results(prof):
                 assert "Claims C1-C5" in shown and all(model in shown for model in graph.table_for("variants", ds).targets)
+            if stem == "beyond_robustness" and ds in _with_results(prof, "robustness"):
+                assert "White-box robustness" in shown and "PGD-20 @ 8/255" in shown  # its white-box table
+                assert shown.count("<img") >= 1 and "No stored results yet" not in shown  # and its sweep figure
         # the comparison reads the paper's own transfer records too, so every dataset with results has it
         compare = _page(html, f"beyond_compare_{ds}")
         if ds in datasets:
