@@ -86,6 +86,7 @@ def _paired(group: str, name: str, value: str, dataset: str, profile: str,
     kw = choices_mod.experiment_kwargs(name, value)
     base = [_records(group, dataset, profile, [seed], st) for st, seed in pairs]
     other = [_records(group, dataset, profile, [seed], st, **kw) for st, seed in pairs]
+
     def joined(parts: list) -> pd.DataFrame | None:
         parts = [r for r in parts if r is not None]
         return pd.concat(parts, ignore_index=True) if parts else None
@@ -95,10 +96,10 @@ def _paired(group: str, name: str, value: str, dataset: str, profile: str,
 
 def moves(name: str, value: str, dataset: str, profile: str = choices_mod.MEASURED_PROFILE,
           seeds=choices_mod.MEASURED_SEEDS, store=None, spread_store=None) -> pd.DataFrame:
-    """One row per table cell: table, model, column, default and other (means over the measured seeds,
-    ``measured_pairs``: each seed's two values from one run of ``store``), move = other - default, spread (the cell's sd
-    over the seeds of ``spread_store``, default the published results), n_seeds (of the move) and
-    moved (|move| > spread). Empty when the other value has no stored records."""
+    """One row per table cell: table, model, column, default and other (means over the measured
+    seeds, ``measured_pairs``: each seed's two values from one run of ``store``), move = other -
+    default, spread (the cell's sd over the seeds of ``spread_store``, default the published results),
+    n_seeds (of the move) and moved (|move| > spread). Empty when the other value has no stored records."""
     pairs = measured_pairs(name, value, dataset, profile, seeds, store)
     if not pairs:
         return pd.DataFrame(columns=["table", "model", "column", "default", "other", "move", "spread", "n_seeds",
