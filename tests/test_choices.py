@@ -256,7 +256,7 @@ def test_summary_names_the_largest_move_and_the_flipped_verdicts(monkeypatch):
                           "other": ["supported", "contradicted"]})
     monkeypatch.setattr(unstated, "moves", lambda *a, **k: hand)
     monkeypatch.setattr(unstated, "verdicts", lambda *a, **k: flips)
-    monkeypatch.setattr(unstated, "measured_seeds", lambda *a, **k: [0])
+    monkeypatch.setattr(unstated, "measured_pairs", lambda *a, **k: [(unstated.choices_mod.measured_store(), 0)])
     s = unstated.summary()
     row = s[(s["choice"] == "dadv_walk")].iloc[0]
     assert row["cells moved"] == "2 of 3"  # -4 beyond 1, +1 beyond 0.5; +0.5 within 2

@@ -76,8 +76,11 @@ def measured_seeds(name: str, value: str, dataset: str, profile: str = choices_m
 def measured_runs(name: str, value: str, dataset: str, profile: str = choices_mod.MEASURED_PROFILE,
                   seeds=choices_mod.MEASURED_SEEDS, store=None) -> str:
     """Which run measured which seed, in words: ``"seed 0: choices-2026-12-02; seed 1: ..."``."""
-    return "; ".join(f"seed {seed}: {st.root.name}" for st, seed in
-                     measured_pairs(name, value, dataset, profile, seeds, store))
+    return _runs_words(measured_pairs(name, value, dataset, profile, seeds, store))
+
+
+def _runs_words(pairs: list[tuple[Store, int]]) -> str:
+    return "; ".join(f"seed {seed}: {st.root.name}" for st, seed in pairs)
 
 
 def _paired(group: str, name: str, value: str, dataset: str, profile: str,
@@ -214,8 +217,9 @@ def summary(profile: str = choices_mod.MEASURED_PROFILE) -> pd.DataFrame:
             big = m.loc[m["move"].abs().idxmax()]
             v = verdicts(name, value, ds, profile)
             flips = [f"{r.claim}: {r.default} → {r.other}" for r in v.itertuples() if r.default != r.other]
-            rows.append({**row, "seeds": ", ".join(map(str, measured_seeds(name, value, ds, profile))),
-                         "runs": measured_runs(name, value, ds, profile),
+            pairs = measured_pairs(name, value, ds, profile)
+            rows.append({**row, "seeds": ", ".join(str(seed) for _, seed in pairs),
+                         "runs": _runs_words(pairs),
                          "cells moved": f"{int(m['moved'].sum())} of {len(m)}",
                          "largest move": f"{big['move']:+.1f} (Table {int(big['table'])}, {big['model']}, {big['column']})",
                          "median seed spread": round(float(np.nanmedian(m["spread"])), 2),
