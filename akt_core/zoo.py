@@ -42,8 +42,9 @@ N_FINGERPRINT = 8  #: test images whose logits fingerprint a model
 ALIASES = {"Res26(cln)": "static:Res26", "Res8(cln)": "static:Res8"}
 #: results files merged by ``publish`` and the columns that identify a row in each
 RESULT_FILES = {"records": ("key",), "curves": ("key", "epoch"), "runs": ("key",), "robustness": ("key",)}
-#: the total size the tracked weights must stay under (issue 15: tracked files under 40 MiB)
-SIZE_LIMIT_BYTES = 40 * 2**20
+#: the total size the tracked weights must stay under (issue 40: the tracked tree may grow to 100 MiB;
+#: this leaves room for the code, the results and the book)
+SIZE_LIMIT_BYTES = 90 * 2**20
 
 
 def model_for(dataset: str, depth: int, method: str) -> nn.Module:

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Keep a GPU call's working tree under its 64 MiB: the device tool copies the working tree, and the
-# published weights (data/weights, up to 40 MiB) plus a CIFAR pack (~56 MiB) would not fit together.
+# published weights (data/weights, up to 90 MiB) plus a CIFAR pack (~56 MiB) would not fit together.
 #   tools/device_tree.sh stash     # before the device call: moves data/weights out of the tree
 #   tools/device_tree.sh restore   # after it: puts them back (git status is clean again)
 #   tools/device_tree.sh size      # what the call would carry (tracked + untracked, not ignored)
