@@ -92,20 +92,61 @@ def toc_files() -> set[str]:
     return {f"{EXECUTED}/{p.executed(d, prof)}" for p in PAGES for d, prof in sections(p)}
 
 
-PROFILES_PAGE = "profiles.md"  #: the run profiles as a table, written beside the scorecard, included by intro.md
+PROFILES_PAGE = "profiles.md"  #: the run profiles as a table, written beside the scorecard, included by intro.md and setup.md
+BOOK_PROFILE_PAGE = "book_profile.md"  #: which profiles the book shows, included by results.md
+FINDINGS_PAGE = "findings.md"  #: the landing page's computed findings, included by intro.md
+RULE_PAGE = "verdict_rule.md"  #: the verdicts' rule in words (``verdicts.rule_markdown``), included by results.md
+WHITEBOX_PAGE = "whitebox_finding.md"  #: the white-box finding, included by intro.md's findings and beyond.md
 
 
-def profiles_markdown() -> str:
+def _stored_words(profile: str, data_root=None) -> str:
+    """The datasets and seeds with stored records under ``profile``, in words ("none" when none)."""
+    from .results import stored_seeds
+    from .store import Store
+
+    store = Store(data_root) if data_root is not None else None
+    got = [(d, stored_seeds(profile, d, store=store)) for d in DATASETS]
+    words = [f"{data_mod.spec(d).title} (seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))})" for d, s in got if s]
+    return ", ".join(words) or "none"
+
+
+def profiles_markdown(data_root=None) -> str:
     """Every run profile (``profiles.PROFILES``, its one declaration) as a Markdown table: what it
-    trains on per dataset and whether its results are published."""
+    trains on per dataset, how many test images its curves use, and what the store holds of it."""
     from . import profiles as profiles_mod
 
-    rows = ["| profile | what it is | " + " | ".join(data_mod.spec(d).title for d in DATASETS) + " | published |",
-            "|---|---|" + "---|" * len(DATASETS) + "---|"]
+    rows = ["| profile | what it is | " + " | ".join(data_mod.spec(d).title for d in DATASETS)
+            + " | curve images | stored results |",
+            "|---|---|" + "---|" * len(DATASETS) + "---|---|"]
     for p in profiles_mod.PROFILES.values():
         cells = [p.settings(d) for d in DATASETS]
-        rows.append(f"| `{p.name}` | {p.description} | " + " | ".join(cells) + f" | {'yes' if p.published else 'no'} |")
+        stored = _stored_words(p.name, data_root) if p.published else "not published (git-ignored)"
+        rows.append(f"| `{p.name}` | {p.description} | " + " | ".join(cells) + f" | {p.n_curve:,} | {stored} |")
     return "\n".join(rows) + "\n"
+
+
+def book_profile_markdown(profile: str, data_root=None) -> str:
+    """Which profiles the book shows, from the profiles' declarations and the store: the book's own
+    (every page), then each ``BESIDE`` profile on the datasets it covers, and the published profiles
+    with no stored results."""
+    from . import profiles as profiles_mod
+
+    p = profiles_mod.get(profile)
+    text = [f"This book shows the **`{p.name}` profile** on every page: {p.description} "
+            f"({'; '.join(f'{data_mod.spec(d).title}: {p.settings(d)}' for d in DATASETS)}). "
+            f"Stored: {_stored_words(p.name, data_root)}."]
+    for b, datasets in BESIDE.items():
+        if b == profile:
+            continue
+        q = profiles_mod.get(b)
+        text.append(f"Beside the {', '.join(data_mod.spec(d).title for d in datasets)} pages stands a second "
+                    f"copy of each, titled *…, {b} profile*: the same notebook run on the **`{b}` profile** "
+                    f"({q.description}). Stored: {_stored_words(b, data_root)}.")
+    empty = [q.name for q in profiles_mod.PROFILES.values() if q.published and _stored_words(q.name, data_root) == "none"]
+    if empty:
+        text.append(f"No results are stored yet under {', '.join(f'`{n}`' for n in empty)}; "
+                    "the scorecard gives each profile with results a column of its own.")
+    return " ".join(text) + "\n"
 
 
 #: the results files (``data/results/<profile>/<name>.csv``) behind each chapter page of ``book/``:

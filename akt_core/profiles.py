@@ -91,8 +91,8 @@ PROFILES: dict[str, Profile] = {
         "full-data", n_train=dict.fromkeys(_DATASETS, None), n_test=None, batch_size=256, n_curve=1000,
         published=True, epochs={"mnist": 16, "cifar10": 16, "cifar100": 16, "synthetic": 4},
         n_whitebox=1000, n_autoattack=0,
-        description="all training images, 16 epochs, batch 256, full test sets; CIFAR-10 only, "
-                    "trained on a 2-core CPU across sessions"),
+        description="all training images, 16 epochs, batch 256, full test sets; trained on a 2-core CPU "
+                    "in the background across sessions"),
     "paper": Profile(
         "paper", n_train=dict.fromkeys(_DATASETS, None), n_test=None, batch_size=256, n_curve=2000,
         published=True,

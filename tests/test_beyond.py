@@ -174,9 +174,9 @@ def test_crossing_interpolates_between_sweep_points():
 
 
 def test_eps_words():
-    from akt_core.report.whitebox import _eps_words
+    from akt_core.report.whitebox import eps_words
 
-    assert _eps_words(16.0) == "16/256" and _eps_words(8 / 255 * 256) == "8/255" and _eps_words(2.0) == "2/256"
+    assert eps_words(16.0) == "16/256" and eps_words(8 / 255 * 256) == "8/255" and eps_words(2.0) == "2/256"
 
 
 def test_matching_eps_on_a_made_up_sweep():

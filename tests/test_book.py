@@ -197,11 +197,31 @@ def test_no_page_shows_a_traceback_a_warning_or_stderr(html):
 
 
 @pytest.mark.slow
-def test_the_first_page_shows_the_scorecard(html):
+def test_the_first_page_states_the_findings_then_the_scorecard(html):
     intro = (html / "book" / "intro.html").read_text()
     assert "Do the paper" in intro and "<table class='scorecard'>" in intro
     for state in ("supported", "untestable at this budget"):
         assert state in intro
+    found, card = intro.index("What we found"), intro.index("<table class='scorecard'>")
+    assert found < intro.index("White-box PGD-20") < intro.index("Not tested yet") < card
+    assert "<details class='scorecard-evidence'>" in intro  # the evidence without hovering
+    assert "implausible (erratum 5)" in intro and "errata.html" in intro
+
+
+@pytest.mark.slow
+def test_the_beyond_page_opens_with_the_white_box_finding_and_table1_has_no_profile_banner(html):
+    beyond = (html / "book" / "beyond.html").read_text()
+    assert beyond.index("White-box PGD-20") < beyond.index("The paper measures robustness only")
+    table1 = _page(html, "table1_cost")
+    assert "does not depend on the run profile" in table1 and "REDUCED profile" not in table1
+
+
+@pytest.mark.slow
+def test_equations_are_served_with_the_book_not_from_a_cdn(html):
+    intro = (html / "book" / "intro.html").read_text()
+    assert "_static/mathjax/tex-chtml.js" in intro and "cdn.jsdelivr" not in intro
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    assert (html / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2" / "MathJax_Main-Regular.woff").is_file()
 
 
 @pytest.mark.slow

@@ -73,10 +73,12 @@ SCORECARD = "scorecard.md"  #: included by book/intro.md and book/results.md
 
 def write_scorecard(out: Path, profile: str) -> None:
     """The claims scorecard (``akt_core.report.scorecard``) of every published profile with stored
-    results, as Markdown the first page and the Results page include; beside it the profiles' table
-    and each chapter's download line (``akt_core.book.DOWNLOADS``) for the book's ``profile``."""
+    results, as Markdown the first page and the Results page include; beside it the landing page's
+    findings, the white-box finding, the profiles' table, which profiles the book shows and each
+    chapter's download line (``akt_core.book.DOWNLOADS``) for the book's ``profile``."""
     import warnings
 
+    from akt_core.report import rule_markdown
     from akt_core.report import scorecard as S
     from akt_core.store import atomic_write_text
 
@@ -85,7 +87,11 @@ def write_scorecard(out: Path, profile: str) -> None:
         warnings.simplefilter("ignore", RuntimeWarning)
         card = S.scorecard()
     atomic_write_text(S.markdown(card), out / SCORECARD)
+    atomic_write_text(S.findings(card), out / book.FINDINGS_PAGE)
+    atomic_write_text(S.whitebox_finding() + "\n", out / book.WHITEBOX_PAGE)
     atomic_write_text(book.profiles_markdown(), out / book.PROFILES_PAGE)
+    atomic_write_text(book.book_profile_markdown(profile), out / book.BOOK_PROFILE_PAGE)
+    atomic_write_text(rule_markdown(), out / book.RULE_PAGE)
     for page in book.DOWNLOADS:
         atomic_write_text(book.downloads_markdown(page, profile, ROOT / "data"), out / book.downloads_file(page))
     print(f"[scorecard] {len(card)} verdicts -> {_rel(out / SCORECARD)} ({time.perf_counter() - t0:.1f} s)", flush=True)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from . import style, unstated, whitebox
 from .claims import all_claims
-from .compare import compare_summary, compare_table, exit_table, plot_compare, trained_after
+from .claims import noise_words as claims_noise_words
+from .claims import view as claims_view
+from .compare import compare_parts, compare_summary, compare_table, exit_table, plot_compare, trained_after
 from .plots import plot_comparison, plot_curves
 from .reruns import RERUNS, rerun_summary, rerun_table, reruns
 from .seeds import plot_seeds, seed_cells, seed_summary
@@ -27,7 +29,7 @@ from .tables import (
                      side_by_side,
                      stored,
 )
-from .verdicts import STATES, verdict_table
+from .verdicts import STATES, rule_markdown, verdict_table
 from .whitebox import SWEEP_PANELS, matching_eps, plot_sweep, whitebox_table
 
 __all__ = [n for n in dir() if not n.startswith("_")]

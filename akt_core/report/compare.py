@@ -9,7 +9,7 @@ from ..graph import ALL_VARIANTS, EXIT_VARIANTS, Experiment
 from ..methods import get as get_method
 from .style import colour, legend_outside
 from .tables import ATTACK_COLUMNS, cell_stats
-from .whitebox import _eps_words, _whitebox_order
+from .whitebox import _whitebox_order, eps_words
 
 
 #: what each compared model needs before it can be trained, in words (its training time excludes these)
@@ -31,7 +31,7 @@ def _compare_column(attack: str, source: str, eps_256: float) -> str:
         return "clean"
     if source == "Res26":
         return f"{attack} (transfer)"
-    return f"{attack} @ {_eps_words(eps_256)}"
+    return f"{attack} @ {eps_words(eps_256)}"
 
 
 def compare_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -48,6 +48,18 @@ def compare_table(df: pd.DataFrame) -> pd.DataFrame:
     wide["train (min)"] = [f"{train[m] / 60:.1f}" if m in train and pd.notna(train[m]) else "–" for m in wide.index]
     wide["trained after"] = [trained_after(m) for m in wide.index]
     return wide.loc[[m for m in COMPARE_TARGETS if m in wide.index]]
+
+
+#: ``compare_table``'s columns in two tables that each fit the page's width: the paper's protocol, then
+#: white-box attacks with what the model costs to train
+TRANSFER_PART = ("clean", *(f"{a} (transfer)" for a in ATTACK_COLUMNS))
+
+
+def compare_parts(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """``compare_table`` split in two: ``transfer`` (clean and the paper's four transfer attacks) and
+    ``white-box`` (PGD-20 and AutoAttack, training time, what must be trained first)."""
+    transfer = [c for c in table.columns if c in TRANSFER_PART]
+    return {"transfer": table[transfer], "white-box": table[[c for c in table.columns if c not in transfer]]}
 
 
 def exit_table(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
@@ -116,7 +128,7 @@ def compare_summary(df: pd.DataFrame) -> str:
         if len(both):
             gap = (aa[both] - ctl[both]).sort_values()
             worst = gap.index[-1]
-            lines.append(f"- **AutoAttack against PGD-20 on the same images** ({_eps_words(eps)}): AutoAttack is lower "
+            lines.append(f"- **AutoAttack against PGD-20 on the same images** ({eps_words(eps)}): AutoAttack is lower "
                          f"on {(gap < 0).sum()} of {len(gap)} models, equal on {(gap == 0).sum()}, higher on "
                          f"{(gap > 0).sum()}" + (f" (at most {gap[worst]:+.2f} points, {worst})" if gap[worst] > 0 else "")
                          + ".")

@@ -8,16 +8,25 @@ import pandas as pd
 
 from ..graph import ALL_VARIANTS
 
-#: one colour per model across the whole book (the paper's eight, then the later methods and exits)
-_PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c",
+#: one colour per model across the whole book (the paper's eight, then the later methods and exits); the
+#: paper's method, Res8(adv-trans), eighth, is near-black: never the grey of the paper's own numbers
+_PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#222222",
             "#ccb974", "#64b5cd", "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
 COLOURS: dict[str, str] = dict(zip(ALL_VARIANTS, _PALETTE))
 PAPER_COLOUR = "#9e9e9e"  #: the paper's own numbers, wherever they are drawn beside ours
+#: one colour per verdict state (``verdicts.STATES`` and the cells that carry no verdict); white text on each
+STATE_COLOURS = {"supported": "#1a7f37", "contradicted": "#cf222e", "within noise": "#9a6700",
+                 "untestable at this budget": "#6e7781", "not enough results": "#6e7781", "no numbers": "#6e7781"}
 DPI = 150  #: figures are stored at this resolution (readable at the book's column width)
 
 
 def colour(model: str) -> str:
     return COLOURS.get(model, "#333333")
+
+
+def state_colour(state: str) -> str:
+    """The colour of a verdict state; grey for any other cell ("implausible (erratum 5)", say)."""
+    return STATE_COLOURS.get(state, "#6e7781")
 
 
 def notebook() -> None:

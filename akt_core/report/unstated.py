@@ -18,7 +18,8 @@ import pandas as pd
 from .. import choices as choices_mod
 from ..graph import table_cells, table_for
 from ..store import Store
-from .claims import _stored, stand_in
+from .claims import _stored
+from .claims import noise as measured_noise
 from .tables import _cells
 from .verdicts import verdict_table
 
@@ -130,7 +131,7 @@ def verdicts(name: str, value: str, dataset: str, profile: str = choices_mod.MEA
     pairs = measured_pairs(name, value, dataset, profile, seeds, store)
     if not pairs:
         return pd.DataFrame(columns=["claim", "default", "other"])
-    noise = stand_in(profile)
+    noise = measured_noise(dataset, profile)
     recs = {g: _paired(g, name, value, dataset, profile, pairs) for g in (*GROUPS, "curves")}
 
     def states(i: int) -> dict[str, str]:

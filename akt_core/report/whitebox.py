@@ -13,7 +13,7 @@ from .tables import cell_stats, paper_numbers
 def whitebox_table(records: pd.DataFrame) -> pd.DataFrame:
     """Targets x "attack @ eps": accuracy in % (mean ± std over seeds) of white-box records."""
 
-    df = records.assign(column=records["attack"] + " @ " + records["eps_256"].map(_eps_words))
+    df = records.assign(column=records["attack"] + " @ " + records["eps_256"].map(eps_words))
     cell = cell_stats(df, ["model", "column"], n="n")
     cell["text"] = [f"{m:.2f}" + (f" ± {s:.2f}" if n > 1 else "") for m, s, n in zip(cell["mean"], cell["std"], cell["n"])]
     wide = cell.pivot(index="model", columns="column", values="text").fillna("–")
@@ -30,7 +30,7 @@ def _whitebox_order(column: str) -> tuple:
     return -_eps_value(eps), _WHITEBOX_RANK.get(attack, len(_WHITEBOX_RANK)), attack
 
 
-def _eps_words(eps_256: float) -> str:
+def eps_words(eps_256: float) -> str:
     """16.0 -> '16/256'; 7.9686 -> '8/255' (the field's budget, which is not a whole number of 1/256)."""
     if abs(eps_256 - round(eps_256)) < 1e-6:
         return f"{int(round(eps_256))}/256"
@@ -95,38 +95,52 @@ def missing_panels(sweep: pd.DataFrame) -> list[str]:
             if sweep.loc[(sweep["attack"] == attack) & (sweep["source"] == source), "eps_256"].nunique() < 2]
 
 
-def plot_sweep(sweep: pd.DataFrame, dataset: str, axes=None):
-    """Accuracy against eps, one panel per attack, one line per variant; the paper's value at 16/256
-    is marked (x) in the panel of the same attack, and the paper's budget as a dotted line."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
+#: marker shapes, one per model in the order it is drawn: models at one eps stay apart where their lines meet
+_MARKERS = "osD^v<>Ph*X"
 
-    if axes is None:
-        axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(9.5, 3.3), sharey=True)[1]
-    paper = _paper_variants(dataset)
+
+def plot_sweep(sweep: pd.DataFrame, dataset: str, axes=None):
+    """Accuracy against eps, one panel per attack, one line per variant (its own marker, nudged sideways
+    by a few per cent of eps so that equal accuracies do not hide each other); the paper's value at
+    16/256 is marked (x) in the panel of the same attack, and the paper's budget as a dotted line. Two
+    panels per row, the legend in the last cell, so that the text stays readable at the page's width."""
+    import matplotlib.pyplot as plt
     from matplotlib.ticker import NullLocator
 
-
+    if axes is None:
+        fig, grid = plt.subplots(2, 2, figsize=(7.2, 6.4), sharey=True, constrained_layout=True)
+        axes, spare = list(grid.flat[:len(SWEEP_PANELS)]), grid.flat[len(SWEEP_PANELS):]
+    else:
+        spare = []
+    paper = _paper_variants(dataset)
     models = [v for v in ALL_VARIANTS if v in set(sweep["model"])]
-    palette = {m: colour(m) for m in models}
+    several = sweep["seed"].nunique() > 1
     for ax, (attack, source, title) in zip(axes, SWEEP_PANELS):
         df = sweep[(sweep["attack"] == attack) & (sweep["source"] == source)]
-        sns.lineplot(data=df, x="eps_256", y="accuracy", hue="model", hue_order=models, palette=palette, marker="o",
-                     errorbar=("sd") if df["seed"].nunique() > 1 else None, ax=ax, legend=ax is axes[0])
-        if ax is axes[0] and ax.get_legend():  # the handles go to the last panel's outside legend
-            for h, m in zip(ax.get_legend().legend_handles, models):
-                axes[-1].plot([], [], color=palette[m], marker="o", label=m)
+        for i, m in enumerate(models):
+            g = df[df["model"] == m].groupby("eps_256")["accuracy"].agg(["mean", "std"]).reset_index()
+            if not len(g):
+                continue
+            x = g["eps_256"] * 1.06 ** (i - (len(models) - 1) / 2)  # the nudge, symmetric around each eps
+            ax.plot(x, g["mean"], color=colour(m), marker=_MARKERS[i % len(_MARKERS)], ms=4.5, lw=1.2, label=m)
+            if several:
+                ax.fill_between(x, g["mean"] - g["std"], g["mean"] + g["std"], color=colour(m), alpha=0.15, lw=0)
         for model, value in paper[paper["column"] == attack].set_index("model")["value"].items():
-            if model in palette and not pd.isna(value):
-                ax.scatter([16], [value], marker="x", s=70, color=palette[model], zorder=5)
+            if model in models and not pd.isna(value):
+                ax.scatter([16], [value], marker="x", s=60, color=colour(model), zorder=5)
         ax.axvline(16, color="grey", lw=1, ls=":")
-        ax.set(xscale="log", xlabel="eps (x 1/256, log scale)", ylabel="accuracy (%)", ylim=(0, 101),
-               title=title.replace(" from ", "\nfrom "))  # two lines: three panels share the column
+        ax.set(xscale="log", xlabel="eps (x 1/256, log scale)", ylabel="accuracy (%)", ylim=(0, 101), title=title)
         ticks = sorted(df["eps_256"].unique()) or [16]
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xticks(ticks, labels=[f"{v:g}" for v in ticks])
-    if axes[0].get_legend():
-        axes[0].get_legend().remove()
-        legend_outside(axes[-1], title="x: the paper's value" + (", band ±1 sd over seeds"
-                                                                   if sweep["seed"].nunique() > 1 else ""))
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    note = "x: the paper's value at 16/256" + (", band ±1 sd over seeds" if several else "")
+    if len(spare):
+        for extra in spare:
+            extra.axis("off")
+        if handles:
+            spare[0].legend(handles, labels, loc="center", title=note, fontsize=9, title_fontsize=9)
+    elif handles:
+        legend_outside(axes[-1], title=note)
     return axes
