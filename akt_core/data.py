@@ -10,8 +10,10 @@ A requested dataset that is missing is an error with instructions, never a fallb
 ``synthetic`` is generated in memory (deterministic), for hermetic tests.
 
 Decoded tensors are cached beside the source as ``<root>/<name>/<split>-<variant>.decoded.pt``, with
-their checksum (a damaged cache is decoded again; a read-only root is decoded in memory). Every
-loaded split is checked: shape, dtype and label range (``check_split``).
+their checksum and the folder's listing (a damaged cache, or one made from other files, is decoded
+again; a read-only root is decoded in memory). An ImageFolder copy's class folders are checked against
+the dataset's classes, and every loaded split against its shape, dtype, label range and number of
+images (``check_split``).
 The *variant* records which copy the numbers came from: ``original`` (IDX files, torchvision
 pickles), ``webp-lossless`` (pixel-identical ImageFolder copy, class-sorted order) or
 ``jpeg<q>`` (a lossy copy made by ``device_pack.py``).
@@ -44,14 +46,21 @@ class DatasetSpec:
     std: tuple[float, ...]
     augment: bool  # random crop (4-pixel padding) + horizontal flip during training
     title: str = ""  #: the name the book writes
+    sizes: tuple[int, int] | None = None  #: images in (train, test); None: any (generated data)
+    classes: tuple[str, ...] | None = None  #: an ImageFolder copy's class folders, in label order (None: any names)
+
+    def size_of(self, split: str) -> int | None:
+        return None if self.sizes is None else self.sizes[SPLITS.index(split)]
 
 
+#: CIFAR-10's classes in its label order (alphabetical: an ImageFolder copy sorts into the same order)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 DATASETS: dict[str, DatasetSpec] = {
-    "mnist": DatasetSpec("mnist", 1, 28, 10, (0.1307,), (0.3081,), False, "MNIST"),
+    "mnist": DatasetSpec("mnist", 1, 28, 10, (0.1307,), (0.3081,), False, "MNIST", (60_000, 10_000)),
     "cifar10": DatasetSpec("cifar10", 3, 32, 10, (0.4914, 0.4822, 0.4465),
-                           (0.2470, 0.2435, 0.2616), True, "CIFAR-10"),
+                           (0.2470, 0.2435, 0.2616), True, "CIFAR-10", (50_000, 10_000), CIFAR10_CLASSES),
     "cifar100": DatasetSpec("cifar100", 3, 32, 100, (0.5071, 0.4865, 0.4409),
-                            (0.2673, 0.2564, 0.2762), True, "CIFAR-100"),
+                            (0.2673, 0.2564, 0.2762), True, "CIFAR-100", (50_000, 10_000)),
     "synthetic": DatasetSpec("synthetic", 3, 32, 10, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), True, "synthetic"),
 }
 SPLITS = ("train", "test")
@@ -91,7 +100,7 @@ def default_root() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "data" / "datasets"
 
 
-def _missing(name: str, root: Path) -> AktError:
+def missing(name: str, root: Path) -> AktError:
     return AktError(
         f"dataset {name!r} not found under {root}. Either prepare a local copy "
         f"(`akt prepare-data --source ../shared/data --root {root}`), point {ENV_ROOT} or --data-root "
@@ -101,7 +110,7 @@ def _missing(name: str, root: Path) -> AktError:
 _IDX_MAGIC = {1: "labels", 3: "images"}  #: IDX of unsigned bytes (type 0x08): number of dimensions
 
 
-def _read_idx(path: Path) -> np.ndarray:
+def read_idx(path: Path) -> np.ndarray:
     """An IDX file of unsigned bytes (gzipped or not); a damaged one is an AktError naming it."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
@@ -128,22 +137,72 @@ def _load_mnist(root: Path, split: str, download: bool) -> Split:
         import torchvision
         torchvision.datasets.MNIST(str(root), train=split == "train", download=True)
     if not img.exists():
-        raise _missing("mnist", root)
-    x = torch.from_numpy(_read_idx(img).copy()).unsqueeze(1)
-    y = torch.from_numpy(_read_idx(lab).astype(np.int64))
+        raise missing("mnist", root)
+    x = torch.from_numpy(read_idx(img).copy()).unsqueeze(1)
+    y = torch.from_numpy(read_idx(lab).astype(np.int64))
     return Split(x, y, "original")
 
 
-def _decode_imagefolder(folder: Path) -> tuple[torch.Tensor, torch.Tensor, str]:
+IMAGE_SUFFIXES = (".webp", ".png", ".jpg", ".jpeg")  #: what an ImageFolder copy's class folders may hold
+
+
+def _listing(folder: Path) -> str:
+    """A digest of every file under ``folder``'s class folders (class/name and size in bytes): what
+    the decoded cache is tied to, so that an image added, removed or replaced after the first decode
+    is seen (0.3 s for CIFAR's 50,000 files)."""
+    import hashlib
+
+    out = []
+    for cls in sorted((d for d in os.scandir(folder) if d.is_dir()), key=lambda d: d.name):
+        out += [(f"{cls.name}/{f.name}", f.stat().st_size) for f in os.scandir(cls.path) if f.is_file()]
+    return hashlib.sha256(repr(sorted(out)).encode()).hexdigest()
+
+
+def check_classes(name: str, found: list[str], where: Path) -> None:
+    """The class folders of an ImageFolder copy of ``name`` against its spec: its names where the spec
+    lists them, else their number. A missing class would shift every later label by one."""
+    d = spec(name)
+    want = list(d.classes) if d.classes else None
+    if want is not None and found != want:
+        missing, extra = sorted(set(want) - set(found)), sorted(set(found) - set(want))
+        raise AktError(f"{where} has the class folders of another dataset than {name}: missing {missing}, "
+                       f"unexpected {extra} (every label after a missing class would shift)")
+    if want is None and len(found) != d.num_classes:
+        raise AktError(f"{where} has {len(found)} class folders, {name} has {d.num_classes}")
+
+
+def _decode_imagefolder(folder: Path, name: str) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Decode one split of an ImageFolder copy of ``name``: class folders checked against the spec,
+    files that are not images skipped with a warning (``Thumbs.db``, ``.DS_Store``), an image of
+    another size refused (naming it)."""
+    import warnings
+
     from PIL import Image
-    classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
-    xs, ys, exts = [], [], set()
+
+    d = spec(name)
+    classes = sorted(e.name for e in os.scandir(folder) if e.is_dir())
+    check_classes(name, classes, folder)
+    xs, ys, exts, skipped = [], [], set(), []
     for label, cls in enumerate(classes):
         for f in sorted((folder / cls).iterdir()):
+            if f.suffix.lower() not in IMAGE_SUFFIXES or not f.is_file():
+                skipped.append(f)
+                continue
             exts.add(f.suffix.lower())
-            with Image.open(f) as im:
-                xs.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
+            try:
+                with Image.open(f) as im:
+                    arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+            except OSError as exc:
+                raise AktError(f"{f} cannot be decoded as an image ({exc}); replace the copy") from exc
+            if arr.shape != (d.size, d.size, 3):
+                raise AktError(f"{f} is {arr.shape[1]}x{arr.shape[0]}, {name} images are {d.size}x{d.size}")
+            xs.append(arr)
             ys.append(label)
+    if skipped:
+        warnings.warn(f"{folder}: skipped {len(skipped)} file(s) that are not images "
+                      f"({', '.join(p.name for p in skipped[:3])}{', ...' if len(skipped) > 3 else ''})")
+    if not xs:
+        raise AktError(f"{folder} holds no images")
     x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).contiguous()
     quality = (folder.parent / "VARIANT").read_text().strip() if (folder.parent / "VARIANT").exists() else None
     variant = quality or ("jpeg" if exts & {".jpg", ".jpeg"} else "webp-lossless" if exts == {".webp"} else "png")
@@ -155,13 +214,16 @@ def _load_cifar(name: str, root: Path, split: str, download: bool) -> Split:
     if folder.is_dir():
         from .store import load_checked, save_checked
 
+        listing = _listing(folder)
         for cached in sorted((root / name).glob(f"{split}-*{DECODED_SUFFIX}")):
             blob = load_checked(cached, "decoded dataset cache")  # a damaged one is removed: decoded again
-            if blob is not None:
+            if blob is not None and blob.get("listing") == listing:
                 return Split(blob["x"], blob["y"], blob["variant"])
-        x, y, variant = _decode_imagefolder(folder)
+            cached.unlink(missing_ok=True)  # made from other files: stale
+        x, y, variant = _decode_imagefolder(folder, name)
         try:
-            save_checked({"x": x, "y": y, "variant": variant}, root / name / f"{split}-{variant}{DECODED_SUFFIX}")
+            save_checked({"x": x, "y": y, "variant": variant, "listing": listing},
+                         root / name / f"{split}-{variant}{DECODED_SUFFIX}")
         except OSError:  # a read-only copy: decode in memory every time
             pass
         return Split(x, y, variant)
@@ -169,7 +231,7 @@ def _load_cifar(name: str, root: Path, split: str, download: bool) -> Split:
     cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
     pickles = root / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
     if not pickles.is_dir() and not download:
-        raise _missing(name, root)
+        raise missing(name, root)
     ds = cls(str(root), train=split == "train", download=download)
     x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
     return Split(x, torch.tensor(ds.targets, dtype=torch.int64), "original")
@@ -190,10 +252,15 @@ def _synthetic(split: str, n_train: int = 2000, n_test: int = 500) -> Split:
     return Split(x, y.long(), "generated")
 
 
-def check_split(s: Split, name: str, where: str | Path) -> Split:
-    """``s`` if it is a split of ``name``: (N, C, H, W) uint8 images of the dataset's shape, as many
-    int64 labels in 0..K-1; else an AktError naming ``where`` it came from."""
+def check_split(s: Split, name: str, where: str | Path, split: str | None = None) -> Split:
+    """``s`` if it is ``split`` of ``name``: (N, C, H, W) uint8 images of the dataset's shape, as many
+    int64 labels in 0..K-1, as many images as the split has (``DatasetSpec.sizes``); else an AktError
+    naming ``where`` it came from."""
     d = spec(name)
+    n = d.size_of(split) if split is not None else None
+    if n is not None and len(s.x) != n:
+        raise AktError(f"{where}: {len(s.x):,} images, the {split} split of {name} has {n:,} "
+                       "(an incomplete or padded copy)")
     want = (d.channels, d.size, d.size)
     if s.x.dtype != torch.uint8 or s.x.ndim != 4 or tuple(s.x.shape[1:]) != want:
         raise AktError(f"{where}: images are {s.x.dtype} {tuple(s.x.shape)}, {name} needs uint8 (N, {', '.join(map(str, want))})")
@@ -213,7 +280,7 @@ def load(name: str, split: str, root: str | Path | None = None, download: bool =
         return _synthetic(split)
     root = Path(root) if root is not None else default_root()
     loaded = _load_mnist(root, split, download) if name == "mnist" else _load_cifar(name, root, split, download)
-    return check_split(loaded, name, f"{name} {split} under {root}")
+    return check_split(loaded, name, f"{name} {split} under {root}", split)
 
 
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:

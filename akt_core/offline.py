@@ -5,7 +5,9 @@ MNIST's gzipped IDX files are unpacked into ``<root>/MNIST/raw``; CIFAR zips are
 command line) and leaves nothing behind: the names and the source are checked before any work, a
 source's ``SHA256SUMS`` is verified where it ships one, files are unpacked under unique temporary
 names and checked (IDX structure, zip CRCs, then the loaded splits' shapes and labels) before they are
-moved into place. Idempotent: what is already in place is kept.
+moved into place. Idempotent: what is already in place is kept. Two runs on one root are serialised by a
+lock (``<root>/.prepare.lock``); a copy left half-extracted by a killed run is removed by the next; a
+failed run on a root it created removes it again.
 """
 from __future__ import annotations
 
@@ -19,10 +21,11 @@ from pathlib import Path
 
 from . import AktError, check_choice
 from . import data as data_mod
-from .store import sha256_file
+from .store import locked, sha256_file
 
 OFFLINE = ("mnist", "cifar10", "cifar100")
 SUMS = "SHA256SUMS"
+LOCK = ".prepare.lock"  #: serialises ``prepare`` runs on one root (POSIX flock)
 
 
 def check_sums(folder: Path) -> None:
@@ -54,7 +57,7 @@ def _mnist(source: Path, root: Path) -> None:
     folder = source / "mnist"
     gzs = sorted(folder.glob("*-ubyte.gz"))
     if not any(g.name.startswith("train-images") for g in gzs):
-        raise data_mod._missing("mnist", source)
+        raise data_mod.missing("mnist", source)
     check_sums(folder)
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
@@ -68,7 +71,7 @@ def _mnist(source: Path, root: Path) -> None:
             try:
                 with gzip.open(gz) as fin, open(tmp, "wb") as fout:
                     shutil.copyfileobj(fin, fout)
-                data_mod._read_idx(tmp)  # a truncated or damaged IDX file is refused here
+                data_mod.read_idx(tmp)  # a truncated or damaged IDX file is refused here
             except (OSError, EOFError, zlib.error) as exc:
                 raise AktError(f"{gz} cannot be unpacked ({exc}); replace it with an intact copy") from exc
             else:
@@ -92,6 +95,8 @@ def _cifar(name: str, source: Path, root: Path) -> None:
         raise AktError(f"no {archive}: expected the offline copy of {name} there")
     check_sums(source / name)
     root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(f".{name}.*.partial"):  # left by a run killed mid-copy (we hold the lock)
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=root))
     try:
         try:
@@ -121,6 +126,14 @@ def prepare(source: str | Path, root: str | Path | None = None, names: tuple[str
         raise AktError(f"--source {source} is not a folder; it should hold mnist/, cifar10/ and cifar100/ "
                        "(the offline copies, as in ../shared/data)")
     root = Path(root) if root is not None else data_mod.default_root()
-    for name in names:
-        _mnist(source, root) if name == "mnist" else _cifar(name, source, root)
+    existed = root.exists()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with locked(root / LOCK):  # a second run on the same root waits, then finds the work done
+            for name in names:
+                _mnist(source, root) if name == "mnist" else _cifar(name, source, root)
+    except BaseException:
+        if not existed:  # a failed run leaves the root as it was: absent
+            shutil.rmtree(root, ignore_errors=True)
+        raise
     return root

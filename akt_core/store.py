@@ -106,7 +106,7 @@ def atomic_write_text(text: str, path: Path) -> None:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     """An exclusive lock on ``path`` for the duration (POSIX ``flock``; nothing where it is missing)."""
     try:
         import fcntl
@@ -285,7 +285,7 @@ class Store:
         path = self._csv(profile, what)
         lock = self.cache / "locks" / f"{profile}-{what}.lock"  # in the ignored cache, not beside the CSV
         lock.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(lock):
+        with locked(lock):
             old = self.read(profile, what)
             df = pd.concat([old, new], ignore_index=True) if len(old) else new
             df = df.drop_duplicates(subset=list(unique), keep="last")

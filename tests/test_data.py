@@ -1,7 +1,9 @@
 """Datasets: synthetic data, subsets, augmentation, errors, and prepare() on fake offline copies."""
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import re
 import struct
 import zipfile
 
@@ -174,7 +176,13 @@ def _idx(arr: np.ndarray, code: int = 0x08) -> bytes:
 
 
 @pytest.fixture
-def fake_source(tmp_path):
+def fake_source(tmp_path, monkeypatch):
+    # the fakes are tiny: their specs say so (sizes, and CIFAR-10's two classes), every other check stays
+    import dataclasses
+
+    monkeypatch.setitem(D.DATASETS, "mnist", dataclasses.replace(D.DATASETS["mnist"], sizes=(3, 3)))
+    monkeypatch.setitem(D.DATASETS, "cifar10", dataclasses.replace(D.DATASETS["cifar10"], sizes=(4, 4),
+                                                                   classes=("cat", "dog")))
     rng = np.random.default_rng(0)
     src = tmp_path / "source"
     (src / "mnist").mkdir(parents=True)
@@ -368,3 +376,105 @@ def test_check_split_names_the_fault():
         D.check_split(D.Split(good.x, torch.full_like(good.y, 10), "v"), "synthetic", "here")
     with pytest.raises(AktError, match="here: images are torch.float32"):
         D.check_split(D.Split(good.x.float(), good.y, "v"), "synthetic", "here")
+
+
+# ---- a copy that is not the dataset (issue 38): refused before it can shift a label -----------------
+def _zip(src, tmp_path, layout: dict[str, dict[str, list]], extra: dict[str, bytes] | None = None) -> None:
+    """``src/cifar10/cifar10.zip`` with ``layout`` (split -> class -> images as HxWx3 arrays) and
+    ``extra`` files (member name -> bytes)."""
+    from PIL import Image
+
+    archive = src / "cifar10" / "cifar10.zip"
+    archive.unlink(missing_ok=True)
+    with zipfile.ZipFile(archive, "w") as z:
+        for split, classes in layout.items():
+            for cls, images in classes.items():
+                for i, arr in enumerate(images):
+                    p = tmp_path / f"img-{split}-{cls}-{i}.png"
+                    Image.fromarray(arr).save(p)
+                    z.write(p, f"cifar10/{split}/{cls}/{i}.png")
+        for name, blob in (extra or {}).items():
+            z.writestr(name, blob)
+
+
+def _img(rng, size=32):
+    return rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+
+def _two(rng, size=32):
+    return [_img(rng, size), _img(rng, size)]
+
+
+@pytest.mark.parametrize("case,words", [
+    ("test lacks a class", "missing ['dog']"),
+    ("a class missing from both splits", "missing ['dog']"),
+    ("one image too many", "5 images, the test split of cifar10 has 4"),
+    ("an image of another size", "is 36x36, cifar10 images are 32x32"),
+])
+def test_a_copy_that_is_not_the_dataset_is_refused_and_nothing_is_left(case, words, fake_source, tmp_path):
+    src, _, _ = fake_source
+    rng = np.random.default_rng(1)
+    layout = {"train": {"cat": _two(rng), "dog": _two(rng)}, "test": {"cat": _two(rng), "dog": _two(rng)}}
+    if case == "test lacks a class":
+        del layout["test"]["dog"]
+    elif case == "a class missing from both splits":
+        del layout["test"]["dog"], layout["train"]["dog"]
+    elif case == "one image too many":
+        layout["test"]["dog"].append(_img(rng))
+    else:
+        layout["test"]["dog"][1] = _img(rng, 36)
+    _zip(src, tmp_path, layout)
+    root = tmp_path / "root"
+    with pytest.raises(AktError, match=re.escape(words)):
+        offline.prepare(src, root, names=("cifar10",))
+    assert not root.exists()  # the root it created is gone again: nothing half-valid is left
+
+
+def test_files_that_are_not_images_are_skipped_with_a_warning(fake_source, tmp_path):
+    src, _, _ = fake_source
+    rng = np.random.default_rng(2)
+    layout = {"train": {"cat": _two(rng), "dog": _two(rng)}, "test": {"cat": _two(rng), "dog": _two(rng)}}
+    _zip(src, tmp_path, layout, {"cifar10/test/cat/Thumbs.db": b"\0" * 10})
+    root = tmp_path / "root"
+    with pytest.warns(UserWarning, match="skipped 1 file.*Thumbs.db"):
+        offline.prepare(src, root, names=("cifar10",))
+    assert len(D.load("cifar10", "test", root)) == 4
+
+
+def test_an_image_added_after_the_first_decode_is_seen(fake_source, tmp_path):
+    from PIL import Image
+
+    src, _, _ = fake_source
+    root = tmp_path / "root"
+    offline.prepare(src, root, names=("cifar10",))
+    first = D.load("cifar10", "test", root)
+    new = np.zeros((32, 32, 3), dtype=np.uint8)
+    Image.fromarray(new).save(root / "cifar10" / "test" / "cat" / "a.png")  # sorts first in its class
+    D.DATASETS["cifar10"] = dataclasses.replace(D.DATASETS["cifar10"], sizes=(4, 5))  # undone by fake_source
+    again = D.load("cifar10", "test", root)
+    assert len(again) == len(first) + 1 and not again.x[0].any()  # decoded again, not the stale cache
+
+
+def test_a_half_extracted_copy_is_removed_by_the_next_run_and_runs_are_serialised(fake_source, tmp_path):
+    import threading
+
+    src, _, _ = fake_source
+    root = tmp_path / "root"
+    stale = root / ".cifar10.abc123.partial" / "cifar10" / "train"
+    stale.mkdir(parents=True)
+    (stale / "junk.bin").write_bytes(b"\0" * 1000)
+    errors = []
+
+    def run():
+        try:
+            offline.prepare(src, root, names=("cifar10",))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors  # the second waits for the first, then finds the copy in place
+    assert not list(root.glob(".*.partial")) and len(D.load("cifar10", "train", root)) == 4
