@@ -5,6 +5,8 @@ Exit code 2 with a one-line message on bad input (unknown dataset, profile, vari
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 import time
 from pathlib import Path
@@ -105,7 +107,12 @@ def run(argv: list[str] | None = None) -> int:
             data_mod.spec(args.dataset)
         if args.check:
             res = zoo.check(store)
-            print(res.to_string(index=False) if len(res) else "no published weights")
+            print(res.drop(columns=["file"]).to_string(index=False) if len(res) else "no published weights")
+            bad = res[~res["ok"]] if len(res) else res
+            if len(bad):
+                raise AktError(f"{len(bad)} of {len(res)} published models fail the check: " + "; ".join(
+                    f"{r.name} ({r.dataset}, {r.profile}, seed {r.seed}, {store.weights / r.file}): {r.result}"
+                    for r in bad.itertuples()))
             return 0
         m = zoo.published(store, args.profile, args.dataset)
         if not len(m):
@@ -133,6 +140,8 @@ def run(argv: list[str] | None = None) -> int:
                 print(f"\nrecords, profile {prof}: {len(df)}")
                 print(df.groupby(["dataset", "seed"]).size().to_string())
         return 0
+    profiles.get(args.profile)
+    writable(store, args.profile)  # before any training: a run that cannot store its work does none
     opts = dict(store=store, data_root=args.data_root, device=args.device, download=args.download,
                 progress=not args.quiet, bf16=args.bf16)
     graphs_opt = {"cuda_graphs": args.cuda_graphs} if getattr(args, "cuda_graphs", False) else {}
@@ -172,11 +181,36 @@ def run(argv: list[str] | None = None) -> int:
     return 0
 
 
+def writable(store: Store, profile: str) -> None:
+    """Refuse (AktError) when the cache or the results folder of ``profile`` cannot be written: found
+    before the work, not after hours of training."""
+    for folder in (store.cache, store.results / profile):
+        made = [p for p in (folder, *folder.parents) if not p.exists()]  # created for the probe, removed after
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".akt-write-probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise AktError(f"{folder} cannot be written ({exc.strerror or exc}): nothing was trained; fix its "
+                           "permissions or pass --store") from exc
+        finally:
+            for p in made:  # deepest first: the probe leaves the store as it was
+                if p.is_dir() and not any(p.iterdir()):
+                    p.rmdir()
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         sys.exit(run(argv))
     except AktError as exc:
         print(f"akt: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        print(f"akt: error: no space left on the device writing {exc.filename or 'the store'}; free some space and "
+              "run the same command again (finished work is kept and a rerun resumes)", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("akt: interrupted; cached work is kept and a rerun resumes", file=sys.stderr)

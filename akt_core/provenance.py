@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 
@@ -57,6 +58,11 @@ def device_name(device: torch.device, bf16: bool = False) -> str:
     except OSError:
         pass
     return f"cpu: {name} ({family}{kernels}) x{torch.get_num_threads()} threads"
+
+
+def machine_kind(device: str) -> str:
+    """``device_name``'s words without the thread count: two runs of one kind compute the same floats."""
+    return re.sub(r" x\d+ threads$", "", str(device))
 
 
 def resolve_device(device: str | None) -> torch.device:

@@ -22,10 +22,12 @@ silently retrained over.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
 import os
+import shutil
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +44,7 @@ ENV_STORE = "AKT_STORE"
 _READ_MEMO: dict[tuple[str, str, bytes], pd.DataFrame] = {}
 _READ_MEMO_SIZE = 64
 WEIGHTS_MANIFEST = "manifest.csv"
+LOW_SPACE = 64 * 2**20  #: free bytes under which a failed torch write is reported as a full disk
 
 
 def config_key(config: dict) -> str:
@@ -66,6 +69,10 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
+    except RuntimeError as exc:  # torch reports a full disk as a failed write, never as "no space"
+        if shutil.disk_usage(path.parent).free < LOW_SPACE:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -119,6 +126,22 @@ def locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _belongs(df: pd.DataFrame, profile: str, path: Path) -> pd.DataFrame:
+    """``df`` if every row's profile is the one its file is filed under and its dataset a known one;
+    else an AktError naming the file and line (a row of another profile would be shown as this one's)."""
+    from .data import DATASETS
+
+    checks = [("profile", lambda v: v == profile, f"the file holds the {profile!r} profile's rows"),
+              ("dataset", lambda v: v in DATASETS, f"datasets are {', '.join(DATASETS)}")]
+    for col, fine, why in checks:
+        if col in df.columns and len(df):
+            bad = ~df[col].astype(str).map(fine)
+            if bad.any():
+                i = int(bad.to_numpy().nonzero()[0][0])
+                raise AktError(f"{path}, line {int(df.index[i]) + 2}: {col} = {df[col].iloc[i]!r}, but {why}")
+    return df
 
 
 def default_root() -> Path:
@@ -271,7 +294,7 @@ class Store:
                 raise AktError(f"{path} cannot be read as CSV ({str(exc).strip()})") from exc
             if len(_READ_MEMO) >= _READ_MEMO_SIZE:
                 _READ_MEMO.pop(next(iter(_READ_MEMO)))
-            _READ_MEMO[memo] = validate(df, what, path)
+            _READ_MEMO[memo] = _belongs(validate(df, what, path), profile, path)
         return _READ_MEMO[memo].copy()
 
     def append(self, profile: str, what: str, rows: list[dict], unique: tuple[str, ...] | None = None) -> None:

@@ -19,6 +19,7 @@ that takes images in [0, 1] (RobustBench's convention); ``akt weights`` lists wh
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -32,8 +33,8 @@ from . import methods as methods_mod
 from . import profiles as profiles_mod
 from .evaluate import correct, logits
 from .models import ExitView, for_dataset
-from .provenance import from_dirty_tree
-from .store import WEIGHTS_MANIFEST, Store, atomic_torch_save, atomic_write_text, sha256_file
+from .provenance import device_name, from_dirty_tree, machine_kind
+from .store import WEIGHTS_MANIFEST, Store, atomic_torch_save, atomic_write_text, locked, sha256_file
 
 MANIFEST_COLUMNS = ("key", "name", "dataset", "profile", "seed", "dataset_variant", "blackbox", "depth", "method",
                     "clean_acc", "n_test", "bytes", "sha256", "file", "git_commit", "device", "torch_version")
@@ -52,15 +53,50 @@ def model_for(dataset: str, depth: int, method: str) -> nn.Module:
     return for_dataset(data_mod.spec(dataset), depth, methods_mod.get(method).multi_exit)
 
 
+FINGERPRINT_SUMS = "SHA256SUMS"  #: under ``weights/fingerprints``: the fingerprint images' checksums
+#: a fingerprint made on another machine kind matches when every logit is within this and every argmax agrees
+#: (other CPUs' kernels differ in the last bits: 2-4e-6 seen between an Intel Xeon and an AMD EPYC)
+FINGERPRINT_ATOL = 1e-4
+#: manifest column -> where the model's sidecar says the same (the row is checked against it before a load)
+SIDECAR_FIELDS = {"key": ("key",), "name": ("config", "name"), "dataset": ("config", "dataset"),
+                  "seed": ("config", "seed"), "method": ("config", "method"), "depth": ("config", "depth"),
+                  "profile": ("provenance", "profile"), "sha256": ("sha256",)}
+
+
+def read_sidecar(path: Path) -> dict:
+    """A weights or cache sidecar (JSON), or an AktError naming it when it is missing or damaged."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise AktError(f"the sidecar {path} cannot be read ({type(exc).__name__}: {str(exc)[:100]}); restore it "
+                       "(git checkout -- data/weights) or publish the model again") from exc
+
+
+def _sums(store: Store) -> dict[str, str]:
+    path = store.weights / "fingerprints" / FINGERPRINT_SUMS
+    if not path.exists():
+        return {}
+    return dict(reversed(line.split(maxsplit=1)) for line in path.read_text().splitlines() if line.strip())
+
+
 def fingerprint_images(store: Store, dataset: str, data_root: str | Path | None = None) -> torch.Tensor:
     """The ``N_FINGERPRINT`` fixed test images of ``dataset`` (uint8), kept with the weights so that a
-    fingerprint can be checked without the dataset; taken from the test split the first time."""
-    path = store.weights / "fingerprints" / f"{dataset}.pt"
+    fingerprint can be checked without the dataset; taken from the test split the first time, and
+    checked against ``fingerprints/SHA256SUMS`` every time after."""
+    folder = store.weights / "fingerprints"
+    path = folder / f"{dataset}.pt"
     if path.exists():
+        want = _sums(store).get(path.name)
+        if want is None or sha256_file(path) != want:
+            raise AktError(f"the fingerprint images {path} do not match {folder / FINGERPRINT_SUMS} "
+                           f"({'no entry' if want is None else 'another sha256'}): damaged or replaced; restore "
+                           "them (git checkout -- data/weights)")
         return torch.load(path, weights_only=True)["x"]
     test = data_mod.load(dataset, "test", data_root)
     idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:N_FINGERPRINT]
     atomic_torch_save({"x": test.x[idx].clone(), "index": idx, "dataset_variant": test.variant}, path)
+    sums = {**_sums(store), path.name: sha256_file(path)}
+    atomic_write_text("".join(f"{h}  {n}\n" for n, h in sorted(sums.items())), folder / FINGERPRINT_SUMS)
     return test.x[idx]
 
 
@@ -70,12 +106,100 @@ def _clean_commit(commit: str, what: str) -> None:
                        "code are published (commit, rebuild, then publish)")
 
 
+#: the columns of a results row that are its result, not its provenance: a row of an already published
+#: key that differs in one of these is a conflict (an empty value filled in is not)
+VALUE_COLUMNS = {"records": ("accuracy", "correct", "n_examples", "model_key"),
+                 "robustness": ("accuracy", "correct", "n_examples", "model_key"),
+                 "curves": ("clean_acc", "adv_acc", "train_loss", "lr"),
+                 "runs": ("name", "kind", "seed")}
+
+
+def _conflicts(old: pd.DataFrame, new: pd.DataFrame, what: str) -> list[str]:
+    """Rows of ``new`` whose key is published in ``old`` with another result (``VALUE_COLUMNS``)."""
+    if not len(old) or not len(new):
+        return []
+    keys = list(RESULT_FILES[what])
+    both = new.merge(old, on=keys, suffixes=("", "_published"))
+    out = []
+    for col in VALUE_COLUMNS[what]:
+        if col not in both or f"{col}_published" not in both:
+            continue
+        a, b = both[col], both[f"{col}_published"]
+        num_a, num_b = pd.to_numeric(a, errors="coerce"), pd.to_numeric(b, errors="coerce")
+        numeric = num_a.notna() & num_b.notna()
+        text = ~numeric & a.notna() & b.notna() & (a.astype(str) != b.astype(str))
+        differ = (numeric & ((num_a - num_b).abs() > 1e-9)) | text
+        for r in both[differ].head(3).itertuples(index=False):
+            d = r._asdict()
+            out.append(f"{what} {'/'.join(str(d[k]) for k in keys)}: {col} {d[f'{col}_published']} published, "
+                       f"{d[col]} in the source")
+    return out
+
+
+def _check_space(dest: Store, todo: list[Path]) -> None:
+    """Refuse before any copy when the weights folder cannot be written or the disk lacks the room."""
+    for folder in (dest.weights, dest.results):
+        probe = next(p for p in (folder, *folder.parents) if p.exists())  # the nearest folder that exists
+        if not os.access(probe, os.W_OK):
+            raise AktError(f"{probe} is not writable: nothing was published (fix its permissions and publish again)")
+    need = sum(p.stat().st_size for p in todo) + 16 * 2**20  # the files, and room for the CSVs
+    free = shutil.disk_usage(next(p for p in (dest.root, *dest.root.parents) if p.exists())).free
+    if free < need:
+        raise AktError(f"no space left on the device of {dest.root}: publishing needs {need / 2**20:.1f} MiB, "
+                       f"{free / 2**20:.1f} MiB are free; nothing was published")
+
+
+def _copy_model(src: Store, dest: Store, row, prof, data_root) -> dict:
+    """Publish one finished model of ``src``: the checked file, its sidecar with the fingerprint and
+    the machine kind that made it, and its manifest row."""
+    pt, meta = src.cache / "model" / f"{row.key}.pt", src.cache / "model" / f"{row.key}.json"
+    _clean_commit(row.git_commit, f"model {row.name} ({row.key})")
+    info = read_sidecar(meta)
+    if info.get("sha256") != sha256_file(pt):
+        raise AktError(f"cache entry {pt} does not match its sidecar's sha256; rebuild it before publishing")
+    cfg = info["config"]
+    out = dest.weights / prof.name / row.dataset / f"{row.key}.pt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = model_for(row.dataset, cfg["depth"], cfg["method"])
+    model.load_state_dict(torch.load(pt, map_location="cpu", weights_only=True))
+    model.eval()
+    test = data_mod.load(row.dataset, "test", data_root)
+    if test.variant != row.dataset_variant:
+        raise AktError(f"model {row.name} was trained on {row.dataset} {row.dataset_variant!r}, the local "
+                       f"test set is {test.variant!r}: point --data-root at the same copy")
+    test = test.subset(prof.n_test)
+    acc = 100.0 * correct(model, test.x, test.y, prof.eval_batch_size) / len(test)
+    fp = logits(model, fingerprint_images(dest, row.dataset, data_root)).tolist()
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        shutil.copyfile(pt, tmp)
+        tmp.replace(out)
+        atomic_write_text(json.dumps({**info, "fingerprint": fp, "clean_acc": acc,
+                                      "fingerprint_device": device_name(torch.device("cpu"))},
+                                     indent=1, sort_keys=True), out.with_suffix(".json"))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        out.unlink(missing_ok=True)
+        raise
+    return {"key": row.key, "name": row.name, "dataset": row.dataset, "profile": prof.name,
+            "seed": int(cfg["seed"]), "dataset_variant": row.dataset_variant, "blackbox": row.blackbox,
+            "depth": cfg["depth"], "method": cfg["method"], "clean_acc": round(acc, 4),
+            "n_test": len(test), "bytes": out.stat().st_size, "sha256": info["sha256"],
+            "file": out.relative_to(dest.weights).as_posix(), "git_commit": row.git_commit,
+            "device": row.device, "torch_version": row.torch_version}
+
+
 def publish(source: str | Path, profile: str, dataset: str | None = None, store: Store | None = None,
             data_root: str | Path | None = None, log=print) -> pd.DataFrame:
     """Publish what the store at ``source`` built under ``profile``: every finished model becomes
     published weights of ``store`` (default: the project's ``data/``), and every results row
-    (records, curves, runs, robustness) is merged into ``store``'s results. Only rows and models made
-    from committed code are taken. Returns the manifest rows added."""
+    (records, curves, runs, robustness) is merged into ``store``'s results. Returns the manifest rows added.
+
+    Refused, with nothing written: rows or models from uncommitted code; a row whose key is already
+    published with another result (``VALUE_COLUMNS``: never overwritten); a folder that cannot be
+    written or a disk without room for the files. One lock (in the store's cache) serialises
+    publishes into one store, and the manifest and results are read again under it, so two publishes
+    at once lose no row."""
     prof = profiles_mod.get(profile)
     if not prof.published:
         raise AktError(f"profile {profile!r} is not published (published: "
@@ -89,62 +213,63 @@ def publish(source: str | Path, profile: str, dataset: str | None = None, store:
     if not len(runs):
         raise AktError(f"no runs.csv rows under {src.results / profile}: nothing was built there under {profile!r}")
     commit_of = dict(zip(runs["key"], runs["git_commit"]))
-    merged = {}
-    for what in RESULT_FILES:  # every row is checked before anything is written
-        rows = src.read(profile, what)
-        rows = rows[rows["dataset"] == dataset] if dataset and len(rows) else rows
-        if not len(rows):
-            continue
-        # curves name no commit of their own: they are the commit of their model's run
-        commits = rows["git_commit"] if "git_commit" in rows else rows["key"].map(commit_of).fillna("unknown")
-        for commit in commits.unique():
-            _clean_commit(commit, f"{int((commits == commit).sum())} {what} rows")
-        merged[what] = rows
-    runs = runs[(runs["kind"] == "model") & ((runs["dataset"] == dataset) if dataset else True)]
-    have = dest.manifest()
-    done = set(have["key"]) if len(have) else set()
-    added = []
-    for row in runs.itertuples(index=False):
-        pt, meta = src.cache / "model" / f"{row.key}.pt", src.cache / "model" / f"{row.key}.json"
-        if row.key in done or not pt.exists():
-            continue
-        _clean_commit(row.git_commit, f"model {row.name} ({row.key})")
-        info = json.loads(meta.read_text())
-        if info.get("sha256") != sha256_file(pt):
-            raise AktError(f"cache entry {pt} does not match its sidecar's sha256; rebuild it before publishing")
-        cfg = info["config"]
-        out = dest.weights / profile / row.dataset / f"{row.key}.pt"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        model = model_for(row.dataset, cfg["depth"], cfg["method"])
-        model.load_state_dict(torch.load(pt, map_location="cpu", weights_only=True))
-        model.eval()
-        test = data_mod.load(row.dataset, "test", data_root)
-        if test.variant != row.dataset_variant:
-            raise AktError(f"model {row.name} was trained on {row.dataset} {row.dataset_variant!r}, the local "
-                           f"test set is {test.variant!r}: point --data-root at the same copy")
-        test = test.subset(prof.n_test)
-        acc = 100.0 * correct(model, test.x, test.y, prof.eval_batch_size) / len(test)
-        fp = logits(model, fingerprint_images(dest, row.dataset, data_root)).tolist()
-        tmp = out.with_name(f".{out.name}.tmp")
-        shutil.copyfile(pt, tmp)
-        tmp.replace(out)
-        atomic_write_text(json.dumps({**info, "fingerprint": fp, "clean_acc": acc}, indent=1, sort_keys=True),
-                          out.with_suffix(".json"))
-        added.append({"key": row.key, "name": row.name, "dataset": row.dataset, "profile": profile,
-                      "seed": int(cfg["seed"]), "dataset_variant": row.dataset_variant, "blackbox": row.blackbox,
-                      "depth": cfg["depth"], "method": cfg["method"], "clean_acc": round(acc, 4),
-                      "n_test": len(test), "bytes": out.stat().st_size, "sha256": info["sha256"],
-                      "file": out.relative_to(dest.weights).as_posix(), "git_commit": row.git_commit,
-                      "device": row.device, "torch_version": row.torch_version})
-        log(f"[publish] {row.dataset} {row.name} seed {cfg['seed']}: clean {acc:.2f} %, {out.stat().st_size:,} bytes")
-    if added:
-        manifest = pd.concat([have, pd.DataFrame(added)], ignore_index=True) if len(have) else pd.DataFrame(added)
-        manifest = manifest[list(MANIFEST_COLUMNS)].sort_values(["profile", "dataset", "seed", "name"], kind="stable")
-        atomic_write_text(manifest.to_csv(index=False, float_format="%.6g", lineterminator="\n"),
-                          dest.weights / WEIGHTS_MANIFEST)
-    for what, rows in merged.items():
-        dest.append(profile, what, rows.to_dict("records"), unique=RESULT_FILES[what])
+    lock = dest.cache / "locks" / "publish.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with locked(lock):
+        merged, conflicts = {}, []
+        for what in RESULT_FILES:  # every row is checked before anything is written
+            rows = src.read(profile, what)
+            rows = rows[rows["dataset"] == dataset] if dataset and len(rows) else rows
+            if not len(rows):
+                continue
+            # curves name no commit of their own: they are the commit of their model's run
+            commits = rows["git_commit"] if "git_commit" in rows else rows["key"].map(commit_of).fillna("unknown")
+            for commit in commits.unique():
+                _clean_commit(commit, f"{int((commits == commit).sum())} {what} rows")
+            conflicts += _conflicts(dest.read(profile, what), rows, what)
+            merged[what] = rows
+        if conflicts:
+            raise AktError("already published with another result (a published row is never overwritten; "
+                           "publish into a rerun store instead): " + "; ".join(conflicts[:5])
+                           + (f"; and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""))
+        models = runs[(runs["kind"] == "model") & ((runs["dataset"] == dataset) if dataset else True)]
+        have = dest.manifest()
+        done = set(have["key"]) if len(have) else set()
+        todo = [r for r in models.itertuples(index=False)
+                if r.key not in done and (src.cache / "model" / f"{r.key}.pt").exists()]
+        _check_space(dest, [src.cache / "model" / f"{r.key}.pt" for r in todo])
+        added = []
+        for row in todo:
+            added.append(_copy_model(src, dest, row, prof, data_root))
+            log(f"[publish] {row.dataset} {row.name} seed {added[-1]['seed']}: clean {added[-1]['clean_acc']:.2f} %, "
+                f"{added[-1]['bytes']:,} bytes")
+        if added:
+            manifest = pd.concat([have, pd.DataFrame(added)], ignore_index=True) if len(have) else pd.DataFrame(added)
+            manifest = manifest[list(MANIFEST_COLUMNS)].sort_values(["profile", "dataset", "seed", "name"], kind="stable")
+            atomic_write_text(manifest.to_csv(index=False, float_format="%.6g", lineterminator="\n"),
+                              dest.weights / WEIGHTS_MANIFEST)
+        for what, rows in merged.items():
+            old = dest.read(profile, what)
+            if len(old):  # published rows stay as they are; only new keys (or filled-in values) are added
+                keys = list(RESULT_FILES[what])
+                same = rows.merge(old[keys], on=keys, how="left", indicator=True)["_merge"].eq("both").to_numpy()
+                rows = pd.concat([rows[~same], _filled(old, rows[same], what)], ignore_index=True)
+            dest.append(profile, what, rows.to_dict("records"), unique=RESULT_FILES[what])
     return pd.DataFrame(added, columns=list(MANIFEST_COLUMNS))
+
+
+def _filled(old: pd.DataFrame, new: pd.DataFrame, what: str) -> pd.DataFrame:
+    """The published rows of ``new``'s keys, with the values ``new`` fills in where they were empty."""
+    if not len(new):
+        return new
+    keys = list(RESULT_FILES[what])
+    base = old.merge(new[keys], on=keys)
+    upd = new.set_index(keys)
+    base = base.set_index(keys)
+    for col in VALUE_COLUMNS[what]:
+        if col in base and col in upd:
+            base[col] = base[col].where(base[col].notna(), upd[col].reindex(base.index))
+    return base.reset_index()
 
 
 def published(store: Store | None = None, profile: str | None = None, dataset: str | None = None) -> pd.DataFrame:
@@ -159,14 +284,42 @@ def published(store: Store | None = None, profile: str | None = None, dataset: s
     return m.reset_index(drop=True)
 
 
+def check_row(store: Store, row) -> dict:
+    """The sidecar of the manifest row ``row`` after checking that both describe the same model
+    (``SIDECAR_FIELDS``): a manifest whose names were swapped would load another model."""
+    sidecar = (store.weights / row["file"]).with_suffix(".json")
+    info = read_sidecar(sidecar)
+    for col, path in SIDECAR_FIELDS.items():
+        value = info
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        if str(value) != str(row[col]):
+            raise AktError(f"{store.weights / WEIGHTS_MANIFEST}: the row of {row['name']} ({row['dataset']}, "
+                           f"{row['profile']}, seed {row['seed']}) says {col} = {row[col]!r}, its file's sidecar "
+                           f"{sidecar} says {value!r}: the manifest does not describe that file; restore it "
+                           "(git checkout -- data/weights)")
+    return info
+
+
+def _seed(seed) -> int:
+    try:
+        if isinstance(seed, bool) or int(seed) != float(seed) or int(seed) < 0:
+            raise ValueError
+        return int(seed)
+    except (TypeError, ValueError):
+        raise AktError(f"seed {seed!r} is not a seed: give a whole number >= 0") from None
+
+
 def load(name: str, dataset: str, profile: str, seed: int = 0, blackbox: str = "held-out",
          dataset_variant: str | None = None, store: Store | None = None) -> nn.Module:
     """A published model in eval mode, taking images in [0, 1]: a paper variant (``Res8(adv-trans)``),
     a later method, an exit (``Res26(neo-kd)/exit1``) or a source (``static:Res20``, ``heldout:Res26``).
-    Its SHA-256 is checked against the manifest; the model is the exact one the records scored."""
+    Its manifest row is checked against its sidecar and its SHA-256 against the manifest; the model
+    is the exact one the records scored."""
     from .graph import ALL_VARIANTS
 
     store = store or Store()
+    seed = _seed(seed)
     exit_k = None
     if name in ALL_VARIANTS and ALL_VARIANTS[name].exit is not None:
         exit_k, name = ALL_VARIANTS[name].exit, ALL_VARIANTS[name].base
@@ -188,6 +341,7 @@ def load(name: str, dataset: str, profile: str, seed: int = 0, blackbox: str = "
         raise AktError(f"{name} ({dataset}, {profile}, seed {seed}) is published for several dataset variants; "
                        f"pass dataset_variant= one of: {', '.join(sorted(rows['dataset_variant']))}")
     row = rows.iloc[0]
+    check_row(store, row)
     model = model_for(dataset, int(row["depth"]), row["method"])
     model.load_state_dict(store.load_published(row["key"]))
     model.eval()
@@ -195,17 +349,39 @@ def load(name: str, dataset: str, profile: str, seed: int = 0, blackbox: str = "
 
 
 def check(store: Store | None = None) -> pd.DataFrame:
-    """Every published model against its manifest row: file present, SHA-256, and the fingerprint (its
-    logits on ``weights/fingerprints/<dataset>.pt``). One row per model with the largest logit difference."""
+    """Every published model against its manifest row and sidecar: file present, SHA-256, the same
+    model named in both, and the fingerprint (its logits on ``weights/fingerprints/<dataset>.pt``):
+    exact on the machine kind that made it, within ``FINGERPRINT_ATOL`` with every argmax equal on
+    another. One row per model: ``result`` says which, or why it failed; ``ok``."""
     store = store or Store()
+    here = machine_kind(device_name(torch.device("cpu")))
     rows = []
-    for r in published(store).itertuples(index=False):
-        model = load(r.name, r.dataset, r.profile, int(r.seed), r.blackbox, r.dataset_variant, store)
-        want = torch.tensor(json.loads((store.weights / r.file).with_suffix(".json").read_text())["fingerprint"])
-        got = logits(model, fingerprint_images(store, r.dataset))
-        rows.append({"name": r.name, "dataset": r.dataset, "profile": r.profile, "seed": r.seed,
-                     "max_abs_diff": float((got - want).abs().max()), "exact": bool(torch.equal(got, want))})
-    return pd.DataFrame(rows, columns=["name", "dataset", "profile", "seed", "max_abs_diff", "exact"])
+    for r in published(store).to_dict("records"):
+        out = {"name": r["name"], "dataset": r["dataset"], "profile": r["profile"], "seed": r["seed"],
+               "file": r["file"], "max_abs_diff": float("nan"), "ok": False}
+        try:
+            info = check_row(store, r)
+            model = load(r["name"], r["dataset"], r["profile"], int(r["seed"]), r["blackbox"], r["dataset_variant"], store)
+            want = torch.tensor(info["fingerprint"])
+            got = logits(model, fingerprint_images(store, r["dataset"]))
+            diff = float((got - want).abs().max())
+            made = info.get("fingerprint_device")
+            same_kind = made is not None and machine_kind(made) == here
+            out["max_abs_diff"] = diff
+            if torch.equal(got, want):
+                out.update(result="exact", ok=True)
+            elif same_kind:
+                out["result"] = f"FAILED: not exact on the machine kind that made it ({here})"
+            elif diff <= FINGERPRINT_ATOL and torch.equal(got.argmax(1), want.argmax(1)):
+                out.update(result=f"within {FINGERPRINT_ATOL:g}, argmax equal (fingerprinted on "
+                                  f"{machine_kind(made) if made else 'an unrecorded machine'})", ok=True)
+            else:
+                out["result"] = f"FAILED: fingerprint differs by {diff:.3g} (argmax equal: " \
+                                f"{bool(torch.equal(got.argmax(1), want.argmax(1)))})"
+        except AktError as exc:
+            out["result"] = f"FAILED: {exc}"
+        rows.append(out)
+    return pd.DataFrame(rows, columns=["name", "dataset", "profile", "seed", "file", "max_abs_diff", "result", "ok"])
 
 
 def _summary(m: pd.DataFrame) -> str:

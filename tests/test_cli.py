@@ -114,3 +114,31 @@ def test_jobs_must_be_positive_and_apply_to_the_paper_tables(capsys, tmp_path):
     err = _fail(capsys, ["build", "sweep", "--dataset", "synthetic", "--jobs", "2", "--store", str(tmp_path)])
     assert "'sweep'" in err and "variants" in err and "all" in err
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_results_folder_that_cannot_be_written_is_found_before_any_training(capsys, tmp_path, monkeypatch):
+    from akt_core import runner
+
+    monkeypatch.setattr(runner, "train_model", lambda *a, **k: pytest.fail("trained before checking the store"))
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "smoke").write_text("a file where the results folder should be")
+    err = _fail(capsys, ["train", "Res8(cln)", "--dataset", "synthetic", "--profile", "smoke", "--store", str(tmp_path)])
+    assert f"{tmp_path / 'results' / 'smoke'} cannot be written" in err and "nothing was trained" in err
+
+
+def test_a_full_disk_is_reported_as_no_space(capsys, tmp_path, monkeypatch):
+    import shutil
+
+    import torch
+
+    from akt_core import cli, store
+
+    def full(*a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:595] . PytorchStreamWriter failed writing file")
+
+    monkeypatch.setattr(store.torch, "save", full)
+    monkeypatch.setattr(store.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 0))
+    monkeypatch.setattr(cli, "run", lambda argv: store.atomic_torch_save(torch.zeros(1), tmp_path / "x.pt"))
+    err = _fail(capsys, ["train", "Res8(cln)"])
+    assert err.startswith(f"akt: error: no space left on the device writing {tmp_path / 'x.pt'}")
+    assert not list(tmp_path.iterdir())  # no temporary file is left behind

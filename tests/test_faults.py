@@ -93,7 +93,7 @@ def test_a_line_with_too_many_fields_names_the_file(damaged):
 def test_a_bad_row_is_never_appended(tmp_path):
     st = Store(tmp_path)
     row = {"key": "k", "model": "m", "attack": "clean", "source": "-", "eps": 0, "accuracy": 50.0, "correct": 5,
-           "n_examples": 10, "model_key": "mk", "profile": "p", "dataset": "d", "seed": 0,
+           "n_examples": 10, "model_key": "mk", "profile": "p", "dataset": "synthetic", "seed": 0,
            "dataset_variant": "v", "blackbox": "held-out", "git_commit": "abc"}
     st.append("p", "records", [row])
     with pytest.raises(AktError, match="accuracy 60.0 does not match"):
