@@ -310,12 +310,25 @@ def _seed(seed) -> int:
         raise AktError(f"seed {seed!r} is not a seed: give a whole number >= 0") from None
 
 
-def load(name: str, dataset: str, profile: str, seed: int = 0, blackbox: str = "held-out",
+def best_profile(name: str, dataset: str, store: Store | None = None) -> str:
+    """The published profile with the most training behind it (the last of ``profiles.PROFILES``) that
+    has ``name`` on ``dataset``."""
+    m = published(store)
+    node = ALIASES.get(name, name)
+    have = set(m.loc[(m["dataset"] == dataset) & (m["name"] == node), "profile"]) if len(m) else set()
+    for p in reversed(profiles_mod.PROFILES):
+        if p in have:
+            return p
+    raise AktError(f"{name} is not published for {dataset!r} under any profile; published: {_summary(m)}")
+
+
+def load(name: str, dataset: str, profile: str | None = None, seed: int = 0, blackbox: str = "held-out",
          dataset_variant: str | None = None, store: Store | None = None) -> nn.Module:
     """A published model in eval mode, taking images in [0, 1]: a paper variant (``Res8(adv-trans)``),
     a later method, an exit (``Res26(neo-kd)/exit1``) or a source (``static:Res20``, ``heldout:Res26``).
-    Its manifest row is checked against its sidecar and its SHA-256 against the manifest; the model
-    is the exact one the records scored."""
+    ``profile`` defaults to the best one it is published under (``best_profile``). Its manifest row is
+    checked against its sidecar and its SHA-256 against the manifest; the model is the exact one the
+    records scored."""
     from .graph import ALL_VARIANTS
 
     store = store or Store()
@@ -324,6 +337,7 @@ def load(name: str, dataset: str, profile: str, seed: int = 0, blackbox: str = "
     if name in ALL_VARIANTS and ALL_VARIANTS[name].exit is not None:
         exit_k, name = ALL_VARIANTS[name].exit, ALL_VARIANTS[name].base
     node_name = ALIASES.get(name, name)
+    profile = profile if profile is not None else best_profile(node_name, dataset, store)
     m = published(store, profile, dataset)
     if not len(m):
         raise AktError(f"no published weights for {dataset!r} under profile {profile!r}; "
