@@ -1,7 +1,7 @@
 """The choices the paper leaves unsaid, as data: each one a named setting of the one experiment graph.
 
-The reproduction had to choose wherever the paper is silent (METHOD.md, "What the paper does not
-say"). Each entry here names one such choice, its default (what every published table uses), the
+The reproduction had to choose wherever the paper is silent (the book's "Reproduction setup" chapter,
+book/setup.md). Each entry here names one such choice, its default (what every published table uses), the
 other readings, and which models it touches. A non-default value enters the cache key of exactly the
 models it touches (``graph.Experiment._model``), so everything else (and every published weight) is
 reused, and it is recorded with every result row (the ``choices`` column, empty for the defaults).

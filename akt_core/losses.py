@@ -36,7 +36,7 @@ def distillation_loss(student_logits: torch.Tensor, y: torch.Tensor, teacher_log
     """Hinton et al. (2015) distillation: alpha * J(f_s(x), y) + (1 - alpha) * T^2 * J(f_s(x)/T, y^T).
 
     y^T = softmax(f_t(x)/T); the T^2 factor keeps the soft term's gradients on the hard term's
-    scale. Res8(dist-cln) and Res8(dist-adv) use it with T = 3, alpha = 0.1 (inferred, METHOD.md);
+    scale. Res8(dist-cln) and Res8(dist-adv) use it with T = 3, alpha = 0.1 (inferred: book/setup.md);
     each half of Eq. (11) has this form.
     """
     soft = soft_cross_entropy(student_logits / temperature, soft_labels(teacher_logits, temperature))

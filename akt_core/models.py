@@ -2,7 +2,8 @@
 
 Three stages of basic blocks with 16, 32 and 64 channels; the shortcut is parameter-free (subsampling
 plus zero-padded channels, "option A"), initialisation He-normal and the head global average pooling,
-as in the public distillation code the paper's setup matches (bhheo/BSS_distillation, see METHOD.md).
+as in the public distillation code the paper's setup matches (bhheo/BSS_distillation; the book's
+"Reproduction setup" chapter says why).
 Res26 (n=4) is the paper's teacher, Res8 (n=1) its edge student, Res20 and Res14 static sources.
 
 Models take images in [0, 1] and normalise inside (RobustBench's convention), so attacks and

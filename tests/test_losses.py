@@ -132,7 +132,7 @@ def test_adversarial_transfer_loss_eq11_all_nondefault():
 
 
 def test_adversarial_transfer_loss_paper_defaults():
-    # T1 = 3, T2 = 5, alpha = 0.1, lambda = 0.5 (METHOD.md, stated)
+    # T1 = 3, T2 = 5, alpha = 0.1, lambda = 0.5 (stated by the paper; book/intro.md, Eq. (11))
     expect = 0.5 * kd(Z, Y, T, 3.0, 0.1) + 0.5 * kd(ZA, YA, TA, 5.0, 0.1)
     got = adversarial_transfer_loss(t(Z), ti(Y), t(T), t(ZA), ti(YA), t(TA)).item()
     assert got == pytest.approx(expect, rel=1e-12)

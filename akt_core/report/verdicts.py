@@ -57,7 +57,7 @@ CLEARLY = 5.0  #: "makes robust" (C1) and "clearly more" (C3): a gain of more th
 #: a robust cell moves by a median of 1.5 points between two seeds of reduced CIFAR-10 and 0.6 on MNIST
 #: (``seeds.seed_summary`` on the published seeds); 2 points is the smallest whole margin above both.
 MARGIN = 2.0
-#: what each claim says, in the paper's words as METHOD.md reads them, with the thresholds we test
+#: what each claim says, in the paper's words as the book's first chapter reads them, with the thresholds we test
 STATEMENTS = {
     "C1": "Adversarial training makes Res26 and Res8 robust to transfer attacks; clean training does not "
           f"(adv gains more than {CLEARLY:g} points of robust accuracy over cln).",
