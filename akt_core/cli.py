@@ -114,13 +114,15 @@ def run(argv: list[str] | None = None) -> int:
                     f"{r.name} ({r.dataset}, {r.profile}, seed {r.seed}, {store.weights / r.file}): {r.result}"
                     for r in bad.itertuples()))
             return 0
-        m = zoo.published(store, args.profile, args.dataset)
+        m = zoo.summary(store)
+        if len(m):
+            m = m[((m["profile"] == args.profile) if args.profile else True) & ((m["dataset"] == args.dataset)
+                                                                                 if args.dataset else True)]
         if not len(m):
             print(f"no published weights under {store.weights}")
             return 0
-        view = m.assign(mib=(m["bytes"] / 2**20).round(2))
-        print(view[["name", "dataset", "profile", "seed", "clean_acc", "mib"]].to_string(index=False))
-        print(f"{len(m)} models, {m['bytes'].sum() / 2**20:.2f} MiB in {store.weights}")
+        print(m.drop(columns=["file"]).assign(sha256=m["sha256"].str[:12]).round(2).to_string(index=False, na_rep="-"))
+        print(f"{len(m)} models, {m['MiB'].sum():.2f} MiB in {store.weights}")
         return 0
     if args.cmd == "publish":
         added = zoo.publish(args.source, args.profile, args.dataset, store, args.data_root)

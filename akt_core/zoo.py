@@ -398,6 +398,64 @@ def check(store: Store | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["name", "dataset", "profile", "seed", "file", "max_abs_diff", "result", "ok"])
 
 
+#: what ``summary`` shows of each published model beside its manifest row: (column, results file, attack,
+#: source, eps in 1/256 or None): the paper's protocol (transfer from the held-out Res26 at 16/256) and
+#: white-box PGD-20 and AutoAttack (torchattacks' standard version shortened to 10 iterations per attack)
+SUMMARY_COLUMNS = (("FGSM transfer", "records", "FGSM", "Res26", None),
+                   ("I-FGSM transfer", "records", "I-FGSM", "Res26", None),
+                   ("PGD-20 @ 16/256", "robustness", "PGD-20", "white-box", 16.0),
+                   ("PGD-20 @ 8/255", "robustness", "PGD-20", "white-box", 8 / 255 * 256),
+                   ("AutoAttack (10 it.) @ 16/256", "robustness", "AutoAttack", "white-box", 16.0))
+
+
+def summary(store: Store | None = None) -> pd.DataFrame:
+    """Every published model with what the stored results say of it, joined on its key (records'
+    ``model_key``): name (the paper's variant name where the node has one), dataset, profile, seed,
+    clean accuracy, the ``SUMMARY_COLUMNS`` (NaN where not evaluated), size, sha256 and file."""
+    store = store or Store()
+    m = published(store)
+    if not len(m):
+        return pd.DataFrame()
+    alias = {v: k for k, v in ALIASES.items()}
+    out = m.assign(model=m["name"].map(lambda n: alias.get(n, n)), MiB=(m["bytes"] / 2**20).round(2))
+    for column, what, attack, source, eps in SUMMARY_COLUMNS:
+        values = {}
+        for profile in out["profile"].unique():
+            rows = store.read(profile, what)
+            if not len(rows):
+                continue
+            sel = rows[(rows["attack"] == attack) & (rows["source"] == source) & (rows["blackbox"] == "held-out")]
+            if eps is not None:
+                sel = sel[(sel["eps_256"] - eps).abs() < 1e-3]
+            values.update(sel.groupby("model_key")["accuracy"].mean().to_dict())
+        out[column] = out["key"].map(values)
+    cols = ["model", "dataset", "profile", "seed", "clean_acc", *(c[0] for c in SUMMARY_COLUMNS), "MiB", "sha256", "file"]
+    return out[cols].rename(columns={"clean_acc": "clean"}).reset_index(drop=True)
+
+
+def summary_markdown(store: Store | None = None, link_prefix: str = "../data/weights/") -> str:
+    """``summary`` as Markdown for the book, one table per profile and dataset: accuracies in %, a dash
+    where not evaluated, and a download link to each file named by its sha256's first 12 digits
+    (``link_prefix`` leads from the page to ``data/weights``)."""
+    df = summary(store)
+    if not len(df):
+        return "**No published weights yet.**\n"
+    short = {"FGSM transfer": "FGSM", "I-FGSM transfer": "I-FGSM", "PGD-20 @ 16/256": "PGD-20 16/256",
+             "PGD-20 @ 8/255": "PGD-20 8/255", "AutoAttack (10 it.) @ 16/256": "AA (10 it.) 16/256"}
+    head = [c for c in df.columns if c not in ("dataset", "profile", "sha256", "file")]
+    parts = []
+    for (profile, dataset), g in df.groupby(["profile", "dataset"], sort=False):
+        lines = [f"### {data_mod.spec(dataset).title}, `{profile}` profile", "",
+                 "| " + " | ".join([*(short.get(c, c) for c in head), "download (sha256)"]) + " |",
+                 "|" + "---|" * (len(head) + 1)]
+        for r in g.to_dict("records"):
+            cells = ["–" if pd.isna(r[c]) else f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c]) for c in head]
+            lines.append("| " + " | ".join([*cells, f"{{download}}`{r['sha256'][:12]} <{link_prefix}{r['file']}>`"])
+                         + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
 def _summary(m: pd.DataFrame) -> str:
     if not len(m):
         return "none"

@@ -217,6 +217,15 @@ def test_the_beyond_page_opens_with_the_white_box_finding_and_table1_has_no_prof
 
 
 @pytest.mark.slow
+def test_the_zoo_page_lists_every_published_model_with_a_download(html):
+    page = (html / "book" / "zoo.html").read_text()
+    m = Store().manifest()
+    for r in m.itertuples():
+        assert r.sha256[:12] in page, r.name
+    assert page.count("_downloads/") >= len(m)
+
+
+@pytest.mark.slow
 def test_equations_are_served_with_the_book_not_from_a_cdn(html):
     intro = (html / "book" / "intro.html").read_text()
     assert "_static/mathjax/tex-chtml.js" in intro and "cdn.jsdelivr" not in intro

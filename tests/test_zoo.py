@@ -361,3 +361,17 @@ def test_a_results_row_of_another_profile_is_an_error_naming_its_line(published)
     df.to_csv(rec, index=False)
     with pytest.raises(AktError, match=f"{rec}, line 4: profile = 'bogus', but the file holds the 'tiny'"):
         dest.read("tiny", "records")
+
+
+def test_the_zoo_summary_joins_each_model_to_its_stored_results(published):
+    dest, _ = published
+    s = zoo.summary(dest).set_index("model")
+    assert set(s.index) == {"Res26(cln)" if n == "static:Res26" else "Res8(cln)" if n == "static:Res8" else n
+                            for n in dest.manifest()["name"]}
+    recs = dest.read("tiny", "records")
+    key = dest.manifest().set_index("name").loc["Res8(adv-trans)", "key"]
+    want = recs[(recs["model_key"] == key) & (recs["attack"] == "FGSM") & (recs["source"] == "Res26")]["accuracy"]
+    assert s.loc["Res8(adv-trans)", "FGSM transfer"] == pytest.approx(want.mean())
+    assert pd.isna(s.loc["heldout:Res26", "FGSM transfer"])  # a source is not scored as a target
+    md = zoo.summary_markdown(dest)
+    assert md.count("{download}`") == len(s) and "| – |" in md and "### synthetic, `tiny` profile" in md
