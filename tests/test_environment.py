@@ -210,3 +210,15 @@ def test_the_wheel_holds_every_module_and_loads_a_published_model_outside_the_ch
     out = subprocess.run([str(py), "-c", probe], cwd=tmp_path, check=True, capture_output=True, text=True,
                          env={"AKT_STORE": str(ROOT / "data"), "PATH": "/usr/bin:/bin"})
     assert out.stdout.strip() == "ResNet"
+
+
+def test_the_publishing_workflow_runs_the_readmes_commands_and_deploys_the_built_book():
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    steps = wf["jobs"]["build"]["steps"]
+    runs = [s.get("run", "") for s in steps]
+    readme = (ROOT / "README.md").read_text()
+    for command in ("make book", "make test"):
+        assert command in readme and command in runs
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact"))
+    assert upload["with"]["path"] == "book/_build/html" and "deploy" in wf["jobs"]
+    assert "akt_repository_placeholder: true" in "".join(runs)  # reads the URL's one place: no deploy until set
