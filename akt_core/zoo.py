@@ -322,16 +322,32 @@ def best_profile(name: str, dataset: str, store: Store | None = None) -> str:
     raise AktError(f"{name} is not published for {dataset!r} under any profile; published: {_summary(m)}")
 
 
+def _fetch_root() -> Path | None:
+    """The root of the store of downloaded weights, where ``load`` may fetch a missing file."""
+    from . import fetch
+
+    try:
+        return fetch.cache_root()
+    except Exception:  # noqa: BLE001 - no cache folder: nothing is ever fetched
+        return None
+
+
 def load(name: str, dataset: str, profile: str | None = None, seed: int = 0, blackbox: str = "held-out",
          dataset_variant: str | None = None, store: Store | None = None) -> nn.Module:
     """A published model in eval mode, taking images in [0, 1]: a paper variant (``Res8(adv-trans)``),
     a later method, an exit (``Res26(neo-kd)/exit1``) or a source (``static:Res20``, ``heldout:Res26``).
-    ``profile`` defaults to the best one it is published under (``best_profile``). Its manifest row is
-    checked against its sidecar and its SHA-256 against the manifest; the model is the exact one the
-    records scored."""
+    ``profile`` defaults to the best one it is published under (``best_profile``). Without a ``store``
+    and outside a checkout the files are fetched on demand (``fetch``). Its manifest row is checked
+    against its sidecar and its SHA-256 against the manifest; the model is the exact one the records
+    scored."""
     from .graph import ALL_VARIANTS
 
-    store = store or Store()
+    if store is None:  # the project's store; an installed package without one fetches (``fetch``)
+        store = Store()
+        if not len(store.manifest()):
+            from . import fetch
+
+            store = fetch.remote_store()
     seed = _seed(seed)
     exit_k = None
     if name in ALL_VARIANTS and ALL_VARIANTS[name].exit is not None:
@@ -355,6 +371,10 @@ def load(name: str, dataset: str, profile: str | None = None, seed: int = 0, bla
         raise AktError(f"{name} ({dataset}, {profile}, seed {seed}) is published for several dataset variants; "
                        f"pass dataset_variant= one of: {', '.join(sorted(rows['dataset_variant']))}")
     row = rows.iloc[0]
+    if not (store.weights / row["file"]).exists() and store.root == _fetch_root():
+        from . import fetch
+
+        fetch.model_files(store, row)
     check_row(store, row)
     model = model_for(dataset, int(row["depth"]), row["method"])
     model.load_state_dict(store.load_published(row["key"]))

@@ -10,6 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import tomllib
+import torch
 import yaml
 
 from akt_core import AktError, book
@@ -172,12 +173,17 @@ def test_torch_is_pinned_the_same_way_everywhere_and_the_metadata_is_complete():
 
 
 @pytest.mark.slow
-def test_the_wheel_holds_every_module_and_loads_a_published_model_outside_the_checkout(tmp_path):
-    """Build the wheel, install it (without dependencies: this venv's torch is reused) into a fresh
-    virtual environment outside the checkout, import every module there and load one published model
-    from the checkout's store (AKT_STORE) by name."""
+def test_the_wheel_holds_every_module_and_fetches_a_published_model_outside_the_checkout(tmp_path):
+    """Build the wheel, install it (without dependencies: this venv's are reused) into a fresh virtual
+    environment outside the checkout, import every module there, and load Res8(adv-trans) of full-data
+    CIFAR-10 by name from a server on 127.0.0.1 serving data/weights: it reproduces its fingerprint."""
+    import functools
+    import http.server
+    import json
     import shutil
     import sys
+    import sysconfig
+    import threading
     import zipfile
 
     src = tmp_path / "src"  # a copy: building in place would leave build/ in the checkout
@@ -191,25 +197,39 @@ def test_the_wheel_holds_every_module_and_loads_a_published_model_outside_the_ch
     names = zipfile.ZipFile(wheel).namelist()
     modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "akt_core").rglob("*.py"))
     assert set(modules) <= set(names), sorted(set(modules) - set(names))
-    import sysconfig
-
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
     subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "-q", str(wheel)], check=True, capture_output=True)
     purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              check=True, capture_output=True, text=True).stdout.strip()
-    # the dependencies (torch, pandas, ...) from this venv, after the wheel's own site-packages; this
-    # venv's editable akt_core hook is not processed from there, so the wheel's copy is the one imported
+    # the dependencies (torch, pandas, pooch, ...) from this venv, after the wheel's own site-packages;
+    # this venv's editable akt_core hook is not processed from there, so the wheel's copy is imported
     Path(purelib, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    probe = ("import importlib, pkgutil, akt_core, akt_core.report;"
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(ROOT / "data" / "weights"))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    row = next(r for r in (ROOT / "data" / "weights" / "manifest.csv").read_text().splitlines()
+               if ",Res8(adv-trans),cifar10,full-data,0," in r)
+    sidecar = json.loads((ROOT / "data" / "weights" / row.split(",")[13]).with_suffix(".json").read_text())
+    probe = ("import importlib, json, pkgutil, torch, akt_core, akt_core.report;"
              "assert 'site-packages' in akt_core.__file__, akt_core.__file__;"
              "[importlib.import_module(m.name) for m in pkgutil.walk_packages(akt_core.__path__, 'akt_core.')];"
-             "from akt_core import zoo; m = zoo.load('Res8(adv-trans)', dataset='cifar10', profile='full-data');"
-             "print(type(m).__name__)")
-    out = subprocess.run([str(py), "-c", probe], cwd=tmp_path, check=True, capture_output=True, text=True,
-                         env={"AKT_STORE": str(ROOT / "data"), "PATH": "/usr/bin:/bin"})
-    assert out.stdout.strip() == "ResNet"
+             "from akt_core import zoo, evaluate, store;"
+             "m = zoo.load('Res8(adv-trans)', dataset='cifar10', profile='full-data');"
+             "x = torch.load(store.Path(%r), weights_only=True)['x'];"
+             "print(json.dumps(evaluate.logits(m, x).tolist()))"
+             % str(ROOT / "data" / "weights" / "fingerprints" / "cifar10.pt"))
+    try:
+        out = subprocess.run([str(py), "-c", probe], cwd=tmp_path, check=True, capture_output=True, text=True,
+                             env={"AKT_WEIGHTS_URL": f"http://127.0.0.1:{server.server_port}/",
+                                  "AKT_WEIGHTS_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"})
+    finally:
+        server.shutdown()
+    got = torch.tensor(json.loads(out.stdout))
+    assert (got - torch.tensor(sidecar["fingerprint"])).abs().max() <= 1e-4  # exact on the machine that made it
+    assert (tmp_path / "cache" / "weights" / "manifest.csv").is_file()
 
 
 def test_the_publishing_workflow_runs_the_readmes_commands_and_deploys_the_built_book():
