@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import AktError, __version__, beyond, choices, graph, offline, profiles, results, runner, zoo
+from . import AktError, __version__, beyond, choices, graph, offline, profiles, publish, results, runner, zoo
 from . import data as data_mod
 from .schema import SEED_LIMIT
 from .store import Store
@@ -125,7 +125,7 @@ def run(argv: list[str] | None = None) -> int:
         print(f"{len(m)} models, {m['MiB'].sum():.2f} MiB in {store.weights}")
         return 0
     if args.cmd == "publish":
-        added = zoo.publish(args.source, args.profile, args.dataset, store, args.data_root)
+        added = publish.publish(args.source, args.profile, args.dataset, store, args.data_root)
         print(f"published {len(added)} models into {store.weights}; results rows merged into "
               f"{store.results / args.profile}")
         return 0

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from akt_core import AktError, zoo
+from akt_core import AktError, publish, zoo
 from akt_core import graph as G
 from akt_core import profiles as P
 from akt_core import results as RS
@@ -41,7 +41,7 @@ def source(tiny, tmp_path, monkeypatch):
 @pytest.fixture
 def published(source, tmp_path):
     dest = Store(tmp_path / "project")
-    added = zoo.publish(source.root, "tiny", store=dest, log=lambda *a: None)
+    added = publish.publish(source.root, "tiny", store=dest, log=lambda *a: None)
     return dest, added
 
 
@@ -133,7 +133,7 @@ def test_rows_from_a_dirty_tree_are_not_published(source, tmp_path):
     df["git_commit"] = COMMIT + "-dirty"
     df.to_csv(runs, index=False)
     with pytest.raises(AktError, match="-dirty.*only rows and models from committed code"):
-        zoo.publish(source.root, "tiny", store=Store(tmp_path / "p"), log=lambda *a: None)
+        publish.publish(source.root, "tiny", store=Store(tmp_path / "p"), log=lambda *a: None)
 
 
 def test_nothing_is_written_when_one_row_is_from_a_dirty_tree(source, tmp_path):
@@ -145,7 +145,7 @@ def test_nothing_is_written_when_one_row_is_from_a_dirty_tree(source, tmp_path):
     df.to_csv(runs, index=False)
     dest = Store(tmp_path / "p")
     with pytest.raises(AktError, match="curves rows was made by code at commit '0123456789ab-dirty'|-dirty"):
-        zoo.publish(source.root, "tiny", store=dest, log=lambda *a: None)
+        publish.publish(source.root, "tiny", store=dest, log=lambda *a: None)
     assert not _written(tmp_path / "p")
 
 
@@ -156,7 +156,7 @@ def _written(root: Path) -> list[Path]:
 
 def test_unpublished_profile_is_refused(tmp_path):
     with pytest.raises(AktError, match="profile 'smoke' is not published"):
-        zoo.publish(tmp_path, "smoke", store=Store(tmp_path / "p"))
+        publish.publish(tmp_path, "smoke", store=Store(tmp_path / "p"))
 
 
 # ---- the committed weights ---------------------------------------------------------------------
@@ -289,14 +289,14 @@ def test_publishing_never_overwrites_a_published_result(published, source):
     df.loc[0, "accuracy"] = str(100 * int(df.loc[0, "correct"]) / n)
     df.to_csv(rec, index=False)
     with pytest.raises(AktError, match=f"already published with another result.*records {key}: accuracy"):
-        zoo.publish(source.root, "tiny", store=dest, log=lambda *a: None)
+        publish.publish(source.root, "tiny", store=dest, log=lambda *a: None)
     assert _snapshot(dest.root) == before
 
 
 def test_publishing_the_same_rows_again_changes_nothing(published, source):
     dest, _ = published
     before = _snapshot(dest.root)
-    assert not len(zoo.publish(source.root, "tiny", store=dest, log=lambda *a: None))
+    assert not len(publish.publish(source.root, "tiny", store=dest, log=lambda *a: None))
     assert {k: v for k, v in _snapshot(dest.root).items() if "locks" not in k} == before
 
 
@@ -320,7 +320,7 @@ def test_two_publishes_at_once_lose_no_manifest_row(tiny, source, tmp_path):
 
     def run(root):
         try:
-            zoo.publish(root, "tiny", store=dest, log=lambda *a: None)
+            publish.publish(root, "tiny", store=dest, log=lambda *a: None)
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -335,14 +335,14 @@ def test_two_publishes_at_once_lose_no_manifest_row(tiny, source, tmp_path):
 def test_publishing_without_room_or_rights_writes_nothing(published, source, monkeypatch):
     dest = Store(source.root.parent / "empty")
     with monkeypatch.context() as mp:
-        mp.setattr(zoo.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+        mp.setattr(publish.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
         with pytest.raises(AktError, match="no space left on the device of .*nothing was published"):
-            zoo.publish(source.root, "tiny", store=dest, log=lambda *a: None)
+            publish.publish(source.root, "tiny", store=dest, log=lambda *a: None)
     assert not _written(dest.root)
     with monkeypatch.context() as mp:
-        mp.setattr(zoo.os, "access", lambda p, mode: False)  # as a read-only folder (root ignores modes)
+        mp.setattr(publish.os, "access", lambda p, mode: False)  # as a read-only folder (root ignores modes)
         with pytest.raises(AktError, match="is not writable: nothing was published"):
-            zoo.publish(source.root, "tiny", store=dest, log=lambda *a: None)
+            publish.publish(source.root, "tiny", store=dest, log=lambda *a: None)
     assert not _written(dest.root)
 
 
