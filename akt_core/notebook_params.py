@@ -57,9 +57,18 @@ def _is_bool(name: str, value: Any) -> None:
 
 
 def check(profile: Any, dataset: Any, seeds: Any, device: Any, data_root: Any, download: Any, compute: Any,
-          tolerance: Any, blackbox: Any, repeats: Any = 1) -> profiles_mod.Profile:
-    """Validate a notebook run's parameters by type and value; return its profile."""
+          tolerance: Any, blackbox: Any, repeats: Any = 1, passed: set[str] | None = None) -> profiles_mod.Profile:
+    """Validate a notebook run's parameters by type and value; return its profile. ``passed``: the
+    names the parameters cell and papermill's injected cell defined (the notebook's globals after them
+    less those before); a name that is no parameter is a misspelt one (papermill itself only warns)."""
     from .graph import BLACKBOX
+
+    declared = {p.name for p in (*PARAMETERS, REPEATS)}
+    unknown = sorted(n for n in (passed or ()) if not n.startswith("_") and n not in declared)
+    if unknown:
+        raise AktError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                       f"this notebook's parameters are: {', '.join(p.name for p in PARAMETERS)}"
+                       f"{', repeats' if repeats != 1 else ''}")
 
     check_choice("profile", profile, profiles_mod.PROFILES)
     check_choice("dataset", dataset, data_mod.DATASETS)

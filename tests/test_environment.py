@@ -242,3 +242,12 @@ def test_the_publishing_workflow_runs_the_readmes_commands_and_deploys_the_built
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact"))
     assert upload["with"]["path"] == "book/_build/html" and "deploy" in wf["jobs"]
     assert "akt_repository_placeholder: true" in "".join(runs)  # reads the URL's one place: no deploy until set
+
+
+def test_a_misspelt_parameter_is_refused_naming_the_valid_ones():
+    args = ("reduced", "mnist", [0], "auto", None, False, False, 5.0, "held-out")
+    assert NP.check(*args, passed={"dataset", "profile", "_i3"}).name == "reduced"
+    with pytest.raises(AktError, match="unknown parameter 'datset'; this notebook's parameters are: profile, dataset"):
+        NP.check(*args, passed={"datset", "dataset"})
+    for nb in sorted((ROOT / "notebooks").glob("*.md")):  # every notebook passes what papermill injected
+        assert "passed=_PASSED" in nb.read_text() and "_SETUP_NAMES = set(globals())" in nb.read_text(), nb.name

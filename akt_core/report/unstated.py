@@ -166,6 +166,39 @@ def protocols(dataset: str, profile: str = choices_mod.MEASURED_PROFILE, store=N
     return out[["model", "column", "paper", "held-out", "static"]].reset_index(drop=True)
 
 
+def published_protocols(dataset: str, profile: str, store: Store | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both black-box protocols on the published models of ``profile``: the models are the same under
+    either (their per-epoch curves are always scored on the held-out Res26), only the attacks' sources
+    differ, so no retraining and no other machine enter the comparison. Returns Tables 2-4's cells in
+    ``protocols``' form and the claims' verdicts (claim, held-out, static), on the seeds whose static
+    records are stored; both empty until there are some."""
+    from .claims import all_claims
+    from .tables import paper_numbers
+
+    store = store or Store()
+    rec = store.read(profile, "records")
+    seeds = sorted(int(s) for s in rec.loc[(rec["dataset"] == dataset) & (rec["blackbox"] == "static"), "seed"]
+                   .unique()) if len(rec) else []
+    empty = (pd.DataFrame(columns=["model", "column", "paper", "held-out", "static"]),
+             pd.DataFrame(columns=["claim", "held-out", "static"]))
+    if not seeds:
+        return empty
+    table = table_for("variants", dataset)
+    cells = {}
+    for protocol in ("held-out", "static"):
+        r = _stored("variants", dataset, profile, seeds, protocol, store=store)
+        if r is None:
+            return empty
+        cells[protocol] = _cells(r, table).groupby(["model", "column"])["accuracy"].mean().rename(protocol)
+    long = pd.concat(cells.values(), axis=1).reset_index()
+    p = paper_numbers()
+    p = p[(p["table"] == table.number) & (p["dataset"] == dataset)][["model", "column", "value"]]
+    long = long.merge(p.rename(columns={"value": "paper"}), on=["model", "column"], how="left")
+    verdicts = {k: all_claims(dataset, profile, seeds, k).set_index("claim")["reproduction"] for k in cells}
+    return (long[["model", "column", "paper", "held-out", "static"]],
+            pd.DataFrame(verdicts).rename_axis("claim").reset_index())
+
+
 def protocols_grid(long: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """``protocols``' table as a grid the width of the paper's table: a row per model and source
     (the paper's, held-out, static), a column per column of the paper's table, in the paper's order."""
