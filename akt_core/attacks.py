@@ -206,14 +206,15 @@ def pgd_kl(model: nn.Module, x: torch.Tensor, target_probs: torch.Tensor, eps: f
 
 
 def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = EPS, seed: int = 0,
-               n_target_classes: int = 9) -> torch.Tensor:
+               n_target_classes: int = 9, steps: int = 10) -> torch.Tensor:
     """AutoAttack (Croce & Hein 2020), L-inf, standard version, as torchattacks 3.5 implements it:
     APGD-CE, APGD-T, FAB-T and Square, each on the examples the previous ones left correct.
 
-    torchattacks runs APGD, APGD-T and FAB with **10 steps** (the original: 100) and Square with 5,000
-    queries, 1 restart each; APGD-T and FAB-T take the ``n_target_classes`` = 9 most likely wrong
-    classes, as the original does, whatever the number of classes. ``seed`` fixes every random start
-    (torchattacks' default seeds from the clock); the caller's global RNG state is left untouched.
+    torchattacks' ``AutoAttack`` runs APGD, APGD-T and FAB with **10 steps** and Square with 5,000
+    queries, 1 restart each; ``steps=100`` builds the same chain with the original's 100 steps (the
+    AutoAttack RobustBench reports). APGD-T and FAB-T take the ``n_target_classes`` = 9 most likely
+    wrong classes, as the original does, whatever the number of classes. ``seed`` fixes every random
+    start (torchattacks' default seeds from the clock); the caller's global RNG state is left untouched.
     """
     import copy
 
@@ -228,8 +229,16 @@ def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = 
     model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     devices = [x.device] if x.device.type == "cuda" else []
     with attack_mode(model), torch.random.fork_rng(devices=devices), torch.enable_grad():
-        atk = torchattacks.AutoAttack(model, norm="Linf", eps=eps, version="standard",
-                                      n_classes=n_target_classes + 1, seed=seed)
+        n = n_target_classes + 1
+        if steps == 10:  # torchattacks' own chain, as every stored 10-step record was made
+            atk = torchattacks.AutoAttack(model, norm="Linf", eps=eps, version="standard", n_classes=n, seed=seed)
+        else:
+            atk = torchattacks.MultiAttack([
+                torchattacks.APGD(model, eps=eps, norm="Linf", seed=seed, loss="ce", n_restarts=1, steps=steps),
+                torchattacks.APGDT(model, eps=eps, norm="Linf", seed=seed, n_classes=n, n_restarts=1, steps=steps),
+                torchattacks.FAB(model, eps=eps, norm="Linf", seed=seed, multi_targeted=True, n_classes=n,
+                                 n_restarts=1, steps=steps),
+                torchattacks.Square(model, eps=eps, norm="Linf", seed=seed, n_queries=5000, n_restarts=1)])
         return atk(x.detach().contiguous(), y).detach()
 
 

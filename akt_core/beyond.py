@@ -9,6 +9,10 @@ the paper's tables):
     Each target attacked on itself with PGD-20 (Madry et al. 2018: uniform random start, step eps/4,
     20 steps, the field's 2/255 at 8/255) and with AutoAttack (Croce & Hein 2020, torchattacks'
     implementation, ``attacks.autoattack``), at the paper's eps 16/256 and at the field's 8/255.
+``autoattack``
+    The standard AutoAttack (``AUTOATTACK_STANDARD``: 100 steps per gradient attack, as RobustBench
+    reports it) on the paper's variants, on PGD-20's images at both budgets; the ``whitebox`` build's
+    AutoAttack is torchattacks' 10-step chain, on fewer images.
 ``sweep``
     Accuracy against eps for FGSM and I-FGSM transferred from the held-out black-box Res26 (the
     paper's protocol, eps/5 x 5 steps) and for white-box PGD-20, so that a reader sees at which eps
@@ -43,7 +47,7 @@ WHITEBOX_EPS: dict[str, float] = {"16/256": EPS, "8/255": 8 / 255}
 #: eps grid of the sweep, in 1/256 units as the paper writes its budget
 SWEEP_EPS_256: tuple[int, ...] = (2, 4, 8, 16, 32, 64)
 SWEEP_TRANSFER = ("FGSM", "I-FGSM")
-GROUPS = ("whitebox", "sweep", "compare")
+GROUPS = ("whitebox", "sweep", "compare", "autoattack")
 #: the comparison beyond the paper: the paper's reference Res8 models, every later method, and each
 #: exit of the multi-exit Res26(neo-kd) as an edge model of its own
 COMPARE_TARGETS: tuple[str, ...] = ("Res8(cln)", "Res8(adv)", "Res8(adv-trans)",
@@ -79,13 +83,21 @@ def autoattack_std(seed: int, device: torch.device) -> Attack:
     return lambda m, x, y, eps: autoattack(m, x, y, eps, seed=seed)
 
 
+def autoattack_100(seed: int, device: torch.device) -> Attack:
+    """AutoAttack with the original's 100 steps per gradient attack (RobustBench's standard)."""
+    return lambda m, x, y, eps: autoattack(m, x, y, eps, seed=seed, steps=100)
+
+
+#: the standard AutoAttack's record name: on ``n_whitebox`` images (PGD-20's), the ``autoattack`` build
+AUTOATTACK_STANDARD = "AutoAttack-100"
 #: PGD-20 again, on AutoAttack's (fewer) images: the control that makes the two comparable. AutoAttack
 #: here runs 10 steps per gradient attack, not the original 100, on a subset of PGD-20's images; where
 #: it reports a higher accuracy than PGD-20, this record says whether its images or its strength differ.
 PGD_ON_AA = "PGD-20 (AA images)"
 #: white-box attacks by record name: each maps (seed, device) to an attack (model, x, y, eps) -> x_adv
 WHITEBOX_ATTACKS: dict[str, Callable[[int, torch.device], Attack]] = {"PGD-20": pgd20, "AutoAttack": autoattack_std,
-                                                                      PGD_ON_AA: pgd20}
+                                                                      PGD_ON_AA: pgd20,
+                                                                      AUTOATTACK_STANDARD: autoattack_100}
 #: the records made on ``profile.n_autoattack`` test images (the first of PGD-20's ``n_whitebox``)
 ON_AUTOATTACK_IMAGES = ("AutoAttack", PGD_ON_AA)
 
@@ -103,6 +115,8 @@ def needs(what: str, dataset: str, profile: str, targets: tuple[str, ...] | None
             out += [Need(t, "PGD-20", None, eps) for t in every]
             if prof.n_autoattack and words in prof.autoattack_eps:
                 out += [Need(t, a, None, eps) for t in aa for a in ON_AUTOATTACK_IMAGES]
+    elif what == "autoattack":  # the standard AutoAttack on PGD-20's images, at both budgets
+        out += [Need(t, AUTOATTACK_STANDARD, None, eps) for eps in WHITEBOX_EPS.values() for t in VARIANTS]
     else:
         for k in SWEEP_EPS_256:
             for t in VARIANTS:

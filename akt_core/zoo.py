@@ -250,7 +250,8 @@ SUMMARY_COLUMNS = (("FGSM transfer", "records", "FGSM", "Res26", None),
                    ("I-FGSM transfer", "records", "I-FGSM", "Res26", None),
                    ("PGD-20 @ 16/256", "robustness", "PGD-20", "white-box", 16.0),
                    ("PGD-20 @ 8/255", "robustness", "PGD-20", "white-box", 8 / 255 * 256),
-                   ("AutoAttack (10 it.) @ 16/256", "robustness", "AutoAttack", "white-box", 16.0))
+                   ("AutoAttack (10 it.) @ 16/256", "robustness", "AutoAttack", "white-box", 16.0),
+                   ("AutoAttack (100 it.) @ 8/255", "robustness", "AutoAttack-100", "white-box", 8 / 255 * 256))
 
 
 def summary(store: Store | None = None) -> pd.DataFrame:
@@ -286,7 +287,8 @@ def summary_markdown(store: Store | None = None, link_prefix: str = "../data/wei
     if not len(df):
         return "**No published weights yet.**\n"
     short = {"FGSM transfer": "FGSM", "I-FGSM transfer": "I-FGSM", "PGD-20 @ 16/256": "PGD-20 16/256",
-             "PGD-20 @ 8/255": "PGD-20 8/255", "AutoAttack (10 it.) @ 16/256": "AA (10 it.) 16/256"}
+             "PGD-20 @ 8/255": "PGD-20 8/255", "AutoAttack (10 it.) @ 16/256": "AA (10 it.) 16/256",
+             "AutoAttack (100 it.) @ 8/255": "AA (standard) 8/255"}
     head = [c for c in df.columns if c not in ("dataset", "profile", "sha256", "file")]
     parts = []
     for (profile, dataset), g in df.groupby(["profile", "dataset"], sort=False):

@@ -146,6 +146,27 @@ def test_autoattack_contract(trained_model, synthetic_test_batch):
     assert correct(m, x_adv, y) <= correct(m, pgd_start, y) + 1  # AutoAttack is not weaker than PGD-20 here
 
 
+@pytest.mark.slow  # Square's 5,000 queries on whatever the gradient attacks leave
+def test_the_standard_autoattack_is_the_same_chain_with_100_steps(trained_model, synthetic_test_batch, monkeypatch):
+    """steps=100 builds torchattacks' standard chain (APGD-CE, APGD-T, FAB-T, Square) with 100 steps
+    per gradient attack; under our contract and at least as strong as the 10-step chain here."""
+    import torchattacks
+
+    built = []
+    real = torchattacks.MultiAttack
+    monkeypatch.setattr(torchattacks, "MultiAttack", lambda atks: built.append(atks) or real(atks))
+    x, y = synthetic_test_batch
+    x, y, m = x[:8], y[:8], trained_model.eval()
+    x100 = attacks.autoattack(m, x, y, 16 / 256, seed=0, steps=100)
+    (chain,) = built
+    assert [type(a).__name__ for a in chain] == ["APGD", "APGDT", "FAB", "Square"]
+    assert [getattr(a, "steps", None) for a in chain[:3]] == [100, 100, 100] and chain[3].n_queries == 5000
+    assert (x100 - x).abs().max() <= 16 / 256 + 1e-6 and x100.min() >= 0 and x100.max() <= 1
+    assert correct(m, x100, y) <= correct(m, attacks.autoattack(m, x, y, 16 / 256, seed=0), y)
+    assert R.needs("autoattack", "cifar10", "full-data") == [
+        R.Need(t, R.AUTOATTACK_STANDARD, None, eps) for eps in R.WHITEBOX_EPS.values() for t in R.VARIANTS]
+
+
 @pytest.mark.slow  # two full AutoAttack runs (~20 s each, Square's 5,000 queries)
 def test_autoattack_on_a_channels_last_model_matches_the_contiguous_one(trained_model, synthetic_test_batch):
     """The runner keeps models and images channels-last; torchattacks' FAB cannot reshape such
