@@ -96,6 +96,7 @@ PROFILES_PAGE = "profiles.md"  #: the run profiles as a table, written beside th
 BOOK_PROFILE_PAGE = "book_profile.md"  #: which profiles the book shows, included by results.md
 FINDINGS_PAGE = "findings.md"  #: the landing page's computed findings, included by intro.md
 RULE_PAGE = "verdict_rule.md"  #: the verdicts' rule in words (``verdicts.rule_markdown``), included by results.md
+ERRATUM5_PAGE = "erratum5.md"  #: erratum 5 in numbers (``report.forensics``), included by book/errata.md
 ZOO_PAGE = "zoo.md"  #: every published model (``zoo.summary_markdown``), included by book/zoo.md
 WHITEBOX_PAGE = "whitebox_finding.md"  #: the white-box finding, included by intro.md's findings and beyond.md
 

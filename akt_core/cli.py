@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import AktError, __version__, beyond, choices, graph, offline, profiles, publish, results, runner, zoo
+from . import AktError, __version__, beyond, choices, forensics, graph, offline, profiles, publish, results, runner, zoo
 from . import data as data_mod
 from .schema import SEED_LIMIT
 from .store import Store
@@ -48,7 +48,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-BUILD_CHOICES = (*graph.GROUPS, "curves", "all", *beyond.GROUPS)
+BUILD_CHOICES = (*graph.GROUPS, "curves", "all", *beyond.GROUPS, "forensics")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,6 +163,12 @@ def run(argv: list[str] | None = None) -> int:
     if args.jobs < 1 or (args.jobs > 1 and args.what in beyond.GROUPS):
         raise AktError(f"--jobs {args.jobs}: give N >= 1; N > 1 applies to {', '.join(graph.GROUPS)}, curves "
                        f"and all, not to {args.what!r}")
+    if args.what == "forensics":  # erratum 5: top-5 and superclass accuracy of CIFAR-100's models
+        if args.dataset != forensics.DATASET:
+            raise AktError(f"forensics applies to --dataset {forensics.DATASET} (erratum 5), not {args.dataset!r}")
+        df = forensics.require(args.profile, args.seed, compute=True, **opts)
+        print(df.pivot_table(index="model", columns="attack", values="accuracy").round(2).to_string())
+        return 0
     if args.what in beyond.GROUPS:
         if chosen:
             raise AktError(f"--choice applies to {', '.join(graph.GROUPS)}, curves and all, not to {args.what!r}")

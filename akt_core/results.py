@@ -50,6 +50,9 @@ class AdversarialSet:
     source: Callable[[], nn.Module] | None = None
     attack: Callable[[nn.Module | None, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     rows: list[tuple[str, dict]] = field(default_factory=list)
+    #: (model, images, labels) -> how many are right, where "right" is not the top-1 prediction
+    #: (``forensics``: top-5, superclass); None: top-1 (``evaluate.correct``)
+    count: Callable[[nn.Module, torch.Tensor, torch.Tensor], int] | None = None
 
 
 def score(runner: Runner, csv: str, sets: list[AdversarialSet]) -> None:
@@ -69,7 +72,7 @@ def score(runner: Runner, csv: str, sets: list[AdversarialSet]) -> None:
         for target, fields in s.rows:
             model = runner.target(target)
             t1 = time.perf_counter()
-            k = correct(model, x_eval, s.test.y, bs, runner.bf16)
+            k = s.count(model, x_eval, s.test.y) if s.count else correct(model, x_eval, s.test.y, bs, runner.bf16)
             rows.append({**fields, "accuracy": round(100.0 * k / len(s.test), 4), "correct": k,
                          "n_examples": len(s.test), "model_key": e.model(target).key,
                          **choices_mod.column(e.model(target).config),

@@ -78,9 +78,10 @@ def write_scorecard(out: Path, profile: str) -> None:
     chapter's download line (``akt_core.book.DOWNLOADS``) for the book's ``profile``."""
     import warnings
 
-    from akt_core import zoo
-    from akt_core.report import rule_markdown
+    from akt_core import profiles, zoo
+    from akt_core.report import forensics, rule_markdown
     from akt_core.report import scorecard as S
+    from akt_core.results import stored_seeds as seeds_of
     from akt_core.store import atomic_write_text
 
     t0 = time.perf_counter()
@@ -94,6 +95,8 @@ def write_scorecard(out: Path, profile: str) -> None:
     atomic_write_text(book.book_profile_markdown(profile), out / book.BOOK_PROFILE_PAGE)
     atomic_write_text(rule_markdown(), out / book.RULE_PAGE)
     atomic_write_text(zoo.summary_markdown(), out / book.ZOO_PAGE)
+    with_cifar100 = tuple(p.name for p in profiles.PROFILES.values() if p.published and seeds_of(p.name, "cifar100"))
+    atomic_write_text(forensics.markdown(with_cifar100), out / book.ERRATUM5_PAGE)
     for page in book.DOWNLOADS:
         atomic_write_text(book.downloads_markdown(page, profile, ROOT / "data"), out / book.downloads_file(page))
     print(f"[scorecard] {len(card)} verdicts -> {_rel(out / SCORECARD)} ({time.perf_counter() - t0:.1f} s)", flush=True)

@@ -6,7 +6,7 @@ the profile it came from.
 """
 from __future__ import annotations
 
-from . import style, unstated, whitebox
+from . import forensics, style, unstated, whitebox
 from .claims import all_claims
 from .claims import noise_words as claims_noise_words
 from .claims import view as claims_view
