@@ -236,7 +236,8 @@ def test_each_seed_pairs_within_the_first_run_that_measured_it(choice_store, tin
     args = ("teacher_view", "augmented", "synthetic", "tiny")
     got = unstated.measured_pairs(*args, (0, 1), [bare, second, orig])
     assert [(st.root, seed) for st, seed in got] == [(copy_root, 0)], [(st.root, seed) for st, seed in got]
-    assert unstated.measured_runs(*args, (0, 1), [orig, second]) == f"seed 0: {choice_store.name}"
+    assert unstated.measured_runs(*args, (0, 1), [orig, second]) == f"0: {choice_store.name}"
+    assert unstated.runs_words([(Store(tmp_path / "choices-2026-12-02"), 0), (Store(tmp_path / "x"), 1)]) == "0: 12-02, 1: x"
     first = unstated.moves(*args, seeds=(0, 1), store=[orig, second], spread_store=orig)
     later = unstated.moves(*args, seeds=(0, 1), store=[bare, second, orig], spread_store=orig)
     assert later["default"].eq(0).all() and later["other"].eq(0).all()  # both values from the second run

@@ -10,6 +10,7 @@ standard deviation over the published seeds. Never computes: it reads the stores
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -76,12 +77,18 @@ def measured_seeds(name: str, value: str, dataset: str, profile: str = choices_m
 
 def measured_runs(name: str, value: str, dataset: str, profile: str = choices_mod.MEASURED_PROFILE,
                   seeds=choices_mod.MEASURED_SEEDS, store=None) -> str:
-    """Which run measured which seed, in words: ``"seed 0: choices-2026-12-02; seed 1: ..."``."""
-    return _runs_words(measured_pairs(name, value, dataset, profile, seeds, store))
+    """Which run measured which seed, compactly (the summary table's ``runs`` column): ``"0: 12-02,
+    1: 12-03"`` for seed 0 from ``choices-2026-12-02`` and seed 1 from ``choices-2026-12-03``."""
+    return runs_words(measured_pairs(name, value, dataset, profile, seeds, store))
 
 
-def _runs_words(pairs: list[tuple[Store, int]]) -> str:
-    return "; ".join(f"seed {seed}: {st.root.name}" for st, seed in pairs)
+def runs_words(pairs: list[tuple[Store, int]]) -> str:
+    """A run named by its date (``choices-YYYY-MM-DD``) is written MM-DD; any other by its name."""
+    def short(name: str) -> str:
+        m = re.search(r"\d{4}-(\d{2}-\d{2})$", name)
+        return m.group(1) if m else name
+
+    return ", ".join(f"{seed}: {short(st.root.name)}" for st, seed in pairs)
 
 
 def _paired(group: str, name: str, value: str, dataset: str, profile: str,
@@ -253,7 +260,7 @@ def summary(profile: str = choices_mod.MEASURED_PROFILE) -> pd.DataFrame:
             flips = [f"{r.claim}: {r.default} → {r.other}" for r in v.itertuples() if r.default != r.other]
             pairs = measured_pairs(name, value, ds, profile)
             rows.append({**row, "seeds": ", ".join(str(seed) for _, seed in pairs),
-                         "runs": _runs_words(pairs),
+                         "runs": runs_words(pairs),
                          "cells moved": f"{int(m['moved'].sum())} of {len(m)}",
                          "largest move": f"{big['move']:+.1f} (Table {int(big['table'])}, {big['model']}, {big['column']})",
                          "median seed spread": round(float(np.nanmedian(m["spread"])), 2),
