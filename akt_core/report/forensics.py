@@ -37,6 +37,7 @@ def reading(t: pd.DataFrame, profile: str, tolerance: float = 5.0) -> str:
     model, in words computed from ``table``: a measured observation, not a verdict on the authors."""
     if not len(t):
         return (f"Not measured yet under `{profile}` (`akt build forensics --dataset {DATASET} --profile {profile}`).")
+    t = t.dropna(subset=["paper (Table 4)"])  # Table 4 has no Res8(self-adv)
     parts = []
     for col in COLUMNS.values():
         d = (t[col] - t["paper (Table 4)"]).abs()
@@ -57,8 +58,8 @@ def markdown(profiles: tuple[str, ...]) -> str:
         if len(t):
             head = list(t.columns)
             rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-            rows += ["| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r) + " |"
-                     for r in t.itertuples(index=False)]
+            rows += ["| " + " | ".join("–" if pd.isna(v) else f"{v:.2f}" if isinstance(v, float) else str(v) for v in r)
+                     + " |" for r in t.itertuples(index=False)]
             out.append(f"**CIFAR-100, `{profile}` profile**, clean test images, accuracy in %:\n\n" + "\n".join(rows))
         out.append(reading(t, profile))
     return "\n\n".join(out) + "\n"
