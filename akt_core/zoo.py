@@ -292,7 +292,7 @@ def summary_markdown(store: Store | None = None, link_prefix: str = "../data/wei
     head = [c for c in df.columns if c not in ("dataset", "profile", "sha256", "file")]
     parts = []
     for (profile, dataset), g in df.groupby(["profile", "dataset"], sort=False):
-        lines = [f"### {data_mod.spec(dataset).title}, `{profile}` profile", "",
+        lines = [f"## {data_mod.spec(dataset).title}, `{profile}` profile", "",
                  "| " + " | ".join([*(short.get(c, c) for c in head), "download (sha256)"]) + " |",
                  "|" + "---|" * (len(head) + 1)]
         for r in g.to_dict("records"):

@@ -374,4 +374,4 @@ def test_the_zoo_summary_joins_each_model_to_its_stored_results(published):
     assert s.loc["Res8(adv-trans)", "FGSM transfer"] == pytest.approx(want.mean())
     assert pd.isna(s.loc["heldout:Res26", "FGSM transfer"])  # a source is not scored as a target
     md = zoo.summary_markdown(dest)
-    assert md.count("{download}`") == len(s) and "| – |" in md and "### synthetic, `tiny` profile" in md
+    assert md.count("{download}`") == len(s) and "| – |" in md and "## synthetic, `tiny` profile" in md
