@@ -241,7 +241,7 @@ def test_compare_summary_on_made_up_records():
         "- **FGSM transfer**: best Res8(adv-trans) (70.00 %); Res8(adv-trans) (70.00 %) is ahead of every later method (2).",
         "- **PGD-20 @ 16/256**: best Res8(ard) (30.00 %); Res8(adv-trans) (20.00 %) is ahead of Res8(rslad); "
         "level with or behind Res8(ard).",
-        "- **AutoAttack @ 16/256**: best Res8(ard) (28.00 %); Res8(adv-trans) (23.00 %) is ahead of Res8(rslad); "
+        "- **AutoAttack (10 it.) @ 16/256**: best Res8(ard) (28.00 %); Res8(adv-trans) (23.00 %) is ahead of Res8(rslad); "
         "level with or behind Res8(ard).",
         "- **AutoAttack against PGD-20 on the same images** (16/256): AutoAttack is lower on 1 of 3 models, "
         "equal on 1, higher on 1 (at most +3.00 points, Res8(adv-trans)).",

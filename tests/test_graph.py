@@ -473,7 +473,7 @@ def test_tiny_compare_and_exit_tables_show_the_stored_numbers(tiny):
                                        "Iter-LL (transfer)"]
     # white-box columns: larger eps first; PGD-20, then PGD-20 on AutoAttack's images, then AutoAttack
     assert [c for c in table.columns if " @ " in c] == ["PGD-20 @ 16/256", "PGD-20 (AA images) @ 16/256",
-                                                        "AutoAttack @ 16/256", "PGD-20 @ 8/255"]
+                                                        "AutoAttack (10 it.) @ 16/256", "PGD-20 @ 8/255"]
     rec = df.query("model == 'Res26(neo-kd)/exit1' and attack == 'PGD-20' and eps_256 == 16")["accuracy"].item()
     assert table.loc["Res26(neo-kd)/exit1", "PGD-20 @ 16/256"] == f"{rec:.2f}"
     train_s = df.loc[df["model"] == "Res8(adv-trans)", "train_s"].iloc[0]

@@ -9,7 +9,7 @@ from ..graph import ALL_VARIANTS, EXIT_VARIANTS, Experiment
 from ..methods import get as get_method
 from .style import colour, legend_outside
 from .tables import ATTACK_COLUMNS, cell_stats
-from .whitebox import _whitebox_order, eps_words
+from .whitebox import _whitebox_order, attack_words, eps_words
 
 
 #: what each compared model needs before it can be trained, in words (its training time excludes these)
@@ -31,7 +31,7 @@ def _compare_column(attack: str, source: str, eps_256: float) -> str:
         return "clean"
     if source == "Res26":
         return f"{attack} (transfer)"
-    return f"{attack} @ {eps_words(eps_256)}"
+    return f"{attack_words(attack)} @ {eps_words(eps_256)}"
 
 
 def compare_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -85,7 +85,8 @@ def compare_summary(df: pd.DataFrame) -> str:
     paper_models = ("Res8(cln)", "Res8(adv)", "Res8(adv-trans)")
     white_eps = {words: eps * 256 for words, eps in WHITEBOX_EPS.items()}  # in 1/256, as records' eps_256
     cols = {"FGSM transfer": ("FGSM", "Res26", None),
-            **{f"{a} @ {w}": (a, "white-box", e) for a in ("PGD-20", "AutoAttack") for w, e in white_eps.items()}}
+            **{f"{attack_words(a)} @ {w}": (a, "white-box", e) for a in ("PGD-20", "AutoAttack")
+               for w, e in white_eps.items()}}
 
     def means(attack: str, source: str, eps: float | None) -> pd.Series:
         sel = df[(df["attack"] == attack) & (df["source"] == source)]

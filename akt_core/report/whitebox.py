@@ -9,11 +9,19 @@ from ..graph import ALL_VARIANTS, GROUPS, VARIANTS
 from .style import colour, legend_outside
 from .tables import cell_stats, paper_numbers
 
+#: an attack's name where it is shown: the stored AutoAttack runs torchattacks' chain with 10 steps per
+#: gradient attack, the standard one (``beyond.AUTOATTACK_STANDARD``) the original's 100
+ATTACK_WORDS = {"AutoAttack": "AutoAttack (10 it.)", "AutoAttack-100": "AutoAttack (standard, 100 it.)"}
+
+
+def attack_words(attack: str) -> str:
+    return ATTACK_WORDS.get(attack, attack)
+
 
 def whitebox_table(records: pd.DataFrame) -> pd.DataFrame:
     """Targets x "attack @ eps": accuracy in % (mean ± std over seeds) of white-box records."""
 
-    df = records.assign(column=records["attack"] + " @ " + records["eps_256"].map(eps_words))
+    df = records.assign(column=records["attack"].map(attack_words) + " @ " + records["eps_256"].map(eps_words))
     cell = cell_stats(df, ["model", "column"], n="n")
     cell["text"] = [f"{m:.2f}" + (f" ± {s:.2f}" if n > 1 else "") for m, s, n in zip(cell["mean"], cell["std"], cell["n"])]
     wide = cell.pivot(index="model", columns="column", values="text").fillna("–")
@@ -21,7 +29,7 @@ def whitebox_table(records: pd.DataFrame) -> pd.DataFrame:
 
 
 #: white-box columns left to right: PGD-20 on all its images, then on AutoAttack's, then AutoAttack
-_WHITEBOX_RANK = {"PGD-20": 0, PGD_ON_AA: 1, "AutoAttack": 2}
+_WHITEBOX_RANK = {"PGD-20": 0, PGD_ON_AA: 1, ATTACK_WORDS["AutoAttack"]: 2, ATTACK_WORDS["AutoAttack-100"]: 3}
 
 
 def _whitebox_order(column: str) -> tuple:
