@@ -23,7 +23,10 @@ while true; do
   cp data/weights/manifest.csv "$before"
   if "$PY" -m akt_core.cli publish --from "$WORK/data" --profile "$PROFILE" >> "$LOG" 2>&1; then
     if [ -n "$(git status --porcelain -- "${paths[@]}")" ]; then
-      msg=$("$PY" - "$before" "$PROFILE" <<'PYEOF'
+      git add -- "${paths[@]}"
+      lines=$(git diff --cached --numstat -- "${paths[@]}" | awk '{s += $1} END {print s + 0}')
+      files=$(git diff --cached --name-only -- "${paths[@]}" | tr '\n' ' ')
+      msg=$("$PY" - "$before" "$PROFILE" "$lines" "$files" <<'PYEOF'
 import sys
 import pandas as pd
 old, profile = pd.read_csv(sys.argv[1]), sys.argv[2]
@@ -33,7 +36,7 @@ wall = dict(zip(runs["key"], runs["wall_s"]))
 added = new[~new["key"].isin(old["key"])]
 parts = [f"{r.name} seed {r.seed} ({r.dataset}) {r.clean_acc:.2f} % clean, {wall.get(r.key, float('nan')):.0f} s"
          for r in added.itertuples()]
-head = "; ".join(parts) if parts else "result rows"
+head = "; ".join(parts) if parts else f"{sys.argv[3]} lines added to {sys.argv[4].strip()}"
 dev = added["device"].iloc[0] if len(added) else ""
 print(f"Issue 40: {profile} published: {head}" + (f" ({dev}; background build)" if dev else ""))
 PYEOF
