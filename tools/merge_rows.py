@@ -21,7 +21,7 @@ if str(ROOT) not in sys.path:  # this checkout's akt_core, not another checkout'
 from akt_core.provenance import from_dirty_tree  # noqa: E402
 from akt_core.schema import validate  # noqa: E402
 from akt_core.store import Store  # noqa: E402
-from akt_core.zoo import RESULT_FILES  # noqa: E402
+from akt_core.publish import RESULT_FILES  # noqa: E402
 
 
 def main(kept: Path, profile: str, store: Store, choices_only: bool = False) -> None:
