@@ -12,11 +12,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp
 
 # `make book` shows the reduced profile's published results; `make reproduce` defaults to smoke.
-# Both take PROFILE=smoke|reduced|paper from the command line.
-book: PROFILE ?= reduced
+# Both take PROFILE=smoke|reduced|full-data|paper from the command line; the book's default is
+# akt_core.profiles.DEFAULT (tools/execute_notebooks.py), the reproduction's the smoke profile.
+book: PROFILE ?=
 reproduce: PROFILE ?= smoke
 DATASET ?= mnist
-DATASETS ?= mnist cifar10 cifar100
+DATASETS ?=
 SEEDS ?= 0
 DEVICE ?= auto
 JOBS ?= 1
@@ -29,7 +30,7 @@ JB_FLAGS ?=
 help:
 	@echo "make book        build the book from the published results -> $(BOOK_OUT)/index.html"
 	@echo "make test        lint (ruff), unit tests + notebook regression (nbval)"
-	@echo "make reproduce   PROFILE=smoke|reduced|paper DATASET=mnist|cifar10|cifar100 [SEEDS=\"0 1 2\"] [DEVICE=cuda] [JOBS=4]"
+	@echo "make reproduce   PROFILE=smoke|reduced|full-data|paper DATASET=mnist|cifar10|cifar100 [SEEDS=\"0 1 2\"] [DEVICE=cuda] [JOBS=4]"
 	@echo "make data        lay out the offline datasets from $(SHARED_DATA) (if present)"
 	@echo "make notebooks   write notebooks/*.ipynb from their MyST sources (notebooks/*.md), store outputs (nbval references)"
 	@echo "make bench       throughput benchmarks"
@@ -47,7 +48,7 @@ venv: $(STAMP)
 # Executes every notebook with papermill on the stored results (compute=False: never trains),
 # then builds the HTML book. Strict check: make book JB_FLAGS="-W -n --keep-going"
 book: venv
-	$(PY) tools/execute_notebooks.py --profile $(PROFILE) --datasets $(DATASETS) --out book/_executed --kernel python3
+	$(PY) tools/execute_notebooks.py $(if $(PROFILE),--profile $(PROFILE)) $(if $(DATASETS),--datasets $(DATASETS)) --out book/_executed --kernel python3
 	$(VENV)/bin/jupyter-book build . --path-output book $(JB_FLAGS)
 	@echo "book: $(BOOK_OUT)/index.html"
 

@@ -19,7 +19,7 @@ from . import check_choice
 from . import data as data_mod
 from .graph import DATASET_OF_ROW, table_for
 
-DATASETS = DATASET_OF_ROW  #: the paper's datasets, in its tables' order
+DATASETS = DATASET_OF_ROW  #: the paper's datasets, in its tables' order (``data.PAPER_DATASETS``)
 EXECUTED = "book/_executed"  #: where executed copies go (git-ignored), as the table of contents names them
 
 

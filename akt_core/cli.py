@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare-data", help="lay out offline dataset copies as a local root")
     p.add_argument("--source", default="../shared/data", help="folder with mnist/, cifar10/, cifar100/")
     p.add_argument("--root", default=None, help="where to put them (default $AKT_DATA_ROOT or data/datasets)")
-    p.add_argument("--datasets", nargs="+", default=["mnist", "cifar10", "cifar100"])
+    p.add_argument("--datasets", nargs="+", default=list(data_mod.PAPER_DATASETS))
     p = sub.add_parser("train", help="train one variant (and whatever it depends on)")
     p.add_argument("variant", help=f"one of: {', '.join(graph.ALL_VARIANTS)}")
     _common(p)

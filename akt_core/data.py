@@ -64,6 +64,8 @@ DATASETS: dict[str, DatasetSpec] = {
     "synthetic": DatasetSpec("synthetic", 3, 32, 10, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), True, "synthetic"),
 }
 SPLITS = ("train", "test")
+#: the paper's datasets, in the order of its tables' rows (Tables 2-4): declared here only
+PAPER_DATASETS: tuple[str, ...] = ("mnist", "cifar10", "cifar100")
 
 
 def spec(name: str) -> DatasetSpec:

@@ -27,6 +27,7 @@ from . import data as data_mod
 from . import methods as methods_mod
 from . import profiles as profiles_mod
 from .attacks import ATTACKS, EPS
+from .inputs import INPUTS
 from .schema import SEED_LIMIT
 from .store import config_key
 
@@ -62,7 +63,11 @@ BEYOND_VARIANTS: dict[str, Variant] = {v.name: v for v in [
 EXIT_VARIANTS: dict[str, Variant] = {f"Res26(neo-kd)/exit{k}": Variant(f"Res26(neo-kd)/exit{k}", 26, "neo-kd", k)
                                      for k in (1, 2, 3)}
 EXIT_BASES = {v.base for v in EXIT_VARIANTS.values()}  #: multi-exit models, evaluated exit by exit
-ALL_VARIANTS: dict[str, Variant] = {**VARIANTS, **BEYOND_VARIANTS, **EXIT_VARIANTS}
+#: Methods in the registry that no published profile has trained yet, so not in the book's comparison
+#: (it shows stored results only): IAD, the worked example of adding a method (issue 39). Listed last,
+#: so that every earlier model keeps its place and its colour in the book.
+UNPUBLISHED_VARIANTS: dict[str, Variant] = {v.name: v for v in [Variant("Res8(iad)", 8, "iad")]}
+ALL_VARIANTS: dict[str, Variant] = {**VARIANTS, **BEYOND_VARIANTS, **EXIT_VARIANTS, **UNPUBLISHED_VARIANTS}
 PAPER_ATTACKS = tuple(ATTACKS)
 
 
@@ -83,7 +88,7 @@ _ATTACK_COLS = (("clean", "clean", None),) + tuple((a, a, 26) for a in PAPER_ATT
 # Tables 5-7 name a "Res16" source; 16 is not 6n+2 and Sec. 3.1 names Res14, so we read Res14.
 _SOURCE_COLS = (("clean", "clean", None),) + tuple(
     (f"FGSM@Res{16 if d == 14 else d}", "FGSM", d) for d in SOURCE_DEPTHS)
-DATASET_OF_ROW = ("mnist", "cifar10", "cifar100")
+DATASET_OF_ROW = data_mod.PAPER_DATASETS
 TABLES: dict[int, TableSpec] = {}
 for _i, _ds in enumerate(DATASET_OF_ROW):
     TABLES[2 + _i] = TableSpec(2 + _i, "variants", _ds, _T2, _ATTACK_COLS)
@@ -204,24 +209,13 @@ class Experiment:
         m = methods_mod.get(v.method)
         if v.method == "cln":
             return self.static_source(v.depth)
-        # the method's declared inputs (``methods.INPUTS``) are its dependencies
-        if m.reads("live_teacher"):
-            teacher = self.model(m.teacher)
-            return self._model(variant, v.depth, v.method, self.seed, (teacher,), self.curve_source(), teacher)
-        if m.reads("static_logits"):
-            return self._model(variant, v.depth, v.method, self.seed, (self.static_logits(m.static_teachers),),
-                               self.curve_source())
+        # each declared input (``inputs.INPUTS``) gives its dependencies, in the declared order
         deps: tuple[Node, ...] = ()
-        if m.reads("dadv"):
-            deps += (self.dadv(),)
-        if m.reads("teacher_logits"):
-            if choices_mod.for_method(self.choices, v.method).get("teacher_view") == "augmented":
-                # the teacher itself, run on each augmented batch (train._make_batch), not cached logits
-                teacher = self.model(m.teacher)
-                return self._model(variant, v.depth, v.method, self.seed, deps + (teacher,), self.curve_source(),
-                                   teacher)
-            deps += (self.teacher_logits(m.teacher, on_dadv=m.reads("dadv")),)
-        return self._model(variant, v.depth, v.method, self.seed, deps, self.curve_source())
+        teacher = None
+        for name in m.inputs:
+            more, live = INPUTS[name].deps(self, m)
+            deps, teacher = deps + more, teacher or live
+        return self._model(variant, v.depth, v.method, self.seed, deps, self.curve_source(), teacher)
 
     def prerequisites(self, variant: str) -> list[str]:
         """What must be trained or crafted before ``variant`` trains: the names of the model and D_adv

@@ -80,6 +80,33 @@ def ard_loss(student_adv: torch.Tensor, student_clean: torch.Tensor, y: torch.Te
     return alpha * tau**2 * soft + (1 - alpha) * F.cross_entropy(student_clean, y)
 
 
+def kl_rows(student_logits: torch.Tensor, target_probs: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """KL(p_i || softmax(z_i / T)) of each row, summed over the classes: shape (N,)."""
+    log_q = F.log_softmax(student_logits / temperature, dim=1)
+    return (torch.xlogy(target_probs, target_probs) - target_probs * log_q).sum(dim=1)
+
+
+def iad_loss(student_adv: torch.Tensor, student_clean: torch.Tensor, y: torch.Tensor, teacher_clean: torch.Tensor,
+             teacher_adv: torch.Tensor, introspect: torch.Tensor | float, alpha: float = 1.0, beta: float = 0.1,
+             tau: float = 1.0) -> torch.Tensor:
+    """IAD-I (Zhu et al., ICLR 2022; ZFancy/IAD, IAD-I.py):
+
+    alpha * tau^2 * mean_i KL(softmax(T(x_i)/tau) || softmax(S(x'_i)/tau))
+    + introspect * alpha * mean_i (1 - a_i) KL(softmax(S(x_i)) || softmax(S(x'_i)))
+    + (1 - alpha) * CE(S(x), y),     a_i = P_T(y_i | x'_i)^beta,
+
+    KL summed over the classes and averaged over the batch (their ``KLDivLoss(reduce=False)``, summed
+    per row). ``a_i`` is a constant (their ``.item()``); the student's clean output S(x) is the target
+    of the introspection term and keeps its gradient, as in their code. ``introspect`` is 0 before
+    their warm-up ends (epoch 60 of 200) and 1 after. Their defaults: alpha = 1, beta = 0.1, tau = 1.
+    """
+    teach = kl_rows(student_adv, soft_labels(teacher_clean, tau), tau).mean()
+    trust = F.softmax(teacher_adv, dim=1).gather(1, y[:, None]).squeeze(1).pow(beta).detach()
+    intro = ((1 - trust) * kl_rows(student_adv, F.softmax(student_clean, dim=1))).mean()
+    return (alpha * tau**2 * teach + introspect * alpha * intro
+            + (1 - alpha) * F.cross_entropy(student_clean, y))
+
+
 def rslad_loss(student_adv: torch.Tensor, student_clean: torch.Tensor, teacher_clean: torch.Tensor) -> torch.Tensor:
     """RSLAD (Zi et al., ICCV 2021; zibojia/RSLAD, rslad_loss.py and the training script):
 

@@ -1,10 +1,11 @@
 """The paper's training methods as a registry: how one mini-batch becomes a loss.
 
 Keys are the paper's names. ``train.train_model`` is the one loop; a method only declares which
-inputs it reads (``Method.inputs``, named in ``INPUTS``: D_adv, a teacher's logits, a live teacher,
-...), its share of adversarial examples per batch, and how the step's loss is formed from them. The
-graph (``graph.Experiment.model``) turns the declaration into dependencies and the batch builder
-(``train._make_batch``) into the batch's fields: a new method is one entry here plus its loss.
+inputs it reads (``Method.inputs``: names of ``inputs.INPUTS``, one adapter per input kind: D_adv, a
+teacher's logits, a live teacher, ...), its share of adversarial examples per batch, and how the
+step's loss is formed from them. Each input's adapter gives the graph its dependencies and the batch
+its fields: a new method that reads existing inputs is one entry here plus its loss (IAD below is
+the worked example); a new kind of input is one adapter in ``inputs``.
 
 ==============  ========================================================  ==============
 key             what it is                                                 loss
@@ -19,6 +20,7 @@ key             what it is                                                 loss
 ``rslad``       RSLAD (Zi et al. 2021) from Res26(adv), beyond the paper   ``rslad_loss``
 ``sa-mdrad``    SA-MDRAD-style (Li et al. 2024): clean Res26/20/14 fused  ``sa_mdrad_loss``
 ``peeraid``     PeerAiD (Jung et al. 2024): a peer trained with the student  ``peeraid_*_loss``
+``iad``         IAD-I (Zhu et al. 2022) from Res26(adv), beyond the paper   ``iad_loss``
 ``neo-kd``      NEO-KD-style (Ham et al. 2023): a multi-exit Res26          ``neo_kd_loss``
 ==============  ========================================================  ==============
 
@@ -39,12 +41,14 @@ import torch.nn.functional as F
 
 from . import check_choice
 from .attacks import pgd, pgd_exits, pgd_kl
+from .inputs import INPUTS
 from .losses import (
     adaptive_fusion,
     adversarial_transfer_loss,
     ard_loss,
     distillation_loss,
     ensemble_adversarial_loss,
+    iad_loss,
     neo_kd_loss,
     peeraid_peer_loss,
     peeraid_student_loss,
@@ -70,6 +74,10 @@ class StepBatch:
     t: torch.Tensor | None = None
     t_adv: torch.Tensor | None = None
     peer: nn.Module | None = None  #: PeerAiD's peer, in train mode (``Method.peer``)
+    teacher: nn.Module | None = None  #: the live teacher (input ``live_teacher``), eval mode: IAD runs it on x_adv
+    #: the fraction of all training steps done before this one, a 0-dim tensor (a schedule inside a
+    #: loss, such as IAD's warm-up, without a host value baked into a captured CUDA graph)
+    progress: torch.Tensor | None = None
     class_exit: torch.Tensor | None = None  #: NEO-KD: the exit each class is allotted to this step (EOKD)
     noise: torch.Tensor | None = None  #: the inner attack's random start, drawn beforehand (``Method.inner_start``)
 
@@ -83,18 +91,6 @@ InnerFn = Callable[[nn.Module, StepBatch, dict, float, torch.Generator], torch.T
 INNER_STARTS = ("uniform", "normal")
 
 
-#: What a method can read besides the training images: each name is one input the graph builds (a
-#: dependency node) and the batch builder hands to the loss (``train._make_batch``).
-INPUTS: dict[str, str] = {
-    "dadv": "the static adversarial set D_adv of stage 1 (Algorithm 1, line 2): x_adv of each adversarial example",
-    "teacher_logits": "cached logits of ``teacher`` on the clean images, and on D_adv with 'dadv' (Eq. 11)",
-    "live_teacher": "the ``teacher`` model itself, run on each augmented batch (ARD, RSLAD)",
-    "static_logits": "cached logits of the clean static models of depths ``static_teachers`` (SA-MDRAD-style)",
-    "peer": "a peer of depth ``params['peer_depth']`` trained in the same loop (PeerAiD)",
-    "self_adv": "FGSM examples crafted on the model being trained, every step (Eq. 10, self-adv)",
-}
-
-
 @dataclass(frozen=True)
 class Method:
     name: str
@@ -102,7 +98,7 @@ class Method:
     description: str
     params: dict = field(default_factory=dict)  #: hyperparameters, part of the cache key
     adv_share: float = 0.0  #: fraction of each batch that is adversarial
-    inputs: tuple[str, ...] = ()  #: what it reads beyond the images (``INPUTS``): the graph's edges
+    inputs: tuple[str, ...] = ()  #: what it reads beyond the images (``inputs.INPUTS``): the graph's edges
     teacher: str | None = None  #: variant name of the teacher (its logits, or the live model)
     inner: InnerFn | None = None  #: attack on the model being trained, on the whole batch, every step
     static_teachers: tuple[int, ...] = ()  #: depths of the clean static models whose cached logits are fused
@@ -124,7 +120,7 @@ class Method:
             check_choice(f"inner_start of method {self.name!r}", self.inner_start, INNER_STARTS)
 
     def reads(self, name: str) -> bool:
-        """Whether the method declares input ``name`` (one of ``INPUTS``)."""
+        """Whether the method declares input ``name`` (one of ``inputs.INPUTS``)."""
         check_choice("method input", name, INPUTS)
         return name in self.inputs
 
@@ -208,6 +204,15 @@ def _neo_kd(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
     return neo_kd_loss(model.exits(b.x), model.exits(b.x_adv), b.y, b.class_exit, p["alpha"], p["beta"], p["gamma"])
 
 
+def _iad(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
+    """IAD-I: the teacher's clean soft labels for S(x'), and S's own clean output where the teacher is
+    unreliable on x' (a_i = P_T(y | x')^beta), from ``warmup`` of training on (60 of their 200 epochs)."""
+    with torch.no_grad():
+        teacher_adv = b.teacher(b.x_adv)
+    introspect = (b.progress >= p["warmup"]).to(b.x.dtype)
+    return iad_loss(model(b.x_adv), model(b.x), b.y, b.t, teacher_adv, introspect, p["alpha"], p["beta"], p["tau"])
+
+
 def _rslad(model: nn.Module, b: StepBatch, p: dict) -> torch.Tensor:
     return rslad_loss(model(b.x_adv), model(b.x), b.t)
 
@@ -240,16 +245,15 @@ METHODS: dict[str, Method] = {m.name: m for m in [
                "peer_depth": 26, "gamma1": 1.0, "gamma2": 0.1, "tau_p": 1.0, "lam1": 0.0, "lam2": 1.0,
                "lam3": 1.0, "temperature": 5.0, "steps": 10, "step": 0.25},
            inputs=("peer",), inner=_kl_inner, inner_start="normal"),
+    Method("iad", _iad, "IAD-I (Zhu et al. 2022): ARD's attack; the student distils from the teacher, and from "
+           "itself where the teacher is unreliable on the adversarial example", {
+               "alpha": 1.0, "beta": 0.1, "tau": 1.0, "warmup": 0.3, "steps": 10, "step": 0.25},
+           inputs=("live_teacher",), teacher="Res26(adv)", inner=_ard_inner, inner_start="uniform"),
     Method("neo-kd", _neo_kd, "NEO-KD-style (Ham et al. 2023, our reading): a multi-exit Res26 adversarially "
            "trained with neighbour and exit-wise orthogonal distillation", {
                "alpha": 3.0, "beta": 1.0, "gamma": [1.0, 1.0, 1.0], "steps": 7, "step": 0.25},
            inner=_exits_inner, inner_start="uniform", multi_exit=True),
 ]}
-
-#: How an epoch walks D_adv (the paper is silent): ``random`` draws one static source per
-#: adversarial example per step; ``cycle`` uses source (epoch mod N) for the whole epoch.
-SOURCE_CHOICES = ("random", "cycle")
-
 
 def get(name: str) -> Method:
     check_choice("method", name, METHODS)

@@ -28,7 +28,7 @@ class Parameter:
 
 PARAMETERS: tuple[Parameter, ...] = (
     Parameter("profile", "str", profiles_mod.DEFAULT, " | ".join(profiles_mod.PROFILES)),
-    Parameter("dataset", "str", "cifar10", "mnist | cifar10 | cifar100"),
+    Parameter("dataset", "str", "cifar10", " | ".join(data_mod.PAPER_DATASETS)),
     Parameter("seeds", "list", [0], 'several seeds -> mean and spread; papermill: -y "seeds: [0, 1]"'),
     Parameter("device", "str", "auto", "auto | cpu | cuda | cuda:N; used only when compute is True"),
     Parameter("data_root", '"Optional[str]"', None, "local dataset root (None: $AKT_DATA_ROOT or data/datasets)"),

@@ -23,7 +23,7 @@ from . import AktError, check_choice
 from . import data as data_mod
 from .store import locked, sha256_file
 
-OFFLINE = ("mnist", "cifar10", "cifar100")
+OFFLINE = data_mod.PAPER_DATASETS
 SUMS = "SHA256SUMS"
 LOCK = ".prepare.lock"  #: serialises ``prepare`` runs on one root (POSIX flock)
 

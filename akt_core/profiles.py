@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import check_choice
+from .data import DATASETS
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class Profile:
                 "weight_decay": self.weight_decay[dataset], "n_curve": self.n_curve}
 
 
-_DATASETS = ("mnist", "cifar10", "cifar100", "synthetic")
+_DATASETS = tuple(DATASETS)
 
 #: CIFAR needs more epochs than MNIST to mean anything: Res8(cln) on 10,000 CIFAR-10 images reaches
 #: 50.9 % after 6 epochs, 58.9 % with 20,000 images x 5 epochs and 60.3 % with 10,000 x 10 (seed 0,

@@ -23,10 +23,11 @@ from . import profiles as profiles_mod
 from .attacks import ATTACKS
 from .evaluate import craft, layout, logits
 from .graph import ALL_VARIANTS, Experiment, Node, walk
+from .inputs import INPUTS, dadv_images
 from .models import ExitView, for_dataset
 from .provenance import device_name, git_commit, resolve_device
 from .store import Store
-from .train import TrainInputs, dadv_images, score_adv_curve, train_model
+from .train import TrainInputs, score_adv_curve, train_model
 
 
 def curve_source(node: Node) -> Node | None:
@@ -47,7 +48,7 @@ class Runner:
         #: bf16 autocast, on a GPU only and only when asked (``--bf16``): on these small networks it
         #: is slower than float32 with TF32 convolutions (``benchmarks/gpu_results``)
         self.bf16 = bf16 and self.device.type == "cuda"
-        #: replay each training step as a CUDA graph (``graphs``; ``--cuda-graphs``), on a GPU only
+        #: replay each training step as a CUDA graph (``cuda_graphs``; ``--cuda-graphs``), on a GPU only
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self.progress, self.log, self.data_root = progress, log, data_root
         prof = profiles_mod.get(exp.profile)
@@ -76,7 +77,7 @@ class Runner:
                 "torch_version": torch.__version__,
                 "device": device_name(self.device, self.bf16) + (", CUDA graphs" if self.cuda_graphs else ""), **extra}
 
-    def _new_model(self, depth: int, multi_exit: bool = False) -> torch.nn.Module:
+    def new_model(self, depth: int, multi_exit: bool = False) -> torch.nn.Module:
         return for_dataset(self.spec, depth, multi_exit)
 
     def target(self, variant: str) -> torch.nn.Module:
@@ -93,7 +94,7 @@ class Runner:
         state = self.store.load("model", node.key, node.config)
         if state is None:
             state = self._train(node)
-        m = self._new_model(node.config["depth"], methods_mod.get(node.config["method"]).multi_exit)
+        m = self.new_model(node.config["depth"], methods_mod.get(node.config["method"]).multi_exit)
         m.load_state_dict(state)
         m = layout(m.to(self.device)).eval()
         self._models[node.key] = m
@@ -102,18 +103,11 @@ class Runner:
     def _train(self, node: Node) -> dict:
         cfg = node.config
         method = methods_mod.get(cfg["method"])
+        torch.manual_seed(cfg["seed"])
+        model = self.new_model(cfg["depth"], method.multi_exit)
         inp = TrainInputs(self.train, self.spec.augment, self.exp.eps)
-        for dep in node.deps:
-            if dep.kind == "dadv":
-                inp.dadv_sign = self.array(dep)
-            elif dep.kind == "logits" and dep.config.get("multi"):
-                inp.teacher = self.array(dep).permute(1, 0, 2)  # (N, M, K): all teachers of an image
-            elif dep.kind == "logits":
-                t = self.array(dep)
-                inp.teacher = t[0]
-                inp.teacher_adv = t[1:] if len(t) > 1 else None
-            elif dep.key == cfg.get("teacher"):
-                inp.teacher_model = self.model(dep)
+        for name in method.inputs:  # each declared input's dependencies, built if the store lacks them
+            INPUTS[name].load(self, node, inp)
         inp.curve_x, inp.curve_y = self.curve.x, self.curve.y
         src = curve_source(node)
         if src is not None and self.wait_for is not None and not self.store.has("model", src.key):
@@ -122,17 +116,13 @@ class Runner:
             inp.curve_adv = self.curve_adv(src)
         self.log(f"[train] {self.exp.dataset} {node.name} seed {cfg['seed']} ({cfg['epochs']} epochs, "
                  f"{len(self.train)} images, key {node.key})")
-        torch.manual_seed(cfg["seed"])
-        model = self._new_model(cfg["depth"], method.multi_exit)
-        if method.peer:  # initialised right after the student, from the same seed
-            inp.peer_model = self._new_model(cfg["params"]["peer_depth"])
         res = train_model(model, method, cfg["params"], cfg, inp, cfg["seed"], self.bf16,
                           self.store.partial_path(node.key), self.progress, desc=node.name,
                           cuda_graphs=self.cuda_graphs)
         if inp.defer_adv_curve:
             self.log(f"[train] {node.name}: its adversarial curve waits for {src.name}")
             self.wait_for(src)
-            score_adv_curve(self._new_model(cfg["depth"], method.multi_exit), res, self.curve_adv(src),
+            score_adv_curve(self.new_model(cfg["depth"], method.multi_exit), res, self.curve_adv(src),
                             self.curve.y, self.bf16)
         # rows first, then the model, then the saved state goes: a failure anywhere leaves no model
         # without its rows (a rerun resumes from the finished state and writes them again)
@@ -142,8 +132,7 @@ class Runner:
                                          "blackbox": self.exp.blackbox, "train_images": len(self.train),
                                          "epochs": cfg["epochs"], "batch_size": cfg["batch_size"],
                                          **choices_mod.column(cfg), **row}
-                                        for row in res.curves],
-                          unique=("key", "epoch"))
+                                        for row in res.curves])
         self._run_row(node, res.wall_s, res.images_per_s, res.cpu_s)
         prov = self.provenance(seed=cfg["seed"], n_examples=len(self.train), wall_s=round(res.wall_s, 2))
         self.store.save("model", node.key, cfg, res.state_dict, prov)
@@ -167,8 +156,7 @@ class Runner:
         self.store.append(self.exp.profile, "runs", [{
             "key": node.key, "kind": node.kind, "name": node.name, **self.provenance(
                 seed=node.config.get("seed", self.exp.seed)), **choices_mod.column(node.config),
-            "wall_s": round(wall_s, 2), "cpu_s": round(cpu_s, 2), "images_per_s": round(images_per_s, 1)}],
-            unique=("key",))
+            "wall_s": round(wall_s, 2), "cpu_s": round(cpu_s, 2), "images_per_s": round(images_per_s, 1)}])
 
     def array(self, node: Node) -> torch.Tensor:
         """A crafted set (D_adv signs) or teacher logits, from the cache or built now."""

@@ -14,16 +14,18 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 from .allocator import keep_freed_memory
-from .attacks import draw_start, fgsm
-from .data import Crops, Split, apply_crops, augment, batches, draw_crops, to_device, to_float
-from .evaluate import accuracy, autocast, layout, logits
-from .graphs import Stepper
-from .methods import SOURCE_CHOICES, Method, StepBatch
+from .attacks import draw_start
+from .cuda_graphs import Stepper
+from .data import Split, batches, draw_crops, to_device, to_float
+from .evaluate import accuracy, autocast, layout
+from .inputs import INPUTS, Step, pick, stack
+from .methods import Method, StepBatch
 from .store import load_checked, save_checked
 
 
@@ -60,140 +62,86 @@ class TrainResult:
     snapshots: dict[int, dict] = field(default_factory=dict)
 
 
-def dadv_images(x: torch.Tensor, sign: torch.Tensor, eps: float) -> torch.Tensor:
-    """FGSM images clip(x + eps * sign(grad)) rebuilt exactly from a stored sign (int8) and uint8 x."""
-    return (to_float(x) + eps * sign.float()).clamp_(0.0, 1.0)
-
-
 def lr_at(step: int, total: int, base: float, milestones: list[float]) -> float:
     return base * 0.1 ** sum(step >= int(m * total) for m in milestones)
 
 
 @dataclass
 class EpochDraws:
-    """Every random number one epoch of a paper method draws, drawn at the epoch's start from the
-    run's generator in exactly the order the steps drew them one by one (so CPU results are bit for
-    bit those of drawing per step), and copied to the device in one go: no host work per step.
+    """Every random number one epoch of a method draws, drawn at the epoch's start from the run's
+    generator in exactly the order the steps would draw them one by one (``step_draws``), and copied
+    to the device in one go: no host work per step.
 
-    Per step ``i``: the batch's indices, the crops of its clean part, and either the crops of its
-    self-adversarial part or the D_adv sources and the crops of its D_adv part. The methods with an
-    inner attack (the whole batch clean) add NEO-KD's class-to-exit split and the attack's random start.
+    ``idx``: (steps, batch) indices into the training set; ``parts``: per field, every step's draw
+    stacked, (steps, ...) each (``step_draws`` names the fields).
     """
 
-    idx: torch.Tensor  #: (steps, batch) indices into the training set
-    clean: Crops | None = None  #: (steps, n_clean) each
-    adv: Crops | None = None  #: (steps, n_adv) each
-    src: torch.Tensor | None = None  #: (steps, n_adv) D_adv source per adversarial example
-    class_exit: torch.Tensor | None = None  #: (steps, classes) NEO-KD: each class's exit (a permutation mod exits)
-    noise: torch.Tensor | None = None  #: (steps, batch, C, H, W) the inner attack's random start (``Method.inner_start``)
+    idx: torch.Tensor
+    parts: dict[str, Any] = field(default_factory=dict)
 
-    def step(self, i: int) -> dict:
-        def pick(c: Crops) -> Crops:
-            return Crops(c.dy[i], c.dx[i], c.flip[i], c.pad)
-
-        at = lambda t: None if t is None else t[i]  # noqa: E731
-        return {"idx": self.idx[i], "clean": pick(self.clean) if self.clean else None,
-                "adv": pick(self.adv) if self.adv else None, "src": at(self.src),
-                "class_exit": at(self.class_exit), "noise": at(self.noise)}
+    def step(self, i: int) -> dict[str, Any]:
+        return pick(self.parts, i)
 
 
-def _stack(crops: list[Crops], dev: torch.device) -> Crops:
-    return Crops(*(to_device(torch.stack([getattr(c, f) for c in crops]), dev) for f in ("dy", "dx", "flip")),
-                 crops[0].pad)
+def step_draws(method: Method, params: dict, inp: TrainInputs, batch: int, epoch: int, g: torch.Generator,
+               num_classes: int | None = None) -> dict[str, Any]:
+    """One step's draws from ``g``, on the host, in this order: the crops of the clean part
+    (``clean``), NEO-KD's class-to-exit split (``class_exit``, ``num_classes``), the inner attack's
+    random start (``noise``), then each declared input's own (``inputs.InputKind.draw``: D_adv's
+    sources ``src``, the adversarial part's crops ``adv``)."""
+    n_adv = int(batch * method.adv_share)
+    out: dict[str, Any] = {}
+    if inp.augment:
+        out["clean"] = draw_crops(batch - n_adv, g)
+    if method.multi_exit:
+        out["class_exit"] = torch.randperm(num_classes, generator=g)
+    if method.inner_start is not None:  # the inner attack's start on the (float32) clean batch
+        out["noise"] = draw_start((batch - n_adv, *inp.train.x.shape[1:]), method.inner_start == "normal", g)
+    if n_adv:
+        for name in method.inputs:
+            out.update(INPUTS[name].draw(method, params, inp, n_adv, epoch, g))
+    return out
 
 
 def epoch_draws(method: Method, params: dict, inp: TrainInputs, n: int, bs: int, epoch: int,
                 g: torch.Generator, num_classes: int | None = None) -> EpochDraws:
-    """Every draw of the epoch's steps (``EpochDraws``), made now from ``g`` in the order
-    ``_make_batch`` made them step by step: the permutation; then per step the clean crops, NEO-KD's
-    class split (``num_classes``), the inner attack's random start, the self-adversarial crops or the
-    D_adv sources and their crops."""
-    dev = inp.train.x.device
-    order = list(batches(n, bs, g, drop_last=True))  # the epoch's permutation, drawn first as before
-    clean, adv, src, class_exit, noise = [], [], [], [], []
-    image = tuple(inp.train.x.shape[1:])
-    for batch in order:
-        n_adv = int(len(batch) * method.adv_share)
-        if inp.augment:
-            clean.append(draw_crops(len(batch) - n_adv, g))
-        if method.multi_exit:
-            class_exit.append(torch.randperm(num_classes, generator=g))
-        if method.inner_start is not None:  # the inner attack's start on the (float32) clean batch
-            noise.append(draw_start((len(batch) - n_adv, *image), method.inner_start == "normal", g))
-        if n_adv == 0:
-            continue
-        if method.reads("self_adv"):
-            if inp.augment:
-                adv.append(draw_crops(n_adv, g))
-            continue
-        if params["source_choice"] == "random":
-            src.append(torch.randint(inp.dadv_sign.shape[0], (n_adv,), generator=g))
-        else:
-            src.append(torch.full((n_adv,), epoch % inp.dadv_sign.shape[0]))
-        if inp.augment:
-            adv.append(draw_crops(n_adv, g))
-    stack = lambda ts: to_device(torch.stack(ts), dev) if ts else None  # noqa: E731
-    return EpochDraws(stack(order), _stack(clean, dev) if clean else None, _stack(adv, dev) if adv else None,
-                      stack(src), stack(class_exit), stack(noise))
+    """Every draw of the epoch's steps (``EpochDraws``), made now from ``g``: the permutation, then
+    each step's ``step_draws`` in turn."""
+    order = list(batches(n, bs, g, drop_last=True))
+    steps = [step_draws(method, params, inp, len(batch), epoch, g, num_classes) for batch in order]
+    return EpochDraws(to_device(torch.stack(order), inp.train.x.device), stack(steps, inp.train.x.device))
 
 
-def _make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs, idx: torch.Tensor,
-                epoch: int, g: torch.Generator, bf16: bool, drawn: dict | None = None) -> StepBatch:
-    """One step's batch. ``drawn``: the step's part of ``EpochDraws`` (else its draws come from ``g`` now)."""
+def make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs, idx: torch.Tensor,
+               epoch: int, g: torch.Generator, bf16: bool, drawn: dict | None = None) -> StepBatch:
+    """One step's batch: the clean part, then each declared input's fields (``inputs.INPUTS``) beside
+    it; the adversarial part (the method's inner attack, or an input's: D_adv, self-FGSM); then the
+    inputs' fields that read it. ``drawn``: the step's part of ``EpochDraws`` (else drawn from ``g`` now)."""
     dev = inp.train.x.device
     idx = to_device(idx, dev)
+    if drawn is None:
+        drawn = pick(stack([step_draws(method, params, inp, len(idx), epoch, g, getattr(model, "num_classes", None))],
+                           dev), 0)
     n_adv = int(len(idx) * method.adv_share)
-    cidx, aidx = idx[: len(idx) - n_adv], idx[len(idx) - n_adv:]
+    s = Step(model, method, params, inp, idx[: len(idx) - n_adv], idx[len(idx) - n_adv:], drawn, bf16)
+    adapters = [INPUTS[name] for name in method.inputs]
     # uint8 images are augmented before they become float: the same values, 4x smaller temporaries
-    if drawn is not None:
-        aug = (lambda t: apply_crops(t, drawn["clean"])) if inp.augment else (lambda t: t)
-    else:
-        aug = (lambda t: augment(t, g)) if inp.augment else (lambda t: t)
-    b = StepBatch(x=to_float(aug(inp.train.x[cidx])), y=inp.train.y[cidx])
-    if method.inner is not None:  # ARD, RSLAD, SA-MDRAD, PeerAiD: teacher(s) on this batch, inner attack on the student
-        if method.reads("peer"):  # the peer's clean logits in eval mode, no gradient (``logits`` restores train mode)
-            b.peer = inp.peer_model
-            b.t = logits(inp.peer_model, b.x, batch_size=len(b.x), bf16=bf16)
-        elif method.reads("live_teacher"):
-            b.t = logits(inp.teacher_model, b.x, batch_size=len(b.x), bf16=bf16)
-        elif method.reads("static_logits"):  # cached logits of the clean images, (n, M, K) for M static teachers
-            b.t = inp.teacher[cidx]
+    b = StepBatch(x=to_float(s.crop(inp.train.x[s.cidx], "clean")), y=inp.train.y[s.cidx])
+    for a in adapters:
+        a.on_clean(b, s)
+    if method.inner is not None:  # ARD, RSLAD, SA-MDRAD, PeerAiD, NEO-KD, IAD: an attack on the student
         if method.multi_exit:  # NEO-KD: allot the classes to exits at random, afresh every step (EOKD)
-            perm = drawn["class_exit"] if drawn is not None else to_device(torch.randperm(model.num_classes, generator=g), dev)
-            b.class_exit = perm % model.n_exits
-        if drawn is not None:
-            b.noise = drawn["noise"]
+            b.class_exit = drawn["class_exit"] % model.n_exits
+        b.noise = drawn["noise"]
         with autocast(dev, bf16):
             b.x_adv = method.inner(model, b, params, inp.eps, g)
         b.y_adv = b.y
-        return b
-    # the teacher's soft labels: cached on the un-augmented images, or (choice ``teacher_view=augmented``,
-    # a live teacher) the teacher run on the very batch the student sees
-    live = method.reads("teacher_logits") and inp.teacher_model is not None
-    if method.reads("teacher_logits"):
-        b.t = logits(inp.teacher_model, b.x, batch_size=len(b.x), bf16=bf16) if live else inp.teacher[cidx]
-    if n_adv == 0:
-        return b
-    b.y_adv = inp.train.y[aidx]
-    if method.reads("self_adv"):
-        adv_aug = (lambda t: apply_crops(t, drawn["adv"])) if drawn is not None and inp.augment else aug
-        with autocast(dev, bf16):
-            b.x_adv = fgsm(model, to_float(adv_aug(inp.train.x[aidx])), b.y_adv, inp.eps)
-        return b
-    n_src = inp.dadv_sign.shape[0]
-    if drawn is not None:
-        src = drawn["src"]
-    elif params["source_choice"] == "random":
-        src = to_device(torch.randint(n_src, (n_adv,), generator=g), dev)
-    else:
-        src = torch.full((n_adv,), epoch % n_src, device=dev)
-    x_adv, sign = inp.train.x[aidx], inp.dadv_sign[src, aidx]
-    if inp.augment:  # one draw crops image and sign alike; the zero padding of both rebuilds a zero pixel
-        crops = drawn["adv"] if drawn is not None else draw_crops(n_adv, g, dev)
-        x_adv, sign = apply_crops(x_adv, crops), apply_crops(sign, crops)
-    b.x_adv = dadv_images(x_adv, sign, inp.eps)
-    if method.reads("teacher_logits"):
-        b.t_adv = logits(inp.teacher_model, b.x_adv, batch_size=n_adv, bf16=bf16) if live else inp.teacher_adv[src, aidx]
+    elif n_adv:
+        b.y_adv = inp.train.y[s.aidx]
+        for a in adapters:
+            a.make_adv(b, s)
+    for a in adapters:
+        a.on_adv(b, s)
     return b
 
 
@@ -204,19 +152,13 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
 
     ``partial``: where per-epoch state is kept (with its checksum); an existing file there is resumed
     from, a damaged one discarded with a warning (the model then trains from scratch).
-    ``cuda_graphs``: on a CUDA device, replay each step as a CUDA graph (``graphs.Stepper``, with a
+    ``cuda_graphs``: on a CUDA device, replay each step as a CUDA graph (``cuda_graphs.Stepper``, with a
     fallback to eager); ignored on the CPU.
     """
     from tqdm.auto import tqdm
 
-    if method.uses_dadv and params.get("source_choice") not in SOURCE_CHOICES:
-        raise ValueError(f"source_choice must be one of {SOURCE_CHOICES}")
-    if method.live_teacher and inp.teacher_model is None:
-        raise ValueError(f"method {method.name!r} needs a live teacher model (TrainInputs.teacher_model)")
-    if method.static_teachers and (inp.teacher is None or inp.teacher.ndim != 3):
-        raise ValueError(f"method {method.name!r} needs the (N, M, K) logits of its static teachers (TrainInputs.teacher)")
-    if method.peer and inp.peer_model is None:
-        raise ValueError(f"method {method.name!r} trains a peer with the model (TrainInputs.peer_model)")
+    for name in method.inputs:
+        INPUTS[name].check(method, params, inp)
     dev = inp.train.x.device
     if dev.type == "cpu":
         keep_freed_memory()
@@ -262,6 +204,8 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
         for m in trained:
             m.train()
         loss_sum = torch.zeros((), device=dev)
+        # each step's share of all steps done, on the device once per epoch (``StepBatch.progress``)
+        done = to_device((epoch * steps_per_epoch + torch.arange(steps_per_epoch)) / total, dev)
         plan = epoch_draws(method, params, inp, n, bs, epoch, g, getattr(model, "num_classes", None))
         steps = (plan.idx if plan is not None else batches(n, bs, g, drop_last=True))
         bar = tqdm(steps, total=steps_per_epoch, leave=False,
@@ -270,7 +214,8 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
             step = epoch * steps_per_epoch + i
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, cfg["lr"], cfg["lr_milestones"])
-            b = _make_batch(model, method, params, inp, idx, epoch, g, bf16, plan.step(i) if plan else None)
+            b = make_batch(model, method, params, inp, idx, epoch, g, bf16, plan.step(i) if plan else None)
+            b.progress = done[i]
             b.x = layout(b.x)
             if b.x_adv is not None:
                 b.x_adv = layout(b.x_adv)

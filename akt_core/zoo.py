@@ -31,6 +31,7 @@ from . import data as data_mod
 from . import methods as methods_mod
 from . import profiles as profiles_mod
 from .evaluate import logits
+from .graph import STATIC_ALIASES
 from .models import ExitView, for_dataset
 from .provenance import device_name, machine_kind
 from .store import WEIGHTS_MANIFEST, Store, atomic_torch_save, atomic_write_text, sha256_file
@@ -38,8 +39,8 @@ from .store import WEIGHTS_MANIFEST, Store, atomic_torch_save, atomic_write_text
 MANIFEST_COLUMNS = ("key", "name", "dataset", "profile", "seed", "dataset_variant", "blackbox", "depth", "method",
                     "clean_acc", "n_test", "bytes", "sha256", "file", "git_commit", "device", "torch_version")
 N_FINGERPRINT = 8  #: test images whose logits fingerprint a model
-#: the variant names of the paper whose model is a static source (the same node)
-ALIASES = {"Res26(cln)": "static:Res26", "Res8(cln)": "static:Res8"}
+#: the variant names of the paper whose model is a static source (the same node): ``graph.STATIC_ALIASES`` turned round
+ALIASES = {variant: node for node, variant in STATIC_ALIASES.items()}
 #: the total size the tracked weights must stay under (issue 40: the tracked tree may grow to 100 MiB;
 #: this leaves room for the code, the results and the book)
 SIZE_LIMIT_BYTES = 90 * 2**20

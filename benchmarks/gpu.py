@@ -13,7 +13,7 @@ Prints, in one run, and writes as JSON (``--out``):
    inference. The seed-to-seed spread is the noise the precision's effect is compared with. One
    epoch trained twice with the same seed says whether the GPU run is deterministic.
 4. (``--parts graphs``) **launch overhead**: every paper method's epoch through ``train.py`` eagerly
-   and with ``--cuda-graphs`` (``akt_core.graphs``), and the bare ``cln`` step eager and replayed as
+   and with ``--cuda-graphs`` (``akt_core.cuda_graphs``), and the bare ``cln`` step eager and replayed as
    one CUDA graph (``graphed_step``).
 5. (``--parts stacked``) **K models in one step**: K independent Res26 trained one after another,
    against their parameters stacked and run as one vmapped step (``stacked_step``).

@@ -186,13 +186,13 @@ def test_autoattack_on_a_channels_last_model_matches_the_contiguous_one(trained_
 def test_crossing_interpolates_between_sweep_points():
     import numpy as np
 
-    from akt_core.report.whitebox import _crossing
+    from akt_core.report.whitebox import crossing
 
     eps = np.array([2.0, 4.0, 8.0, 16.0])
-    assert _crossing(eps, np.array([90.0, 80.0, 40.0, 10.0]), 60.0) == "6.0"  # halfway from 4 to 8
-    assert _crossing(eps, np.array([90.0, 80.0, 40.0, 10.0]), 85.0) == "3.0"
-    assert _crossing(eps, np.array([50.0, 40.0, 30.0, 20.0]), 60.0) == "<2"
-    assert _crossing(eps, np.array([99.0, 98.0, 97.0, 96.0]), 60.0) == ">16"
+    assert crossing(eps, np.array([90.0, 80.0, 40.0, 10.0]), 60.0) == "6.0"  # halfway from 4 to 8
+    assert crossing(eps, np.array([90.0, 80.0, 40.0, 10.0]), 85.0) == "3.0"
+    assert crossing(eps, np.array([50.0, 40.0, 30.0, 20.0]), 60.0) == "<2"
+    assert crossing(eps, np.array([99.0, 98.0, 97.0, 96.0]), 60.0) == ">16"
 
 
 def test_eps_words():

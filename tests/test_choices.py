@@ -113,7 +113,7 @@ def test_teacher_view_augmented_reads_the_teacher_on_the_batch_the_student_sees(
     inp = T.TrainInputs(tr, True, EPS, teacher_model=teacher)
     if m.uses_dadv:
         inp.dadv_sign = (torch.randint(0, 3, (2, 96, 3, 32, 32), generator=g) - 1).to(torch.int8)
-    b = T._make_batch(make_model(), m, m.params, inp, torch.arange(64), 0, torch.Generator().manual_seed(1), False)
+    b = T.make_batch(make_model(), m, m.params, inp, torch.arange(64), 0, torch.Generator().manual_seed(1), False)
     assert not torch.equal(b.x, to_float(tr.x[:len(b.x)]))  # augmented
     assert torch.allclose(b.t, logits(teacher, b.x), atol=1e-6)
     if m.uses_dadv:

@@ -337,16 +337,19 @@ def test_current_keys_match_what_a_runner_writes(tiny):
     assert len(want) == len(G.RES8_VARIANTS) and want <= set(cur["key"])
 
 
-def test_tiny_beyond_variant_trains_with_its_live_teacher(tiny):
-    """Res8(rslad) depends on the Res26(adv) model itself (not cached logits); only it is trained."""
+@pytest.mark.parametrize("variant", ["Res8(rslad)", "Res8(iad)"])
+def test_tiny_beyond_variant_trains_with_its_live_teacher(tiny, variant):
+    """Res8(rslad) and Res8(iad) (a registry entry and a loss, nothing else) depend on the Res26(adv)
+    model itself (not cached logits); only the variant is trained."""
     logs, log = _log()
     runner = RN.Runner(G.Experiment("synthetic", "tiny", 0), tiny["store"], progress=False, log=log)
-    node = runner.exp.model("Res8(rslad)")
-    assert node.config["teacher"] == runner.exp.model("Res26(adv)").key
+    node = runner.exp.model(variant)
+    teacher = runner.exp.model("Res26(adv)")
+    assert node.config["teacher"] == teacher.key and node.deps[0].key == teacher.key
     assert "teacher" not in runner.exp.model("Res8(adv-trans)").config  # the paper's keys are unchanged
     model = runner.model(node)
-    assert TRAIN_START(logs) == ["Res8(rslad)"]
-    assert 0 <= runner.store.read("tiny", "curves").query("model == 'Res8(rslad)'")["clean_acc"].iloc[-1] <= 100
+    assert TRAIN_START(logs) == [variant]
+    assert 0 <= runner.store.read("tiny", "curves").query(f"model == '{variant}'")["clean_acc"].iloc[-1] <= 100
     assert not model.training
 
 
@@ -384,13 +387,13 @@ def test_tiny_peeraid_trains_a_peer_with_the_student_and_resumes_to_the_same_bit
 
     def run(init_seed, partial=None):
         torch.manual_seed(init_seed)
-        student, peer = runner._new_model(8), runner._new_model(26)
+        student, peer = runner.new_model(8), runner.new_model(26)
         inp = T.TrainInputs(runner.train, False, runner.exp.eps, peer_model=peer)
         return T.train_model(student, m, m.params, cfg, inp, 0, partial=partial, progress=False), peer
 
     straight, peer = run(0)
     torch.manual_seed(0)
-    fresh = runner._new_model(26).state_dict()
+    fresh = runner.new_model(26).state_dict()
     assert any(not torch.equal(a, fresh[k]) for k, a in peer.state_dict().items())  # the peer was trained
     assert not peer.training
 
@@ -409,7 +412,7 @@ def test_tiny_peeraid_trains_a_peer_with_the_student_and_resumes_to_the_same_bit
     resumed, _ = run(99, tmp_path / "partial.pt")
     assert all(torch.equal(straight.state_dict[k], resumed.state_dict[k]) for k in straight.state_dict)
     with pytest.raises(ValueError, match="peer"):
-        T.train_model(runner._new_model(8), m, m.params, cfg, T.TrainInputs(runner.train, False, runner.exp.eps), 0,
+        T.train_model(runner.new_model(8), m, m.params, cfg, T.TrainInputs(runner.train, False, runner.exp.eps), 0,
                       progress=False)
 
 

@@ -195,6 +195,36 @@ def test_rslad_loss_by_hand_and_class_scaling():
     assert rslad_loss(t(T), t(T), t(T)).item() == pytest.approx(0.0, abs=1e-15)
 
 
+def kl_row_ref(z, probs, temp=1.0):
+    """sum_c p_c (log p_c - log q_c) of one row, written out."""
+    return sum(p * (math.log(p) - lq) for p, lq in zip(probs, log_softmax(z, temp)) if p > 0)
+
+
+@pytest.mark.parametrize("introspect", [0.0, 1.0])
+@pytest.mark.parametrize("alpha,beta,tau", [(1.0, 0.1, 1.0), (0.7, 0.5, 2.0)])
+def test_iad_loss_by_hand(introspect, alpha, beta, tau):
+    """IAD-I: the teacher term, the introspection term weighted by 1 - P_T(y | x')^beta, per-row KL
+    averaged over the batch, and the hard-label term; before the warm-up only the first and last."""
+    from akt_core.losses import iad_loss
+
+    n = len(Z)
+    teach = sum(kl_row_ref(za, softmax(tc, tau), tau) for za, tc in zip(ZA, T)) / n
+    trust = [softmax(ta)[y] ** beta for ta, y in zip(TA, Y)]
+    intro = sum((1 - a) * kl_row_ref(za, softmax(z)) for a, za, z in zip(trust, ZA, Z)) / n
+    want = alpha * tau**2 * teach + introspect * alpha * intro + (1 - alpha) * ce(Z, Y)
+    got = iad_loss(t(ZA), t(Z), ti(Y), t(T), t(TA), introspect, alpha, beta, tau)
+    assert got.item() == pytest.approx(want, rel=1e-12)
+
+
+def test_iad_introspection_target_keeps_its_gradient_and_the_trust_has_none():
+    """As in their code: S(x) is a target with a gradient (not detached); a_i is a constant."""
+    from akt_core.losses import iad_loss
+
+    z, za, ta = t(Z).requires_grad_(), t(ZA), t(TA).requires_grad_()
+    iad_loss(za, z, ti(Y), t(T), ta, 1.0).backward()
+    assert z.grad.abs().sum() > 0 and ta.grad is None
+
+
 def test_rectify_swaps_the_top_and_true_logits_only_where_wrong():
     from akt_core.losses import rectify
 

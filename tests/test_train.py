@@ -13,6 +13,7 @@ from akt_core import train as T
 from akt_core.attacks import fgsm
 from akt_core.data import load, to_float
 from akt_core.evaluate import accuracy
+from akt_core.inputs import dadv_images
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -232,7 +233,7 @@ def test_dadv_images_rebuild_fgsm_bit_for_bit(eps, model):
     adv = fgsm(model, x, y, eps)
     sign = torch.sign(adv - x).to(torch.int8)
     assert set(sign.unique().tolist()) <= {-1, 0, 1}
-    rebuilt = T.dadv_images(x_u8, sign, eps)
+    rebuilt = dadv_images(x_u8, sign, eps)
     assert rebuilt.dtype == torch.float32
     assert torch.equal(rebuilt, adv)
 
@@ -244,20 +245,20 @@ def test_make_batch_halves_and_source_consistency(data):
     inp = _inputs(data, "adv-trans", augment=False)
     idx = torch.arange(10, 74)
     g = torch.Generator().manual_seed(0)
-    b = T._make_batch(make_model(), m, m.params, inp, idx, 0, g, False)
+    b = T.make_batch(make_model(), m, m.params, inp, idx, 0, g, False)
     cidx, aidx = idx[:32], idx[32:]
     assert torch.equal(b.x, to_float(tr.x[cidx])) and torch.equal(b.y, tr.y[cidx])
     assert torch.equal(b.y_adv, tr.y[aidx]) and torch.equal(b.t, teacher[cidx])
     used = []
     for i, n in enumerate(aidx):
-        cands = [s for s in range(2) if torch.equal(b.x_adv[i], T.dadv_images(tr.x[n], sign[s, n], EPS))]
+        cands = [s for s in range(2) if torch.equal(b.x_adv[i], dadv_images(tr.x[n], sign[s, n], EPS))]
         assert len(cands) == 1
         used.append(cands[0])
         assert torch.equal(b.t_adv[i], teacher_adv[cands[0], n])
     assert set(used) == {0, 1}  # "random": both sources drawn
     # "cycle": source epoch mod S for the whole epoch
-    b3 = T._make_batch(make_model(), m, {**m.params, "source_choice": "cycle"}, inp, idx, 3, g, False)
-    assert torch.equal(b3.x_adv, T.dadv_images(tr.x[aidx], sign[1, aidx], EPS))
+    b3 = T.make_batch(make_model(), m, {**m.params, "source_choice": "cycle"}, inp, idx, 3, g, False)
+    assert torch.equal(b3.x_adv, dadv_images(tr.x[aidx], sign[1, aidx], EPS))
     assert torch.equal(b3.t_adv, teacher_adv[1, aidx])
 
 
@@ -267,15 +268,18 @@ def test_make_batch_self_adv_is_fgsm_on_current_model(data):
     model = make_model().train()
     inp = _inputs(data, "self-adv", augment=False)
     idx = torch.arange(20)
-    b = T._make_batch(model, m, m.params, inp, idx, 0, torch.Generator(), False)
+    b = T.make_batch(model, m, m.params, inp, idx, 0, torch.Generator(), False)
     assert torch.equal(b.x_adv, fgsm(model, to_float(tr.x[10:20]), tr.y[10:20], EPS))
     assert model.training and b.t is None
 
 
 def test_methods_registry():
     paper = {"cln", "self-adv", "adv", "dist-cln", "dist-adv", "adv-trans"}  # the paper's names, as keys
-    assert set(M.METHODS) == paper | {"ard", "rslad", "sa-mdrad", "peeraid", "neo-kd"}  # ... and the later methods
+    assert set(M.METHODS) == paper | {"ard", "rslad", "sa-mdrad", "peeraid", "neo-kd", "iad"}  # ... and the later methods
     assert M.get("ard").params == {"alpha": 1.0, "tau": 30.0, "steps": 10, "step": 0.25}  # ARD's defaults
+    iad = M.get("iad")  # IAD-I's defaults: alpha 1, beta 0.1, tau 1, introspection from epoch 60 of 200; ARD's attack
+    assert iad.params == {"alpha": 1.0, "beta": 0.1, "tau": 1.0, "warmup": 0.3, "steps": 10, "step": 0.25}
+    assert iad.inputs == ("live_teacher",) and iad.inner is M.get("ard").inner and iad.teacher == "Res26(adv)"
     assert M.get("ard").live_teacher and M.get("rslad").live_teacher and M.get("sa-mdrad").static_teachers == (26, 20, 14)
     assert all(M.get(k).inner is None for k in paper)
     peer = M.get("peeraid")  # PeerAiD's CIFAR-10 values; a Res26 peer, trained in the same run (no teacher)
@@ -383,14 +387,14 @@ def test_augmented_batch_is_the_float_augmentation_of_before(method, data):
     m = M.get(method)
     inp = _inputs(data, method, augment=True)
     idx = torch.arange(64)
-    b = T._make_batch(make_model(), m, m.params, inp, idx, 0, torch.Generator().manual_seed(5), False)
+    b = T.make_batch(make_model(), m, m.params, inp, idx, 0, torch.Generator().manual_seed(5), False)
     g = torch.Generator().manual_seed(5)  # the float path of before, draw for draw
     n_adv = int(len(idx) * m.adv_share)
     cidx, aidx = idx[: len(idx) - n_adv], idx[len(idx) - n_adv:]
     assert torch.equal(b.x, augment(to_float(tr.x[cidx]), g))
     if method == "adv-trans":
         src = torch.randint(sign.shape[0], (n_adv,), generator=g)
-        assert torch.equal(b.x_adv, augment(T.dadv_images(tr.x[aidx], sign[src, aidx], EPS), g))
+        assert torch.equal(b.x_adv, augment(dadv_images(tr.x[aidx], sign[src, aidx], EPS), g))
 
 
 def test_allocator_keeps_freed_memory_once():
@@ -436,7 +440,7 @@ def _later_method_run(method: str, data, teacher_model):
     return model, m, inp
 
 
-@pytest.mark.parametrize("method", ["ard", "rslad", "sa-mdrad", "peeraid", "neo-kd"])
+@pytest.mark.parametrize("method", ["ard", "rslad", "sa-mdrad", "peeraid", "neo-kd", "iad"])
 def test_inner_attack_methods_draw_an_epoch_at_once_bit_for_bit(method, data, trained_model, monkeypatch):
     """The later methods' steps also draw NEO-KD's class split and the inner attack's random start
     (U[0, 1) for ARD and NEO-KD, N(0, 1) for the RSLAD family): drawn for the epoch at its start, in
@@ -450,13 +454,36 @@ def test_inner_attack_methods_draw_an_epoch_at_once_bit_for_bit(method, data, tr
     planned = run()
     model, m, inp = _later_method_run(method, data, trained_model)
     plan = T.epoch_draws(m, m.params, inp, N, 64, 0, torch.Generator().manual_seed(0), 10)
-    assert plan.noise.shape == (N // 64, 64, 3, 32, 32)
-    assert (plan.noise.min() < 0) == (m.inner_start == "normal")  # the start's distribution
-    assert (plan.class_exit is not None) == m.multi_exit
+    assert plan.parts["noise"].shape == (N // 64, 64, 3, 32, 32)
+    assert (plan.parts["noise"].min() < 0) == (m.inner_start == "normal")  # the start's distribution
+    assert ("class_exit" in plan.parts) == m.multi_exit
     monkeypatch.setattr(T, "epoch_draws", lambda *a, **k: None)  # every draw in its step, as before
     stepwise = run()
     assert _same_state(planned.state_dict, stepwise.state_dict)
     assert planned.curves[-1]["train_loss"] == stepwise.curves[-1]["train_loss"]
+
+
+def test_iad_introspects_only_after_its_warm_up(data, trained_model):
+    """IAD's step loss is ``iad_loss`` on the batch, with the introspection term off before
+    ``warmup`` of the steps and on from there (``StepBatch.progress``), the teacher run on x'."""
+    from akt_core.losses import iad_loss
+
+    model, m, inp = _later_method_run("iad", data, trained_model)
+    b = T.make_batch(model, m, m.params, inp, torch.arange(64), 0, torch.Generator().manual_seed(4), False)
+    assert b.teacher is trained_model and torch.allclose(b.t, trained_model(b.x).detach(), atol=1e-5)
+    p = m.params
+
+    def want(introspect):
+        with torch.no_grad():
+            return iad_loss(model(b.x_adv), model(b.x), b.y, b.t, trained_model(b.x_adv), introspect,
+                            p["alpha"], p["beta"], p["tau"]).item()
+
+    model.eval()  # no BatchNorm statistics move between the calls
+    for done, introspect in ((0.0, 0.0), (p["warmup"] - 1e-3, 0.0), (p["warmup"], 1.0), (0.9, 1.0)):
+        b.progress = torch.tensor(done)
+        with torch.no_grad():
+            assert m.loss(model, b, p).item() == pytest.approx(want(introspect), rel=1e-6)
+    assert want(1.0) != pytest.approx(want(0.0))  # the switch changes the loss
 
 
 def test_a_pre_drawn_start_is_the_start_the_generator_gives():

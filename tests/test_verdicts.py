@@ -179,7 +179,7 @@ def test_c5_needs_adv_trans_above_every_other_model_on_both_figures():
 
 
 def test_cifar100_floor_comes_from_the_published_reference_and_the_papers_cells_are_implausible(monkeypatch):
-    monkeypatch.setattr(V, "_our_cells", lambda cells, dataset, group: cells)  # hand-made cells, not records
+    monkeypatch.setattr(V, "our_cells", lambda cells, dataset, group: cells)  # hand-made cells, not records
     ref = V.REFERENCES["cifar100"]
     paper = V.paper_clean("cifar100")
     refs = V.reference_clean("cifar100")

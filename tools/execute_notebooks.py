@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 if str(ROOT) not in sys.path:  # akt_core from this checkout, installed or not
     sys.path.insert(0, str(ROOT))
-from akt_core import book  # noqa: E402  (the book's pages, declared once)
+from akt_core import book, profiles  # noqa: E402  (the book's pages, declared once)
 
 DATASETS = book.DATASETS
 #: notebook stem -> run once per dataset (True) or once (False); the order is the book's
@@ -78,7 +78,7 @@ def write_scorecard(out: Path, profile: str) -> None:
     chapter's download line (``akt_core.book.DOWNLOADS``) for the book's ``profile``."""
     import warnings
 
-    from akt_core import profiles, zoo
+    from akt_core import zoo
     from akt_core.report import forensics, rule_markdown
     from akt_core.report import scorecard as S
     from akt_core.results import stored_seeds as seeds_of
@@ -275,7 +275,8 @@ def run_in_place(kernel: str, only: list[str] | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default="reduced", help="run profile whose stored results are shown (default reduced)")
+    ap.add_argument("--profile", default=profiles.DEFAULT,
+                    help=f"run profile whose stored results are shown (default {profiles.DEFAULT})")
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), help="datasets (default: all three)")
     ap.add_argument("--out", default=str(ROOT / "book" / "_executed"), help="where executed notebooks go")
     ap.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
@@ -289,8 +290,6 @@ def main(argv: list[str] | None = None) -> int:
     bad = [d for d in args.datasets if d not in DATASETS]
     if bad:
         ap.error(f"unknown dataset(s) {', '.join(bad)}; valid choices: {', '.join(DATASETS)}")
-    from akt_core import profiles
-
     if args.profile not in profiles.PROFILES:  # before any notebook runs (make book PROFILE=...)
         ap.error(f"unknown profile {args.profile!r}; valid choices: {', '.join(profiles.PROFILES)}")
     if args.in_place:

@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # this checkout's akt_core, not another checkout's installed one
     sys.path.insert(0, str(ROOT))
 from akt_core.provenance import from_dirty_tree  # noqa: E402
+from akt_core.publish import RESULT_FILES  # noqa: E402
 from akt_core.schema import validate  # noqa: E402
 from akt_core.store import Store  # noqa: E402
-from akt_core.publish import RESULT_FILES  # noqa: E402
 
 
 def main(kept: Path, profile: str, store: Store, choices_only: bool = False) -> None:

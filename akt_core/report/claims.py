@@ -11,12 +11,12 @@ from .. import data as data_mod
 from .. import profiles as profiles_mod
 from ..book import DATASETS
 from ..results import require, stored_seeds
-from .verdicts import PAPER_EVIDENCE, PAPER_STATE, STATES, Noise, _our_cells, build_claims, verdict_table
+from .verdicts import PAPER_EVIDENCE, PAPER_STATE, STATES, Noise, build_claims, our_cells, verdict_table
 
 GROUPS = ("variants", "sources", "attacks")
 
 
-def _stored(what: str, dataset: str, profile: str, seeds, blackbox: str = "held-out", **kw) -> pd.DataFrame | None:
+def stored_or_none(what: str, dataset: str, profile: str, seeds, blackbox: str = "held-out", **kw) -> pd.DataFrame | None:
     """The stored results (``require`` without computing), None where there are none."""
     try:
         return require(what, dataset, profile, seeds, compute=False, blackbox=blackbox, progress=False, **kw)
@@ -29,9 +29,9 @@ def measured_noise(dataset: str, profile: str, blackbox: str = "held-out") -> No
     seeds = stored_seeds(profile, dataset)
     if len(seeds) < 2:
         return None
-    recs = {g: _stored(g, dataset, profile, seeds, blackbox) for g in GROUPS}
-    curves = _stored("curves", dataset, profile, seeds, blackbox)
-    claims = build_claims(dataset, {g: _our_cells(r, dataset, g) for g, r in recs.items()}, curves)
+    recs = {g: stored_or_none(g, dataset, profile, seeds, blackbox) for g in GROUPS}
+    curves = stored_or_none("curves", dataset, profile, seeds, blackbox)
+    claims = build_claims(dataset, {g: our_cells(r, dataset, g) for g, r in recs.items()}, curves)
     name = f"{data_mod.spec(dataset).title} {profile}, seeds {', '.join(map(str, seeds))}"
     return Noise.measured(claims, name)
 
@@ -66,8 +66,8 @@ def all_claims(dataset: str, profile: str, seeds=(0,), blackbox: str = "held-out
     with several seeds, and the verdict on the paper's own numbers. ``tolerance`` is the tables' marking
     threshold, not a verdict margin (the verdicts weigh each difference against its measured noise)."""
     seeds = [int(s) for s in seeds]
-    recs = {g: _stored(g, dataset, profile, seeds, blackbox) for g in GROUPS}
-    curves = _stored("curves", dataset, profile, seeds, blackbox)
+    recs = {g: stored_or_none(g, dataset, profile, seeds, blackbox) for g in GROUPS}
+    curves = stored_or_none("curves", dataset, profile, seeds, blackbox)
     # the stand-in spread is the one measured under the default (held-out) protocol: the static one is
     # stored for the published seeds only, and a model's retraining is what moves a cell most
     ours = noise(dataset, profile)

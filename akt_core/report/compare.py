@@ -9,7 +9,7 @@ from ..graph import ALL_VARIANTS, EXIT_VARIANTS, Experiment
 from ..methods import get as get_method
 from .style import colour, legend_outside
 from .tables import ATTACK_COLUMNS, cell_stats
-from .whitebox import _whitebox_order, attack_words, eps_words
+from .whitebox import attack_words, eps_words, whitebox_order
 
 
 #: what each compared model needs before it can be trained, in words (its training time excludes these)
@@ -41,7 +41,7 @@ def compare_table(df: pd.DataFrame) -> pd.DataFrame:
     cell = cell_stats(df, ["model", "column"], n="n")
     cell["text"] = [f"{m:.2f}" + (f" ± {s:.2f}" if n > 1 else "") for m, s, n in zip(cell["mean"], cell["std"], cell["n"])]
     wide = cell.pivot(index="model", columns="column", values="text")
-    white = sorted((c for c in wide.columns if " @ " in c), key=_whitebox_order)
+    white = sorted((c for c in wide.columns if " @ " in c), key=whitebox_order)
     order = ["clean", *(f"{a} (transfer)" for a in ATTACK_COLUMNS), *white]
     wide = wide.reindex(columns=[c for c in order if c in wide.columns]).fillna("–")
     train = df.groupby("model")["train_s"].mean() if "train_s" in df else pd.Series(dtype=float)

@@ -5,17 +5,17 @@ import pandas as pd
 
 from ..graph import TableSpec
 from .style import colour, legend_outside
-from .tables import _cells, _in_paper_order
+from .tables import cells_of, in_paper_order
 
 
 def seed_cells(records: pd.DataFrame, table: TableSpec) -> pd.DataFrame:
     """The cells of ``table`` every seed has, one accuracy column per seed ("seed 0", "seed 1", ...),
     plus ``spread`` = largest - smallest over the seeds (points). Rows in the paper's order."""
-    wide = _cells(records, table).pivot_table(index=["model", "column"], columns="seed", values="accuracy",
+    wide = cells_of(records, table).pivot_table(index=["model", "column"], columns="seed", values="accuracy",
                                               aggfunc="first").dropna()
     wide.columns = [f"seed {s}" for s in wide.columns]
     wide["spread"] = (wide.max(axis=1) - wide.min(axis=1)).round(4)
-    return _in_paper_order(wide.reset_index(), table).astype({"model": str, "column": str})
+    return in_paper_order(wide.reset_index(), table).astype({"model": str, "column": str})
 
 
 def seed_summary(cells: pd.DataFrame, tolerance: float = 5.0) -> str:

@@ -11,7 +11,7 @@ from ..graph import ALL_VARIANTS
 #: one colour per model across the whole book (the paper's eight, then the later methods and exits); the
 #: paper's method, Res8(adv-trans), eighth, is near-black: never the grey of the paper's own numbers
 _PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#222222",
-            "#ccb974", "#64b5cd", "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
+            "#ccb974", "#64b5cd", "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d")
 COLOURS: dict[str, str] = dict(zip(ALL_VARIANTS, _PALETTE))
 PAPER_COLOUR = "#9e9e9e"  #: the paper's own numbers, wherever they are drawn beside ours
 #: one colour per verdict state (``verdicts.STATES`` and the cells that carry no verdict); white text on each

@@ -34,14 +34,14 @@ def _column_of(table: TableSpec) -> dict[tuple[str, str], str]:
     return {(attack, f"Res{src}" if src else "-"): name for name, attack, src in table.columns}
 
 
-def _cells(records: pd.DataFrame, table: TableSpec) -> pd.DataFrame:
+def cells_of(records: pd.DataFrame, table: TableSpec) -> pd.DataFrame:
     """The records that are cells of ``table``, with the paper's column name in ``column``."""
     col = _column_of(table)
     df = records.assign(column=[col.get((a, s)) for a, s in zip(records["attack"], records["source"])])
     return df[df["column"].notna() & df["model"].isin(table.targets)]
 
 
-def _in_paper_order(df: pd.DataFrame, table: TableSpec) -> pd.DataFrame:
+def in_paper_order(df: pd.DataFrame, table: TableSpec) -> pd.DataFrame:
     """``df`` with ``model`` and ``column`` as categoricals in the paper's order, sorted by them."""
     df = df.assign(model=pd.Categorical(df["model"], list(table.targets)),
                    column=pd.Categorical(df["column"], [c for c, _, _ in table.columns]))
@@ -63,7 +63,7 @@ def cell_stats(df: pd.DataFrame, by: list[str], n: str = "n_seeds") -> pd.DataFr
 
 def reproduced(records: pd.DataFrame, table: TableSpec) -> pd.DataFrame:
     """Mean, standard deviation and number of seeds per cell, in the paper's layout (long form)."""
-    return cell_stats(_cells(records, table), ["model", "column"])
+    return cell_stats(cells_of(records, table), ["model", "column"])
 
 
 def comparison(records: pd.DataFrame, table: TableSpec, tolerance: float = 5.0) -> pd.DataFrame:
@@ -76,7 +76,7 @@ def comparison(records: pd.DataFrame, table: TableSpec, tolerance: float = 5.0) 
     df = pd.merge(paper, ours, on=["model", "column"], how="outer") if len(paper) else ours.assign(paper=np.nan)
     df["diff"] = df["mean"] - df["paper"]
     df["off"] = df["diff"].abs() > tolerance
-    return _in_paper_order(df, table)
+    return in_paper_order(df, table)
 
 
 def side_by_side(cmp: pd.DataFrame) -> pd.DataFrame:

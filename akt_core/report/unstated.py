@@ -19,9 +19,9 @@ import pandas as pd
 from .. import choices as choices_mod
 from ..graph import table_cells, table_for
 from ..store import Store
-from .claims import _stored
 from .claims import noise as measured_noise
-from .tables import _cells
+from .claims import stored_or_none
+from .tables import cells_of
 from .verdicts import verdict_table
 
 GROUPS = ("variants", "sources", "attacks")
@@ -36,14 +36,14 @@ def _stores(store: Store | Sequence[Store] | None) -> list[Store]:
 
 def _records(group: str, dataset: str, profile: str, seeds, store: Store, **kw) -> pd.DataFrame | None:
     """Stored results of ``store``, None where there are none."""
-    return _stored(group, dataset, profile, seeds, store=store, **kw)
+    return stored_or_none(group, dataset, profile, seeds, store=store, **kw)
 
 
 def _tidy(records: pd.DataFrame | None, dataset: str, group: str) -> pd.DataFrame:
     if records is None or not len(records):
         return pd.DataFrame(columns=["table", "model", "column", "seed", "accuracy"])
     table = table_for(group, dataset)
-    return _cells(records, table)[["model", "column", "seed", "accuracy"]].assign(table=table.number)
+    return cells_of(records, table)[["model", "column", "seed", "accuracy"]].assign(table=table.number)
 
 
 def measured_pairs(name: str, value: str, dataset: str, profile: str = choices_mod.MEASURED_PROFILE,
@@ -193,10 +193,10 @@ def published_protocols(dataset: str, profile: str, store: Store | None = None) 
     table = table_for("variants", dataset)
     cells = {}
     for protocol in ("held-out", "static"):
-        r = _stored("variants", dataset, profile, seeds, protocol, store=store)
+        r = stored_or_none("variants", dataset, profile, seeds, protocol, store=store)
         if r is None:
             return empty
-        cells[protocol] = _cells(r, table).groupby(["model", "column"])["accuracy"].mean().rename(protocol)
+        cells[protocol] = cells_of(r, table).groupby(["model", "column"])["accuracy"].mean().rename(protocol)
     long = pd.concat(cells.values(), axis=1).reset_index()
     p = paper_numbers()
     p = p[(p["table"] == table.number) & (p["dataset"] == dataset)][["model", "column", "value"]]

@@ -45,7 +45,7 @@ import pandas as pd
 
 from .. import data as data_mod
 from ..graph import FIGURES, TABLES, table_for
-from .tables import ATTACK_COLUMNS, _cells, paper_numbers
+from .tables import ATTACK_COLUMNS, cells_of, paper_numbers
 
 Z = 2.0  #: how many noise sigmas a difference must clear
 FLOOR = 0.85  #: a compared model below this share of its reference clean accuracy makes a claim untestable
@@ -219,10 +219,10 @@ def _paper_cells(dataset: str, group: str) -> pd.DataFrame:
                          "n_examples": PAPER_N})
 
 
-def _our_cells(records: pd.DataFrame | None, dataset: str, group: str) -> pd.DataFrame | None:
+def our_cells(records: pd.DataFrame | None, dataset: str, group: str) -> pd.DataFrame | None:
     if records is None or not len(records):
         return None
-    return _cells(records, table_for(group, dataset))[["model", "column", "seed", "accuracy", "n_examples"]]
+    return cells_of(records, table_for(group, dataset))[["model", "column", "seed", "accuracy", "n_examples"]]
 
 
 def paper_clean(dataset: str) -> dict[str, float]:
@@ -363,7 +363,7 @@ def verdict_table(dataset: str, records: dict[str, pd.DataFrame | None], curves:
     """claim, statement, state, short, evidence and one_seed for our numbers, and the same rule on the
     paper's (``paper_noise`` as their seed spread); where ``REFERENCES`` shows the paper's clean numbers
     are out of reach, the paper's cells read "implausible (erratum N)" instead of a verdict."""
-    ours = build_claims(dataset, {g: _our_cells(r, dataset, g) for g, r in records.items()}, curves)
+    ours = build_claims(dataset, {g: our_cells(r, dataset, g) for g, r in records.items()}, curves)
     paper = {c.claim: c for c in build_claims(dataset, {g: _paper_cells(dataset, g) for g in records}, None, paper=True)}
     ref = REFERENCES.get(dataset)
     rows = []

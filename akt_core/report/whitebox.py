@@ -25,14 +25,14 @@ def whitebox_table(records: pd.DataFrame) -> pd.DataFrame:
     cell = cell_stats(df, ["model", "column"], n="n")
     cell["text"] = [f"{m:.2f}" + (f" ± {s:.2f}" if n > 1 else "") for m, s, n in zip(cell["mean"], cell["std"], cell["n"])]
     wide = cell.pivot(index="model", columns="column", values="text").fillna("–")
-    return wide.loc[[v for v in VARIANTS if v in wide.index], sorted(wide.columns, key=_whitebox_order)]
+    return wide.loc[[v for v in VARIANTS if v in wide.index], sorted(wide.columns, key=whitebox_order)]
 
 
 #: white-box columns left to right: PGD-20 on all its images, then on AutoAttack's, then AutoAttack
 _WHITEBOX_RANK = {"PGD-20": 0, PGD_ON_AA: 1, ATTACK_WORDS["AutoAttack"]: 2, ATTACK_WORDS["AutoAttack-100"]: 3}
 
 
-def _whitebox_order(column: str) -> tuple:
+def whitebox_order(column: str) -> tuple:
     """Sort key of an "attack @ eps" column: the larger eps first, then by ``_WHITEBOX_RANK``."""
     attack, eps = column.split(" @ ")
     return -_eps_value(eps), _WHITEBOX_RANK.get(attack, len(_WHITEBOX_RANK)), attack
@@ -81,12 +81,12 @@ def matching_eps(sweep: pd.DataFrame, dataset: str) -> pd.DataFrame:
             except KeyError:
                 row[f"eps/256: {name}"] = "missing"
                 continue
-            row[f"eps/256: {name}"] = _crossing(curve.index.to_numpy(float), curve.to_numpy(float), value)
+            row[f"eps/256: {name}"] = crossing(curve.index.to_numpy(float), curve.to_numpy(float), value)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _crossing(eps: np.ndarray, acc: np.ndarray, value: float) -> str:
+def crossing(eps: np.ndarray, acc: np.ndarray, value: float) -> str:
     if acc[0] <= value:
         return f"<{eps[0]:g}"
     for i in range(1, len(eps)):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import make_model
 
-from akt_core import graphs
+from akt_core import cuda_graphs
 from akt_core import methods as M
 from akt_core.methods import StepBatch
 
@@ -20,7 +20,7 @@ def _setup():
 
 def test_on_the_cpu_the_step_is_eager_and_says_so():
     model, opt, loss_of = _setup()
-    s = graphs.Stepper(loss_of, [model], opt, enabled=True)
+    s = cuda_graphs.Stepper(loss_of, [model], opt, enabled=True)
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
     assert s.fallback.startswith("eager") and s.graphed is None
@@ -38,7 +38,7 @@ def test_on_the_cpu_the_step_is_eager_and_says_so():
 def test_a_failed_capture_falls_back_to_eager_from_the_state_before_the_warm_up(monkeypatch):
     model, opt, loss_of = _setup()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    s = graphs.Stepper(loss_of, [model], opt, enabled=True)
+    s = cuda_graphs.Stepper(loss_of, [model], opt, enabled=True)
     s.enabled, s.fallback = True, None  # as on a GPU
 
     class Boom:  # the side stream works (warm-up steps run), the capture itself fails

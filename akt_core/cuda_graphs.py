@@ -27,7 +27,7 @@ import torch.nn as nn
 from .methods import StepBatch
 
 WARMUP = 3  #: eager steps on a side stream before the capture (PyTorch's recipe)
-_TENSOR_FIELDS = ("x", "y", "x_adv", "y_adv", "t", "t_adv", "class_exit")
+_TENSOR_FIELDS = ("x", "y", "x_adv", "y_adv", "t", "t_adv", "class_exit", "progress")
 
 
 class GraphedStep:
