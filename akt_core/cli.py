@@ -48,7 +48,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-BUILD_CHOICES = (*graph.GROUPS, "curves", "all", *beyond.GROUPS, "forensics")
+BUILD_CHOICES = (*graph.GROUPS, "curves", "all", *beyond.EVALUATIONS, "forensics")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,9 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
                                      "or the white-box / eps-sweep evaluations beyond the paper")
     p.add_argument("what", help=f"one of: {', '.join(BUILD_CHOICES)}")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="train up to N independent models at once, one process each (for a GPU; default 1)")
+                   help="build up to N independent models at once on a local Dask cluster of N worker "
+                        "processes (for a GPU; default 1: in this process; needs the 'cluster' extra)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="build on the running Dask scheduler at ADDRESS (tcp://HOST:PORT), e.g. a Slurm "
+                        "cluster's (dask-jobqueue) or several GPU boxes' (book: How to reproduce)")
     p.add_argument("--targets", nargs="+", default=None, metavar="MODEL",
-                   help=f"only these models' records ({', '.join(beyond.GROUPS)} only), e.g. 'Res8(adv-trans)'")
+                   help=f"only these models' records ({', '.join(beyond.EVALUATIONS)} only), e.g. 'Res8(adv-trans)'")
     _common(p)
     p = sub.add_parser("show", help="show the cache and the stored records")
     p.add_argument("--profile", default=None, help="only this profile's records")
@@ -89,97 +93,126 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def run(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.cmd == "prepare-data":
-        root = offline.prepare(Path(args.source), args.root, tuple(args.datasets))
-        print(f"datasets ready under {root}")
-        return 0
-    if args.cmd == "profiles":
-        for p in profiles.PROFILES.values():
-            print(f"{p.name:8s} {p.description}")
-        return 0
+def _prepare_data(args: argparse.Namespace) -> int:
+    root = offline.prepare(Path(args.source), args.root, tuple(args.datasets))
+    print(f"datasets ready under {root}")
+    return 0
+
+
+def _profiles(args: argparse.Namespace) -> int:
+    for p in profiles.PROFILES.values():
+        print(f"{p.name:8s} {p.description}")
+    return 0
+
+
+def _weights(args: argparse.Namespace) -> int:
     store = Store(args.store)
-    if args.cmd == "weights":
-        if args.profile is not None:
-            profiles.get(args.profile)
-        if args.dataset is not None:
-            data_mod.spec(args.dataset)
-        if args.check:
-            res = zoo.check(store)
-            print(res.drop(columns=["file"]).to_string(index=False) if len(res) else "no published weights")
-            bad = res[~res["ok"]] if len(res) else res
-            if len(bad):
-                raise AktError(f"{len(bad)} of {len(res)} published models fail the check: " + "; ".join(
-                    f"{r.name} ({r.dataset}, {r.profile}, seed {r.seed}, {store.weights / r.file}): {r.result}"
-                    for r in bad.itertuples()))
-            return 0
-        m = zoo.summary(store)
-        if len(m):
-            m = m[((m["profile"] == args.profile) if args.profile else True) & ((m["dataset"] == args.dataset)
-                                                                                 if args.dataset else True)]
-        if not len(m):
-            print(f"no published weights under {store.weights}")
-            return 0
-        print(m.drop(columns=["file"]).assign(sha256=m["sha256"].str[:12]).round(2).to_string(index=False, na_rep="-"))
-        print(f"{len(m)} models, {m['MiB'].sum():.2f} MiB in {store.weights}")
+    if args.profile is not None:
+        profiles.get(args.profile)
+    if args.dataset is not None:
+        data_mod.spec(args.dataset)
+    if args.check:
+        res = zoo.check(store)
+        print(res.drop(columns=["file"]).to_string(index=False) if len(res) else "no published weights")
+        bad = res[~res["ok"]] if len(res) else res
+        if len(bad):
+            raise AktError(f"{len(bad)} of {len(res)} published models fail the check: " + "; ".join(
+                f"{r.name} ({r.dataset}, {r.profile}, seed {r.seed}, {store.weights / r.file}): {r.result}"
+                for r in bad.itertuples()))
         return 0
-    if args.cmd == "publish":
-        added = publish.publish(args.source, args.profile, args.dataset, store, args.data_root)
-        print(f"published {len(added)} models into {store.weights}; results rows merged into "
-              f"{store.results / args.profile}")
+    m = zoo.summary(store)
+    if len(m):
+        m = m[((m["profile"] == args.profile) if args.profile else True) & ((m["dataset"] == args.dataset)
+                                                                             if args.dataset else True)]
+    if not len(m):
+        print(f"no published weights under {store.weights}")
         return 0
-    if args.cmd == "show":
-        if args.profile is not None:
-            profiles.get(args.profile)
-        entries = store.entries()
-        print(f"cache: {store.cache} ({len(entries)} entries)")
-        if len(entries):
-            print(entries.groupby(["kind", "dataset"]).size().to_string())
-        for prof in [args.profile] if args.profile else sorted(p.name for p in store.results.glob("*")):
-            df = store.read(prof)
-            if len(df):
-                print(f"\nrecords, profile {prof}: {len(df)}")
-                print(df.groupby(["dataset", "seed"]).size().to_string())
-        return 0
+    print(m.drop(columns=["file"]).assign(sha256=m["sha256"].str[:12]).round(2).to_string(index=False, na_rep="-"))
+    print(f"{len(m)} models, {m['MiB'].sum():.2f} MiB in {store.weights}")
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    store = Store(args.store)
+    added = publish.publish(args.source, args.profile, args.dataset, store, args.data_root)
+    print(f"published {len(added)} models into {store.weights}; results rows merged into "
+          f"{store.results / args.profile}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    store = Store(args.store)
+    if args.profile is not None:
+        profiles.get(args.profile)
+    entries = store.entries()
+    print(f"cache: {store.cache} ({len(entries)} entries)")
+    if len(entries):
+        print(entries.groupby(["kind", "dataset"]).size().to_string())
+    for prof in [args.profile] if args.profile else sorted(p.name for p in store.results.glob("*")):
+        df = store.read(prof)
+        if len(df):
+            print(f"\nrecords, profile {prof}: {len(df)}")
+            print(df.groupby(["dataset", "seed"]).size().to_string())
+    return 0
+
+
+def _options(args: argparse.Namespace) -> tuple[dict, dict]:
+    """(what every build passes on, the CUDA-graphs option where given), after checking the profile and
+    that the store can be written: a run that cannot store its work does none."""
+    store = Store(args.store)
     profiles.get(args.profile)
-    writable(store, args.profile)  # before any training: a run that cannot store its work does none
+    writable(store, args.profile)
     opts = dict(store=store, data_root=args.data_root, device=args.device, download=args.download,
                 progress=not args.quiet, bf16=args.bf16)
-    graphs_opt = {"cuda_graphs": args.cuda_graphs} if getattr(args, "cuda_graphs", False) else {}
+    return opts, ({"cuda_graphs": args.cuda_graphs} if getattr(args, "cuda_graphs", False) else {})
+
+
+def _train(args: argparse.Namespace) -> int:
+    opts, graphs_opt = _options(args)
     chosen = choices.parse(args.choice)
-    if args.cmd == "train":
-        graph.check_choice("variant", args.variant, graph.ALL_VARIANTS)
-        for seed in args.seed:
-            t0 = time.perf_counter()
-            exp = graph.Experiment(args.dataset, args.profile, seed, blackbox=args.blackbox, choices=chosen)
-            r = runner.Runner(exp, **opts, **graphs_opt)
-            r.model(r.exp.model(args.variant))
-            print(f"{args.variant} on {args.dataset} ({args.profile}, seed {seed}) is in the store "
-                  f"({time.perf_counter() - t0:.0f} s in all, with what it is trained from and the "
-                  "black-box Res26 that scores its per-epoch curves)")
-        return 0
+    graph.check_choice("variant", args.variant, graph.ALL_VARIANTS)
+    for seed in args.seed:
+        t0 = time.perf_counter()
+        exp = graph.Experiment(args.dataset, args.profile, seed, blackbox=args.blackbox, choices=chosen)
+        r = runner.Runner(exp, **opts, **graphs_opt)
+        r.model(r.exp.model(args.variant))
+        print(f"{args.variant} on {args.dataset} ({args.profile}, seed {seed}) is in the store "
+              f"({time.perf_counter() - t0:.0f} s in all, with what it is trained from and the "
+              "black-box Res26 that scores its per-epoch curves)")
+    return 0
+
+
+def _check_build(args: argparse.Namespace, chosen: tuple) -> None:
+    """Which options apply to which builds, refused before any work."""
     graph.check_choice("result", args.what, BUILD_CHOICES)
-    if args.jobs < 1 or (args.jobs > 1 and args.what in beyond.GROUPS):
-        raise AktError(f"--jobs {args.jobs}: give N >= 1; N > 1 applies to {', '.join(graph.GROUPS)}, curves "
-                       f"and all, not to {args.what!r}")
+    paper = f"{', '.join(graph.GROUPS)}, curves and all"
+    if args.jobs < 1 or (args.jobs > 1 and args.what in beyond.EVALUATIONS):
+        raise AktError(f"--jobs {args.jobs}: give N >= 1; N > 1 applies to {paper}, not to {args.what!r}")
+    if args.scheduler is not None and (args.what in beyond.EVALUATIONS or args.what == "forensics"):
+        raise AktError(f"--scheduler applies to {paper}, not to {args.what!r}")
+    if chosen and args.what in beyond.EVALUATIONS:
+        raise AktError(f"--choice applies to {paper}, not to {args.what!r}")
+    if args.targets and args.what not in beyond.EVALUATIONS:
+        raise AktError(f"--targets applies to {', '.join(beyond.EVALUATIONS)}, not to {args.what!r}")
+    if args.what == "forensics" and args.dataset != forensics.DATASET:
+        raise AktError(f"forensics applies to --dataset {forensics.DATASET} (erratum 5), not {args.dataset!r}")
+
+
+def _build(args: argparse.Namespace) -> int:
+    chosen = choices.parse(args.choice)
+    _check_build(args, chosen)
+    opts, graphs_opt = _options(args)
     if args.what == "forensics":  # erratum 5: top-5 and superclass accuracy of CIFAR-100's models
-        if args.dataset != forensics.DATASET:
-            raise AktError(f"forensics applies to --dataset {forensics.DATASET} (erratum 5), not {args.dataset!r}")
         df = forensics.require(args.profile, args.seed, compute=True, **opts)
         print(df.pivot_table(index="model", columns="attack", values="accuracy").round(2).to_string())
         return 0
-    if args.what in beyond.GROUPS:
-        if chosen:
-            raise AktError(f"--choice applies to {', '.join(graph.GROUPS)}, curves and all, not to {args.what!r}")
+    if args.what in beyond.EVALUATIONS:
         targets = tuple(args.targets) if args.targets else None
         df = beyond.require(args.what, args.dataset, args.profile, args.seed, compute=True,
-                                blackbox=args.blackbox, targets=targets, **opts)
-    elif args.targets:
-        raise AktError(f"--targets applies to {', '.join(beyond.GROUPS)}, not to {args.what!r}")
+                            blackbox=args.blackbox, targets=targets, **opts)
     else:
         df = results.require(args.what, args.dataset, args.profile, args.seed, compute=True, blackbox=args.blackbox,
-                             jobs=args.jobs, choices=chosen, **opts, **graphs_opt)
+                             jobs=args.jobs, scheduler=args.scheduler, choices=chosen, **opts, **graphs_opt)
     if "eps_256" in df:
         print(df.pivot_table(index="model", columns=["attack", "source", "eps_256"], values="accuracy").round(2).to_string())
     elif "accuracy" in df:
@@ -187,6 +220,16 @@ def run(argv: list[str] | None = None) -> int:
     else:
         print(df.groupby("model")[["clean_acc", "adv_acc"]].last().round(2).to_string())
     return 0
+
+
+#: each command of ``akt`` and the function that runs it
+COMMANDS = {"prepare-data": _prepare_data, "profiles": _profiles, "weights": _weights, "publish": _publish,
+            "show": _show, "train": _train, "build": _build}
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.cmd](args)
 
 
 def writable(store: Store, profile: str) -> None:

@@ -74,6 +74,8 @@ class InputKind:
 
     name: str = ""
     description: str = ""
+    #: the ``TrainInputs`` field the input must have filled before training starts, and its words
+    requires: tuple[str, str] | None = None
 
     def deps(self, exp: "Experiment", method: "Method") -> tuple[tuple["Node", ...], "Node | None"]:
         """(the dependency nodes, in order; the live teacher's node, or None)."""
@@ -83,7 +85,8 @@ class InputKind:
         pass
 
     def check(self, method: "Method", params: dict, inp: "TrainInputs") -> None:
-        pass
+        if self.requires and getattr(inp, self.requires[0]) is None:
+            raise ValueError(f"method {method.name!r} needs {self.requires[1]} (TrainInputs.{self.requires[0]})")
 
     def draw(self, method: "Method", params: dict, inp: "TrainInputs", n_adv: int, epoch: int,
              g: torch.Generator) -> dict[str, Any]:
@@ -173,6 +176,7 @@ class TeacherLogits(InputKind):
 class LiveTeacher(InputKind):
     name = "live_teacher"
     description = "the ``teacher`` model itself, run on each augmented batch (ARD, RSLAD, IAD)"
+    requires = ("teacher_model", "a live teacher model")
 
     def deps(self, exp, method):
         teacher = exp.model(method.teacher)
@@ -180,10 +184,6 @@ class LiveTeacher(InputKind):
 
     def load(self, runner, node, inp):
         inp.teacher_model = runner.model(next(d for d in node.deps if d.key == node.config["teacher"]))
-
-    def check(self, method, params, inp):
-        if inp.teacher_model is None:
-            raise ValueError(f"method {method.name!r} needs a live teacher model (TrainInputs.teacher_model)")
 
     def on_clean(self, b, s):
         b.teacher = s.inp.teacher_model
@@ -213,14 +213,11 @@ class StaticLogits(InputKind):
 class Peer(InputKind):
     name = "peer"
     description = "a peer of depth ``params['peer_depth']`` trained in the same loop (PeerAiD)"
+    requires = ("peer_model", "a peer, trained with the model")
 
     def load(self, runner, node, inp):
         # initialised from the global generator right after the student, as their code does
         inp.peer_model = runner.new_model(node.config["params"]["peer_depth"])
-
-    def check(self, method, params, inp):
-        if inp.peer_model is None:
-            raise ValueError(f"method {method.name!r} trains a peer with the model (TrainInputs.peer_model)")
 
     def on_clean(self, b, s):
         # the peer's clean logits in eval mode, no gradient (``logits`` restores train mode)

@@ -1,6 +1,7 @@
 """Where a result came from: the code's commit and the device, named in every record and artefact."""
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import re
@@ -15,6 +16,16 @@ from . import AktError
 #: make a commit ``-dirty`` (a run that stores rows in a tracked CSV would otherwise mark its own
 #: later rows as made from uncommitted code)
 OUTPUT_PATHS = ("data/results", "data/reruns", "data/weights")
+
+
+def code_digest() -> str:
+    """SHA-256 of the package's source (every ``akt_core/**/*.py``, by relative path and content): the
+    same on two machines exactly when they run the same code, with or without git."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def git_commit(root: Path | None = None) -> str:

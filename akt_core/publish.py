@@ -142,22 +142,7 @@ def publish(source: str | Path, profile: str, dataset: str | None = None, store:
     lock = dest.cache / "locks" / "publish.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     with locked(lock):
-        merged, conflicts = {}, []
-        for what in RESULT_FILES:  # every row is checked before anything is written
-            rows = src.read(profile, what)
-            rows = rows[rows["dataset"] == dataset] if dataset and len(rows) else rows
-            if not len(rows):
-                continue
-            # curves name no commit of their own: they are the commit of their model's run
-            commits = rows["git_commit"] if "git_commit" in rows else rows["key"].map(commit_of).fillna("unknown")
-            for commit in commits.unique():
-                _clean_commit(commit, f"{int((commits == commit).sum())} {what} rows")
-            conflicts += _conflicts(dest.read(profile, what), rows, what)
-            merged[what] = rows
-        if conflicts:
-            raise AktError("already published with another result (a published row is never overwritten; "
-                           "publish into a rerun store instead): " + "; ".join(conflicts[:5])
-                           + (f"; and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""))
+        merged = _rows_to_merge(src, dest, profile, dataset, commit_of)  # every row checked before any write
         models = runs[(runs["kind"] == "model") & ((runs["dataset"] == dataset) if dataset else True)]
         have = dest.manifest()
         done = set(have["key"]) if len(have) else set()
@@ -182,6 +167,28 @@ def publish(source: str | Path, profile: str, dataset: str | None = None, store:
                 rows = pd.concat([rows[~same], _filled(old, rows[same], what)], ignore_index=True)
             dest.append(profile, what, rows.to_dict("records"), unique=RESULT_FILES[what])
     return pd.DataFrame(added, columns=list(MANIFEST_COLUMNS))
+
+
+def _rows_to_merge(src: Store, dest: Store, profile: str, dataset: str | None,
+                   commit_of: dict[str, str]) -> dict[str, pd.DataFrame]:
+    """Every results file's rows of ``src`` to merge (only ``dataset``'s, if given), after checking them
+    all: each names a clean commit (curves: their model's run's), none conflicts with a published row."""
+    merged, conflicts = {}, []
+    for what in RESULT_FILES:
+        rows = src.read(profile, what)
+        rows = rows[rows["dataset"] == dataset] if dataset and len(rows) else rows
+        if not len(rows):
+            continue
+        commits = rows["git_commit"] if "git_commit" in rows else rows["key"].map(commit_of).fillna("unknown")
+        for commit in commits.unique():
+            _clean_commit(commit, f"{int((commits == commit).sum())} {what} rows")
+        conflicts += _conflicts(dest.read(profile, what), rows, what)
+        merged[what] = rows
+    if conflicts:
+        raise AktError("already published with another result (a published row is never overwritten; "
+                       "publish into a rerun store instead): " + "; ".join(conflicts[:5])
+                       + (f"; and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""))
+    return merged
 
 
 def _filled(old: pd.DataFrame, new: pd.DataFrame, what: str) -> pd.DataFrame:

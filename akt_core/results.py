@@ -35,7 +35,7 @@ from .graph import (
     table_cells,
     table_for,
 )
-from .runner import Runner, build_parallel
+from .runner import Runner
 from .store import Store
 
 
@@ -182,11 +182,12 @@ def select_stored(df: pd.DataFrame, what: str, dataset: str, profile: str, seeds
     return df[df["key"].isin(keys_per_run(df, dataset, profile, blackbox, keys_of, choices))]
 
 
-def check_request(what: str, choices, dataset: str, profile: str, blackbox: str, seeds, jobs: int = 1) -> list[int]:
-    """The validation every ``require`` shares, before any work; returns the seeds as ints."""
+def check_request(what: str, valid, dataset: str, profile: str, blackbox: str, seeds, jobs: int = 1) -> list[int]:
+    """The validation every ``require`` shares, before any work (``valid``: the results it builds);
+    returns the seeds as ints."""
     if not (isinstance(jobs, int) and jobs >= 1):
         raise AktError(f"jobs={jobs!r}: give a whole number of processes, at least 1")
-    check_choice("result", what, choices)
+    check_choice("result", what, valid)
     data_mod.spec(dataset)
     profiles_mod.get(profile)
     check_choice("black-box source choice", blackbox, BLACKBOX)
@@ -197,7 +198,7 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
             store: Store | None = None, data_root: str | Path | None = None, device: str | None = None,
             blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print,
             dataset_variant: str | None = None, bf16: bool = False, jobs: int = 1, choices=(),
-            cuda_graphs: bool = False) -> pd.DataFrame:
+            cuda_graphs: bool = False, scheduler: str | None = None) -> pd.DataFrame:
     """Records (tables) or per-epoch curves (figures) for ``what`` on ``dataset`` under ``profile``.
 
     ``what`` is a table group (``variants``, ``sources``, ``attacks``), ``curves`` (Figs. 3-4) or
@@ -205,8 +206,8 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
     with ``compute=True`` whatever the store lacks is built, and nothing else. Results of different
     dataset variants (e.g. lossless vs jpeg75) are never mixed: pass ``dataset_variant`` to choose.
     ``bf16``: bf16 autocast on a GPU (``Runner``); ``cuda_graphs``: replay the training steps as CUDA
-    graphs there. ``jobs`` > 1 trains independent models in that
-    many processes at once (``build_parallel``). ``choices``: non-default unstated choices
+    graphs there. ``jobs`` > 1 builds independent models at once on a local Dask cluster of that many
+    worker processes, ``scheduler`` on a running Dask scheduler (``cluster.build``). ``choices``: non-default unstated choices
     (``choices.CHOICES``, e.g. ``{"decay": "all"}``); only the models they touch are trained again.
     The evaluations beyond the paper have their own
     ``beyond.require``, on the same validation (``check_request``) and scoring loop (``score``).
@@ -220,8 +221,10 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
             runner = Runner(Experiment(dataset, profile, seed, blackbox=blackbox, choices=choices), store,
                             data_root, device, download, progress, log, bf16, cuda_graphs)
             needs = [n for g in groups for n in table_cells(table_for(g, dataset))]
-            if jobs > 1:
-                build_parallel(runner, models_read(runner.exp, needs, what in ("curves", "all")), jobs)
+            if jobs > 1 or scheduler is not None:
+                from . import cluster
+
+                cluster.build(runner, models_read(runner.exp, needs, what in ("curves", "all")), jobs, scheduler)
             if needs:
                 evaluate(runner, needs)
             if what in ("curves", "all"):

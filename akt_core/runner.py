@@ -3,11 +3,12 @@
 ``Runner`` builds one node on demand, with its dependencies, and caches everything in the store:
 a model is read from the published weights or the cache, else trained (``train.train_model``);
 D_adv is Algorithm 1's step 2 (FGSM on every training image from every static source, once); teacher
-logits are the distillation targets of Eq. (11). ``build_parallel`` builds independent nodes in
-worker processes (``akt build --jobs N``, for a GPU). Scoring records is ``results.score``.
+logits are the distillation targets of Eq. (11). ``cluster.build`` builds independent nodes as Dask
+tasks (``akt build --jobs N`` or ``--scheduler ADDRESS``). Scoring records is ``results.score``.
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,14 +16,14 @@ from typing import Callable
 
 import torch
 
-from . import RESULTS_VERSION, AktError
+from . import RESULTS_VERSION
 from . import choices as choices_mod
 from . import data as data_mod
 from . import methods as methods_mod
 from . import profiles as profiles_mod
 from .attacks import ATTACKS
 from .evaluate import craft, layout, logits
-from .graph import ALL_VARIANTS, Experiment, Node, walk
+from .graph import ALL_VARIANTS, Experiment, Node
 from .inputs import INPUTS, dadv_images
 from .models import ExitView, for_dataset
 from .provenance import device_name, git_commit, resolve_device
@@ -32,7 +33,7 @@ from .train import TrainInputs, score_adv_curve, train_model
 
 def curve_source(node: Node) -> Node | None:
     """The model whose FGSM set ``node``'s per-epoch adversarial curve is scored on, if any. It is a
-    dependency of scoring only, never of training: ``build_parallel`` starts ``node`` while it trains."""
+    dependency of scoring only, never of training: ``cluster.build`` starts ``node`` while it trains."""
     key = node.config.get("curve_source")
     return next(d for d in node.deps if d.key == key) if key else None
 
@@ -64,10 +65,18 @@ class Runner:
         self._models: dict[str, torch.nn.Module] = {}
         self._arrays: dict[str, torch.Tensor] = {}
         self._curve_adv: dict[str, torch.Tensor] = {}  #: per curve source: the curve subset under its FGSM
-        #: set in ``build_parallel``'s workers: blocks until another worker has stored a model. A
-        #: model whose curve source is still training then trains without waiting (``curve_source``)
+        #: set in ``cluster.build_task``: blocks until another task has built a model and puts it in
+        #: this runner's store. A model whose curve source is still training then trains without
+        #: waiting for it (``curve_source``) and scores its adversarial curve afterwards
         self.wait_for: Callable[[Node], None] | None = None
         self.commit = git_commit()
+
+    def fork(self, store: Store) -> "Runner":
+        """A runner on ``store`` that shares this one's loaded data (read only) and nothing else: its
+        own caches of models and arrays, and no ``wait_for``."""
+        other = copy.copy(self)
+        other.store, other._models, other._arrays, other._curve_adv, other.wait_for = store, {}, {}, {}, None
+        return other
 
     def provenance(self, **extra) -> dict:
         e = self.exp
@@ -205,97 +214,9 @@ class Runner:
         return torch.stack(out).cpu()
 
 
-# ---- building in parallel --------------------------------------------------------------------
-BUILT_KINDS = ("model", "dadv", "logits")  #: node kinds that are built and cached (records are not nodes)
-_WORKER: dict = {}  #: one Runner per worker process, made by ``_init_worker``
-
-
-def _quiet(*args) -> None:
-    pass
-
-
-def _init_worker(exp: Experiment, prof: profiles_mod.Profile, runner_kwargs: dict, threads: int, abort) -> None:
-    torch.set_num_threads(threads)  # as many as the parent uses: CPU results stay bit-for-bit
-    profiles_mod.PROFILES.setdefault(prof.name, prof)  # a profile the parent registered at run time
-    runner = _WORKER["runner"] = Runner(exp, **runner_kwargs)
-
-    def wait_for(node: Node) -> None:  # the parent sets ``abort`` when any worker fails
-        while not runner.store.has("model", node.key):
-            if abort.wait(0.5):
-                raise AktError(f"stopped waiting for {node.name} ({node.key}): another worker failed")
-    runner.wait_for = wait_for
-
-
-def _build_in_worker(node: Node) -> str:
-    runner = _WORKER["runner"]
-    if node.kind == "model":
-        runner.model(node)
-    else:
-        runner.array(node)
-    return node.key
-
-
+# ---- what a model must wait for ----------------------------------------------------------------
 def start_deps(node: Node) -> list[Node]:
     """The dependencies that must be stored before ``node`` starts: all of them, except a model's curve
     source (``curve_source``), which may still be training (its curve is scored later, ``Runner._train``)."""
     soft = curve_source(node) if node.kind == "model" else None
     return [d for d in node.deps if soft is None or d.key != soft.key]
-
-
-def startable(pending: list[Node], done: set[str], running: set[str], free: int) -> list[Node]:
-    """Up to ``free`` of ``pending`` (in walk order) to start now: its ``start_deps`` are stored and its
-    curve source, if any, is stored or started."""
-    out: list[Node] = []
-    for n in pending:
-        if len(out) == free:
-            break
-        soft = curve_source(n) if n.kind == "model" else None
-        started = done | running | {m.key for m in out}
-        if all(d.key in done for d in start_deps(n)) and (soft is None or soft.key in started):
-            out.append(n)
-    return out
-
-
-def build_parallel(runner: Runner, roots: list[Node], jobs: int) -> None:
-    """Build the cached nodes under ``roots`` that the store lacks, up to ``jobs`` at a time, each in
-    a worker process, each as soon as its dependencies are stored.
-
-    A model starts while its curve source (``curve_source``) is still training, and scores its
-    adversarial curve once that is stored: the static sources do not wait for heldout:Res26, which
-    takes one Res26 off the critical path. Every node is a pure function of its config, so the order
-    changes nothing but the wall time; on the CPU the results are bit-for-bit those of a serial build
-    (each worker uses the parent's thread count). Meant for a GPU, where one training process is
-    bound by launching kernels and leaves the GPU mostly idle; on the 2-core CPU it only divides the
-    cores.
-    """
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from multiprocessing import get_context
-
-    nodes = [n for n in walk(roots) if n.kind in BUILT_KINDS]
-    done = {n.key for n in nodes if runner.store.has(n.kind, n.key)}
-    pending = [n for n in nodes if n.key not in done]
-    if not pending:
-        return
-    kwargs = {"store": runner.store, "data_root": runner.data_root, "device": str(runner.device),
-              "download": False, "progress": False, "log": print if runner.log is print else _quiet,
-              "bf16": runner.bf16, "cuda_graphs": runner.cuda_graphs}
-    ctx = get_context("spawn")
-    abort = ctx.Event()
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(runner.exp, runner.exp.prof, kwargs, torch.get_num_threads(), abort)) as pool:
-        running: dict = {}
-        while pending or running:
-            for n in startable(pending, done, {m.key for m in running.values()}, jobs - len(running)):
-                pending.remove(n)
-                running[pool.submit(_build_in_worker, n)] = n
-            if not running:
-                raise AktError(f"cannot schedule {[n.name for n in pending]}: a dependency is never built")
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for f in finished:
-                if f.exception() is not None:
-                    abort.set()  # no worker waits for a model that will never be stored
-                    pool.shutdown(cancel_futures=True)
-                done.add(f.result())  # a worker's exception is raised here
-                del running[f]
-
-

@@ -248,6 +248,17 @@ class Store:
                 "results_version": RESULTS_VERSION, "provenance": provenance or {}}
         atomic_write_text(json.dumps(info, indent=1, sort_keys=True), meta)
 
+    def sidecar(self, kind: str, key: str) -> dict:
+        """The sidecar of the artefact ``key`` (config, sha256, provenance): the cache entry's, else the
+        published model's; empty when neither exists or it cannot be read."""
+        meta = self._paths(kind, key)[1]
+        if not meta.exists() and kind == "model" and (paths := self.published_paths(key)) is not None:
+            meta = paths[1]
+        try:
+            return json.loads(meta.read_text())
+        except (OSError, ValueError):
+            return {}
+
     def remove(self, kind: str, key: str) -> None:
         for p in self._paths(kind, key):
             p.unlink(missing_ok=True)
@@ -273,19 +284,19 @@ class Store:
         return pd.DataFrame(rows, columns=["kind", "key", "name", "dataset", "mb"])
 
     # ---- records -----------------------------------------------------------------------------
-    def _csv(self, profile: str, what: str) -> Path:
-        return self.results / profile / f"{what}.csv"
+    def _csv(self, profile: str, file: str) -> Path:
+        return self.results / profile / f"{file}.csv"
 
-    def read(self, profile: str, what: str = "records") -> pd.DataFrame:
+    def read(self, profile: str, file: str = "records") -> pd.DataFrame:
         """One results file, checked against its schema (``schema.validate``): a damaged file is an
         :class:`AktError` naming the file and line, never a silently different table. A file read
         before with the same bytes is not parsed and checked again (a book page reads the same few
         files a hundred times); the caller gets its own copy."""
-        path = self._csv(profile, what)
+        path = self._csv(profile, file)
         if not path.exists():
             return pd.DataFrame()
         raw = path.read_bytes()
-        memo = (str(path.resolve()), what, hashlib.blake2b(raw, digest_size=16).digest())
+        memo = (str(path.resolve()), file, hashlib.blake2b(raw, digest_size=16).digest())
         if memo not in _READ_MEMO:
             try:
                 df = pd.read_csv(io.BytesIO(raw), keep_default_na=False, na_values=[""],
@@ -294,26 +305,26 @@ class Store:
                 raise AktError(f"{path} cannot be read as CSV ({str(exc).strip()})") from exc
             if len(_READ_MEMO) >= _READ_MEMO_SIZE:
                 _READ_MEMO.pop(next(iter(_READ_MEMO)))
-            _READ_MEMO[memo] = _belongs(validate(df, what, path), profile, path)
+            _READ_MEMO[memo] = _belongs(validate(df, file, path), profile, path)
         return _READ_MEMO[memo].copy()
 
-    def append(self, profile: str, what: str, rows: list[dict], unique: tuple[str, ...] | None = None) -> None:
+    def append(self, profile: str, file: str, rows: list[dict], unique: tuple[str, ...] | None = None) -> None:
         """Add ``rows``; a row whose ``unique`` columns (default: the file's schema's) match an existing
         one replaces it. The result is checked before it is written. Atomic, and serialised between
         processes (``build --jobs``) by a lock file in the cache."""
         if not rows:
             return
-        unique = unique or SCHEMAS[what].unique
+        unique = unique or SCHEMAS[file].unique
         new = pd.DataFrame(rows)
-        path = self._csv(profile, what)
-        lock = self.cache / "locks" / f"{profile}-{what}.lock"  # in the ignored cache, not beside the CSV
+        path = self._csv(profile, file)
+        lock = self.cache / "locks" / f"{profile}-{file}.lock"  # in the ignored cache, not beside the CSV
         lock.parent.mkdir(parents=True, exist_ok=True)
         with locked(lock):
-            old = self.read(profile, what)
+            old = self.read(profile, file)
             df = pd.concat([old, new], ignore_index=True) if len(old) else new
             df = df.drop_duplicates(subset=list(unique), keep="last")
             df = df.sort_values(list(unique), kind="stable").reset_index(drop=True)
-            validate(df, what, f"{path} (with the rows to append)")
+            validate(df, file, f"{path} (with the rows to append)")
             atomic_write_text(df.to_csv(index=False, float_format="%.6g", lineterminator="\n"), path)
 
     def has(self, kind: str, key: str) -> bool:

@@ -145,6 +145,48 @@ def make_batch(model: nn.Module, method: Method, params: dict, inp: TrainInputs,
     return b
 
 
+def sgd(trained: list[nn.Module], cfg: dict) -> torch.optim.SGD:
+    """SGD with momentum over the parameters of ``trained`` (Sec. 3.1): weight decay on conv and linear
+    weights only (the default), or on every parameter (the unstated choice ``decay=all``)."""
+    decay_all = cfg.get("choices", {}).get("decay") == "all"
+    decay, no_decay = [], []
+    for p in (p for m in trained for p in m.parameters()):
+        (no_decay if p.ndim <= 1 and not decay_all else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg["weight_decay"]}]
+    groups += [{"params": no_decay, "weight_decay": 0.0}] if no_decay else []
+    return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"])
+
+
+def resume(partial: Path | None, trained: list[nn.Module], opt: torch.optim.Optimizer,
+           g: torch.Generator) -> tuple[int, list[dict], float, float, dict[int, dict]]:
+    """Restore the state saved at ``partial`` (weights of ``trained``, optimiser, both generators) and
+    return (epochs done, curve rows, wall s, CPU s, deferred snapshots); a fresh start when there is
+    none or it is damaged (``load_checked`` warns and discards it)."""
+    state = load_checked(partial, "saved training state") if partial else None
+    if state is None:
+        return 0, [], 0.0, 0.0, {}
+    trained[0].load_state_dict(state["model"])
+    if len(trained) > 1:
+        trained[1].load_state_dict(state["peer"])
+    opt.load_state_dict(state["opt"])
+    g.set_state(state["gen"])
+    torch.set_rng_state(state["rng"])
+    dev = next(trained[0].parameters()).device
+    snapshots = {e: {k: v.to(dev) for k, v in sd.items()} for e, sd in state.get("snapshots", {}).items()}
+    return state["epoch"], state["curves"], state["wall_s"], state.get("cpu_s", math.nan), snapshots
+
+
+def curve_point(model: nn.Module, inp: TrainInputs, bf16: bool) -> dict:
+    """Figs. 3-4 after one epoch: clean accuracy on the curve subset, and FGSM transfer accuracy on it
+    where its attacked copy is there (else scored later, ``score_adv_curve``)."""
+    if inp.curve_x is None:
+        return {}
+    row = {"clean_acc": accuracy(model, inp.curve_x, inp.curve_y, bf16=bf16)}
+    if inp.curve_adv is not None:
+        row["adv_acc"] = accuracy(model, inp.curve_adv, inp.curve_y, bf16=bf16)
+    return row
+
+
 def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: TrainInputs,
                 seed: int, bf16: bool = False, partial: str | os.PathLike | None = None,
                 progress: bool = True, desc: str = "", cuda_graphs: bool = False) -> TrainResult:
@@ -154,6 +196,9 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
     from, a damaged one discarded with a warning (the model then trains from scratch).
     ``cuda_graphs``: on a CUDA device, replay each step as a CUDA graph (``cuda_graphs.Stepper``, with a
     fallback to eager); ignored on the CPU.
+
+    About 70 lines on purpose: the order in which it seeds, draws, steps, scores and saves is what
+    makes a run bit-for-bit reproducible and resumable, and it reads best in one place.
     """
     from tqdm.auto import tqdm
 
@@ -169,31 +214,14 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
     if method.peer:
         inp.peer_model = layout(inp.peer_model.to(dev))
         trained.append(inp.peer_model)
-    # weight decay on conv and linear weights only (the default), or on every parameter (choice decay=all)
-    decay_all = cfg.get("choices", {}).get("decay") == "all"
-    decay, no_decay = [], []
-    for p in (p for m in trained for p in m.parameters()):
-        (no_decay if p.ndim <= 1 and not decay_all else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg["weight_decay"]}]
-    groups += [{"params": no_decay, "weight_decay": 0.0}] if no_decay else []
-    opt = torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"])
+    opt = sgd(trained, cfg)
     n, bs, epochs = len(inp.train), cfg["batch_size"], cfg["epochs"]
     steps_per_epoch = max(n // bs, 1)
     total = steps_per_epoch * epochs
-    start_epoch, curves, wall, cpu = 0, [], 0.0, 0.0
-    snapshots: dict[int, dict] = {}  # epoch -> weights, while its adversarial curve point is unscored
     partial = Path(partial) if partial else None
-    state = load_checked(partial, "saved training state") if partial else None  # None when damaged
-    if state is not None:
-        model.load_state_dict(state["model"])
-        if method.peer:
-            inp.peer_model.load_state_dict(state["peer"])
-        opt.load_state_dict(state["opt"])
-        g.set_state(state["gen"])
-        torch.set_rng_state(state["rng"])
-        start_epoch, curves, wall = state["epoch"], state["curves"], state["wall_s"]
-        cpu = state.get("cpu_s", math.nan)
-        snapshots = {e: {k: v.to(dev) for k, v in sd.items()} for e, sd in state.get("snapshots", {}).items()}
+    # snapshots: epoch -> weights, while its adversarial curve point is unscored
+    start_epoch, curves, wall, cpu, snapshots = resume(partial, trained, opt, g)
+
     def loss_of(b: StepBatch) -> torch.Tensor:
         with autocast(dev, bf16):
             return method.loss(model, b, params)
@@ -222,21 +250,16 @@ def train_model(model: nn.Module, method: Method, params: dict, cfg: dict, inp: 
             loss_sum += stepper(b)
         wall += time.perf_counter() - t0
         cpu += time.process_time() - c0
-        row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"],
-               "train_loss": loss_sum.item() / steps_per_epoch, "wall_s": round(wall, 3)}
-        if inp.curve_x is not None:
-            row["clean_acc"] = accuracy(model, inp.curve_x, inp.curve_y, bf16=bf16)
-            if inp.curve_adv is not None:
-                row["adv_acc"] = accuracy(model, inp.curve_adv, inp.curve_y, bf16=bf16)
-        curves.append(row)
+        curves.append({"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"],
+                       "train_loss": loss_sum.item() / steps_per_epoch, "wall_s": round(wall, 3),
+                       **curve_point(model, inp, bf16)})
         if inp.curve_x is not None and inp.curve_adv is None and inp.defer_adv_curve:
             snapshots[epoch + 1] = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if partial:
             save_checked({"model": model.state_dict(), "opt": opt.state_dict(), "gen": g.get_state(),
-                          "rng": torch.get_rng_state(), "epoch": epoch + 1, "curves": curves,
-                          **({"snapshots": snapshots} if snapshots else {}),
-                          "wall_s": wall, "cpu_s": cpu, **({"peer": inp.peer_model.state_dict()} if method.peer else {})},
-                         partial)
+                          "rng": torch.get_rng_state(), "epoch": epoch + 1, "curves": curves, "wall_s": wall,
+                          "cpu_s": cpu, **({"snapshots": snapshots} if snapshots else {}),
+                          **({"peer": trained[1].state_dict()} if len(trained) > 1 else {})}, partial)
     for m in trained:
         m.eval()
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

@@ -278,7 +278,7 @@ def training_estimate(methods_rows: list[dict], dataset: str = "mnist") -> list[
 
 def critical_path_s(estimate: list[dict], dataset: str = "mnist") -> float:
     """The longest chain of training times through the dependency graph of the paper profile's
-    ``build all`` (crafting D_adv and teacher logits counted as free), scheduled as ``build_parallel``
+    ``build all`` (crafting D_adv and teacher logits counted as free), scheduled as ``cluster.build``
     does: a model starts once its training inputs are stored and ends no earlier than its curve source."""
     from akt_core.runner import curve_source, start_deps
 

@@ -553,47 +553,22 @@ def test_runner_uses_bf16_only_on_a_gpu_and_only_when_asked(tiny):
     assert PV.device_name(torch.device("cpu"), bf16=True) == PV.device_name(torch.device("cpu"))
 
 
-def test_the_static_sources_start_beside_their_curve_source_not_after_it():
+def test_a_model_waits_for_every_dependency_but_its_curve_source():
     """Issue 21's critical path: heldout:Res26 only scores the static sources' adversarial curves, so
-    they start with it; D_adv and every model trained from a model still wait for it to be stored."""
-    nodes = [n for n in G.walk(G.Experiment("cifar10", "paper").models_to_train()) if n.kind in RN.BUILT_KINDS]
-    first = [n.name for n in RN.startable(nodes, set(), set(), len(nodes))]
-    assert first == ["heldout:Res26", "static:Res26", "static:Res20", "static:Res14", "static:Res8",
-                     "Res8(self-adv)", "heldout:Res20", "heldout:Res14", "heldout:Res8"]
-    assert [n.name for n in RN.startable(nodes, set(), set(), 2)] == ["heldout:Res26", "static:Res26"]
-    rest = [n for n in nodes if n.name != "heldout:Res26"]
-    assert [n.name for n in RN.startable(rest, set(), set(), 9)] == ["heldout:Res20", "heldout:Res14", "heldout:Res8"]
-    statics = {n.key for n in nodes if n.name.startswith(("static:", "heldout:"))}
-    after = [n.name for n in RN.startable([n for n in nodes if n.key not in statics], statics, set(), 9)]
-    assert after[:2] == ["D_adv", "Res8(self-adv)"] and "Res26(adv)" not in after
+    they start beside it (``runner.start_deps``, the rule ``cluster.build`` submits by); D_adv and every
+    model trained from a model still wait for what they are trained from."""
+    exp = G.Experiment("cifar10", "paper")
+    nodes = {n.name: n for n in G.walk(exp.models_to_train())}
+    curve = nodes["heldout:Res26"]
+    for name in ("static:Res26", "static:Res8", "Res8(self-adv)"):
+        assert [d.name for d in RN.start_deps(nodes[name])] == [] and RN.curve_source(nodes[name]).key == curve.key
+    assert [d.name for d in RN.start_deps(nodes["D_adv"])] == ["static:Res26", "static:Res20", "static:Res14", "static:Res8"]
+    assert [d.name for d in RN.start_deps(nodes["Res26(adv)"])] == ["D_adv"]
+    assert RN.start_deps(curve) == [] and RN.curve_source(curve) is None  # the held-out sources score no curve
 
 
-@pytest.mark.slow
-def test_build_parallel_stores_the_serial_build_bit_for_bit(tiny, tmp_path):
-    """Two worker processes build the same artefacts and records as the serial build of the fixture."""
-    store = Store(tmp_path)
-    df = RS.require("all", "synthetic", "tiny", compute=True, store=store, progress=False, log=lambda *a: None, jobs=2)
-    cols = ["key", "accuracy", "correct"]
-    serial = tiny["df"].sort_values("key")[cols].reset_index(drop=True)
-    assert df.sort_values("key")[cols].reset_index(drop=True).equals(serial)
-
-    built = {n.key: n for n in G.walk(G.Experiment("synthetic", "tiny", dataset_variant="generated").models_to_train())
-             if n.kind in RN.BUILT_KINDS}
-    assert {p.stem for kind in RN.BUILT_KINDS for p in (store.cache / kind).glob("*.json")} == set(built)
-    for key, node in built.items():  # the same tensors (the files differ: torch.save records the file name)
-        par, ser = (s.load(node.kind, key, node.config) for s in (store, tiny["store"]))
-        pairs = [(par[k], ser[k]) for k in ser] if isinstance(ser, dict) else [(par, ser)]
-        assert all(torch.equal(a, b) for a, b in pairs), node.name
-    drop = ["wall_s"]  # the curves too: those scored after their source was stored are the same numbers
-    par_c, ser_c = (c[c["key"].isin(built)].drop(columns=drop).sort_values(["key", "epoch"]).reset_index(drop=True)
-                    for c in (s.read("tiny", "curves") for s in (store, tiny["store"])))  # others add to the fixture
-    assert par_c.equals(ser_c) and par_c.loc[~par_c["model"].str.startswith("heldout:"), "adv_acc"].notna().all()
-    runs = store.read("tiny", "runs")  # one row per built artefact, none lost to concurrent appends
-    assert len(runs) == len(set(runs["key"])) == len(built)
-
-
-def test_gpu_critical_path_follows_the_schedule_of_build_parallel(monkeypatch):
-    """benchmarks/gpu.py's longest chain uses the rule of ``startable`` (``runner.start_deps``): the
+def test_gpu_critical_path_follows_the_schedule_of_the_cluster_build(monkeypatch):
+    """benchmarks/gpu.py's longest chain uses the rule of ``cluster.build`` (``runner.start_deps``): the
     static sources train beside heldout:Res26, and a model is stored no earlier than its curve source."""
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
     import gpu

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from akt_core.report import references as RF
 from akt_core.report import scorecard as S
 from akt_core.report import verdicts as V
 from akt_core.report.style import STATE_COLOURS
@@ -100,7 +101,7 @@ MODELS = ("Res26(cln)", "Res26(adv)", "Res8(cln)", "Res8(adv)", "Res8(dist-cln)"
 
 
 def test_untestable_when_a_model_is_far_below_the_papers_clean_accuracy_or_the_teacher_below_its_student():
-    paper = V.paper_clean("cifar10")
+    paper = RF.paper_clean("cifar10")
     weak = {m: 0.5 * paper[m] for m in MODELS}
     claims = {c.claim: c for c in V.build_claims("cifar10", {"variants": _variants(weak, dict.fromkeys(MODELS, 20.0))},
                                                   None)}
@@ -115,7 +116,7 @@ def test_untestable_when_a_model_is_far_below_the_papers_clean_accuracy_or_the_t
 
 
 def test_c1_on_hand_made_tables():
-    paper = V.paper_clean("mnist")
+    paper = RF.paper_clean("mnist")
     clean = {m: paper[m] for m in MODELS}
     robust = {**dict.fromkeys(MODELS, 60.0), "Res26(adv)": 90.0, "Res8(adv)": 88.0, "Res26(cln)": 20.0, "Res8(cln)": 10.0}
     claims = {c.claim: c for c in V.build_claims("mnist", {"variants": _variants(clean, robust)}, None)}
@@ -131,7 +132,7 @@ def _tables_5_10(clean: dict[str, float], robust: dict[str, float], seeds=(0,)) 
 
 
 def test_the_floor_covers_self_adv_in_c4():
-    paper = V.paper_clean("cifar10")
+    paper = RF.paper_clean("cifar10")
     res8 = ("Res8(cln)", "Res8(self-adv)", "Res8(adv)", "Res8(adv-trans)")
     clean = {m: paper[m] for m in res8}
     robust = {"Res8(cln)": 20.0, "Res8(self-adv)": 40.0, "Res8(adv)": 70.0, "Res8(adv-trans)": 70.0}
@@ -144,7 +145,7 @@ def test_the_floor_covers_self_adv_in_c4():
 
 
 def test_c2_tests_both_bounds():
-    paper = V.paper_clean("mnist")
+    paper = RF.paper_clean("mnist")
     clean = {m: paper[m] for m in MODELS}
     clean["Res26(adv)"] = max(clean.values())  # the teacher above its students (the paper's MNIST has it below)
     robust = {**dict.fromkeys(MODELS, 50.0), "Res26(adv)": 90.0, "Res8(dist-adv)": 60.0, "Res8(dist-cln)": 20.0}
@@ -180,9 +181,9 @@ def test_c5_needs_adv_trans_above_every_other_model_on_both_figures():
 
 def test_cifar100_floor_comes_from_the_published_reference_and_the_papers_cells_are_implausible(monkeypatch):
     monkeypatch.setattr(V, "our_cells", lambda cells, dataset, group: cells)  # hand-made cells, not records
-    ref = V.REFERENCES["cifar100"]
-    paper = V.paper_clean("cifar100")
-    refs = V.reference_clean("cifar100")
+    ref = RF.REFERENCES["cifar100"]
+    paper = RF.paper_clean("cifar100")
+    refs = RF.reference_clean("cifar100")
     assert refs[ref.model] == pytest.approx(ref.value)
     assert refs["Res8(cln)"] == pytest.approx(paper["Res8(cln)"] * ref.value / paper[ref.model])
     # a model at 80 % of the paper's clean accuracy: below the paper's floor, above the reference's

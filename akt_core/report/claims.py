@@ -10,10 +10,10 @@ from .. import AktError
 from .. import data as data_mod
 from .. import profiles as profiles_mod
 from ..book import DATASETS
+from ..graph import GROUPS
 from ..results import require, stored_seeds
-from .verdicts import PAPER_EVIDENCE, PAPER_STATE, STATES, Noise, build_claims, our_cells, verdict_table
-
-GROUPS = ("variants", "sources", "attacks")
+from .references import our_cells
+from .verdicts import PAPER_EVIDENCE, PAPER_STATE, STATES, Noise, build_claims, verdict_table
 
 
 def stored_or_none(what: str, dataset: str, profile: str, seeds, blackbox: str = "held-out", **kw) -> pd.DataFrame | None:
@@ -120,7 +120,7 @@ def view(table: pd.DataFrame):
 def noise_words(table: pd.DataFrame, dataset: str) -> str:
     """One paragraph for a claims section: where the rule is stated, which seed spread this page's
     one-seed verdicts use (``all_claims``' ``noise``), and the floor's reference where it is not the paper's."""
-    from .verdicts import REFERENCES
+    from .references import REFERENCES
 
     text = ("Each claim is judged by the one rule stated in the Results chapter (`akt_core.report.verdicts`): "
             "its comparisons must clear the thresholds its words set by more than twice their noise; a claim "

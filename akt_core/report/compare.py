@@ -75,6 +75,47 @@ def exit_table(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("model").join(acc)
 
 
+#: the paper's reference Res8 models in the comparison; every other compared model is a later method
+PAPER_MODELS = ("Res8(cln)", "Res8(adv)", "Res8(adv-trans)")
+
+
+def _means(df: pd.DataFrame, attack: str, source: str, eps: float | None) -> pd.Series:
+    """Each model's accuracy under ``attack`` from ``source`` (at ``eps``, in 1/256), mean over seeds."""
+    sel = df[(df["attack"] == attack) & (df["source"] == source)]
+    if eps is not None:
+        sel = sel[(sel["eps_256"] - eps).abs() < 1e-3]
+    return sel.groupby("model")["accuracy"].mean()
+
+
+def _standing(mean: pd.Series) -> str:
+    """Where Res8(adv-trans) stands against the later methods on ``mean`` ("" without them)."""
+    later = [m for m in mean.index if m not in PAPER_MODELS]
+    if "Res8(adv-trans)" not in mean or not later:
+        return ""
+    ours = mean["Res8(adv-trans)"]
+    ahead, behind = [m for m in later if ours > mean[m]], [m for m in later if ours <= mean[m]]
+    if not behind:
+        verdict = f"ahead of every later method ({len(ahead)})"
+    elif not ahead:
+        verdict = f"level with or behind every later method ({len(behind)})"
+    else:
+        verdict = f"ahead of {', '.join(ahead)}; level with or behind {', '.join(behind)}"
+    return f"; Res8(adv-trans) ({ours:.2f} %) is {verdict}"
+
+
+def _autoattack_against_pgd(df: pd.DataFrame, eps: float) -> str | None:
+    """AutoAttack against PGD-20 on the same images at ``eps`` (1/256), where both are stored."""
+    aa, ctl = _means(df, "AutoAttack", "white-box", eps), _means(df, PGD_ON_AA, "white-box", eps)
+    both = aa.index.intersection(ctl.index)
+    if not len(both):
+        return None
+    gap = (aa[both] - ctl[both]).sort_values()
+    worst = gap.index[-1]
+    return (f"- **AutoAttack against PGD-20 on the same images** ({eps_words(eps)}): AutoAttack is lower "
+            f"on {(gap < 0).sum()} of {len(gap)} models, equal on {(gap == 0).sum()}, higher on "
+            f"{(gap > 0).sum()}" + (f" (at most {gap[worst]:+.2f} points, {worst})" if gap[worst] > 0 else "") + ".")
+
+
 def compare_summary(df: pd.DataFrame) -> str:
     """What the comparison says, in sentences computed from the records: the clean accuracies; for the
     paper's FGSM transfer column and for white-box PGD-20 and AutoAttack at each eps, the best model and
@@ -82,60 +123,30 @@ def compare_summary(df: pd.DataFrame) -> str:
     says nothing about differences within its noise); AutoAttack against PGD-20 on the same images
     (where both are stored); and how much of its clean accuracy each model
     keeps under PGD-20 at 16/256, since a model that is barely trained keeps most of very little."""
-    paper_models = ("Res8(cln)", "Res8(adv)", "Res8(adv-trans)")
     white_eps = {words: eps * 256 for words, eps in WHITEBOX_EPS.items()}  # in 1/256, as records' eps_256
     cols = {"FGSM transfer": ("FGSM", "Res26", None),
             **{f"{attack_words(a)} @ {w}": (a, "white-box", e) for a in ("PGD-20", "AutoAttack")
                for w, e in white_eps.items()}}
-
-    def means(attack: str, source: str, eps: float | None) -> pd.Series:
-        sel = df[(df["attack"] == attack) & (df["source"] == source)]
-        if eps is not None:
-            sel = sel[(sel["eps_256"] - eps).abs() < 1e-3]
-        return sel.groupby("model")["accuracy"].mean()
 
     def span(values: pd.Series) -> str:
         lo, hi = values.min(), values.max()
         return f"{lo:.2f} %" if lo == hi else f"{lo:.2f}-{hi:.2f} %"
 
     lines = []
-    clean = means("clean", "-", None)
-    later_clean = clean[[m for m in clean.index if m not in paper_models]]
+    clean = _means(df, "clean", "-", None)
+    later_clean = clean[[m for m in clean.index if m not in PAPER_MODELS]]
     if "Res8(adv-trans)" in clean and len(later_clean):
         lines.append(f"- **clean**: Res8(adv-trans) {clean['Res8(adv-trans)']:.2f} %, the later methods "
                      f"{span(later_clean)}.")
     for name, key in cols.items():
-        mean = means(*key)
-        if mean.empty:
-            continue
-        best = mean.idxmax()
-        text = f"- **{name}**: best {best} ({mean[best]:.2f} %)"
-        later = [m for m in mean.index if m not in paper_models]
-        if "Res8(adv-trans)" in mean and later:
-            ours = mean["Res8(adv-trans)"]
-            ahead = [m for m in later if ours > mean[m]]
-            behind = [m for m in later if ours <= mean[m]]
-            if not behind:
-                verdict = f"ahead of every later method ({len(ahead)})"
-            elif not ahead:
-                verdict = f"level with or behind every later method ({len(behind)})"
-            else:
-                verdict = f"ahead of {', '.join(ahead)}; level with or behind {', '.join(behind)}"
-            text += f"; Res8(adv-trans) ({ours:.2f} %) is {verdict}"
-        lines.append(text + ".")
-    for eps in white_eps.values():
-        aa, ctl = means("AutoAttack", "white-box", eps), means(PGD_ON_AA, "white-box", eps)
-        both = aa.index.intersection(ctl.index)
-        if len(both):
-            gap = (aa[both] - ctl[both]).sort_values()
-            worst = gap.index[-1]
-            lines.append(f"- **AutoAttack against PGD-20 on the same images** ({eps_words(eps)}): AutoAttack is lower "
-                         f"on {(gap < 0).sum()} of {len(gap)} models, equal on {(gap == 0).sum()}, higher on "
-                         f"{(gap > 0).sum()}" + (f" (at most {gap[worst]:+.2f} points, {worst})" if gap[worst] > 0 else "")
-                         + ".")
-    pgd = means(*cols["PGD-20 @ 16/256"])
+        mean = _means(df, *key)
+        if not mean.empty:
+            best = mean.idxmax()
+            lines.append(f"- **{name}**: best {best} ({mean[best]:.2f} %){_standing(mean)}.")
+    lines += [line for eps in white_eps.values() if (line := _autoattack_against_pgd(df, eps))]
+    pgd = _means(df, *cols["PGD-20 @ 16/256"])
     kept = (100 * pgd / clean).dropna()
-    later_kept = kept[[m for m in kept.index if m not in paper_models]]
+    later_kept = kept[[m for m in kept.index if m not in PAPER_MODELS]]
     if "Res8(adv-trans)" in kept and len(later_kept):
         lines.append(f"- **kept under PGD-20 @ 16/256** (its accuracy over clean accuracy): Res8(adv-trans) "
                      f"{kept['Res8(adv-trans)']:.0f} %, the later methods {later_kept.min():.0f}-{later_kept.max():.0f} %.")

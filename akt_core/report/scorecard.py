@@ -15,8 +15,9 @@ from ..book import BY_STEM, DATASETS
 from ..results import stored_seeds
 from . import unstated
 from .claims import all_claims
+from .references import REFERENCES
 from .style import state_colour
-from .verdicts import ONE_SEED, PAPER_EVIDENCE, PAPER_STATE, REFERENCES, STATEMENTS, STATES
+from .verdicts import ONE_SEED, PAPER_EVIDENCE, PAPER_STATE, STATEMENTS, STATES
 from .whitebox import eps_words
 
 #: the page holding each claim's evidence (its notebook, from the book's plan)

@@ -152,7 +152,7 @@ def stored(what: str, dataset: str, profile: str, seeds=(0,), **kwargs) -> pd.Da
     """``results.require`` for a notebook: the results, or None after displaying why there are none."""
     from IPython.display import Markdown, display
 
-    fetch = beyond.require if what in beyond.GROUPS else require
+    fetch = beyond.require if what in beyond.EVALUATIONS else require
     try:
         return fetch(what, dataset, profile, seeds, progress=False, **kwargs)
     except AktError as exc:

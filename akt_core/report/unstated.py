@@ -17,14 +17,12 @@ import numpy as np
 import pandas as pd
 
 from .. import choices as choices_mod
-from ..graph import table_cells, table_for
+from ..graph import GROUPS, table_cells, table_for
 from ..store import Store
 from .claims import noise as measured_noise
 from .claims import stored_or_none
 from .tables import cells_of
 from .verdicts import verdict_table
-
-GROUPS = ("variants", "sources", "attacks")
 
 
 def _stores(store: Store | Sequence[Store] | None) -> list[Store]:

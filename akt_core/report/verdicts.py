@@ -44,12 +44,12 @@ import numpy as np
 import pandas as pd
 
 from .. import data as data_mod
-from ..graph import FIGURES, TABLES, table_for
-from .tables import ATTACK_COLUMNS, cells_of, paper_numbers
+from ..graph import FIGURES
+from .references import REFERENCES, our_cells, paper_cells, reference_clean
+from .tables import ATTACK_COLUMNS
 
 Z = 2.0  #: how many noise sigmas a difference must clear
 FLOOR = 0.85  #: a compared model below this share of its reference clean accuracy makes a claim untestable
-PAPER_N = 10_000  #: test images behind each of the paper's cells (the full test sets)
 STATES = ("supported", "contradicted", "within noise", "untestable at this budget")
 CLEAN_COST = 5.0  #: C3's "small clean-accuracy cost", in points
 CLEARLY = 5.0  #: "makes robust" (C1) and "clearly more" (C3): a gain of more than this many points
@@ -72,29 +72,6 @@ STATEMENTS = {
 }
 ONE_SEED = "1 seed"  #: the mark of a verdict whose seed spread is a stand-in
 PAPER_STATE, PAPER_EVIDENCE = "paper's numbers", "paper's evidence"  #: ``verdict_table``'s columns on the paper
-
-
-@dataclass(frozen=True)
-class Reference:
-    """Where an erratum shows the paper's clean accuracy is out of reach for these models: the best
-    published clean accuracy of the same architecture, which replaces the paper's level for the floor."""
-
-    model: str  #: the paper's model it replaces (its clean accuracy sets the scale)
-    value: float  #: the published accuracy, in %
-    source: str  #: what was measured, in words
-    cite: str  #: its key in references.bib
-    erratum: int  #: the errata chapter's section that shows the paper's number is out of reach
-
-    @property
-    def implausible(self) -> str:
-        return f"implausible (erratum {self.erratum})"
-
-
-#: CIFAR-100 (erratum 5): CRD's benchmark trains ResNet-20 of the same 16/32/64 width to 69.06 % on the
-#: 100 fine labels (ResNet-32: 71.14 %); Res26 lies between them, so ResNet-20's is the conservative
-#: reference. Every variant's reference is the paper's clean accuracy scaled by the same factor.
-REFERENCES = {"cifar100": Reference("Res26(cln)", 69.06, "ResNet-20 (16/32/64 channels) on the 100 fine labels",
-                                    "tian2020crd", 5)}
 
 
 @dataclass
@@ -209,38 +186,6 @@ def quantity(cells: pd.DataFrame, model: str, columns, label: str) -> Quantity:
             per[int(seed)] = float(g["accuracy"].mean())
             var[int(seed)] = _binom(g["accuracy"].to_numpy(), g["n_examples"].to_numpy())
     return Quantity(label, model, per, var)
-
-
-def _paper_cells(dataset: str, group: str) -> pd.DataFrame:
-    p = paper_numbers()
-    num = table_for(group, dataset).number
-    p = p[(p["table"] == num) & (p["dataset"] == dataset)].dropna(subset=["value"])
-    return pd.DataFrame({"model": p["model"], "column": p["column"], "seed": 0, "accuracy": p["value"],
-                         "n_examples": PAPER_N})
-
-
-def our_cells(records: pd.DataFrame | None, dataset: str, group: str) -> pd.DataFrame | None:
-    if records is None or not len(records):
-        return None
-    return cells_of(records, table_for(group, dataset))[["model", "column", "seed", "accuracy", "n_examples"]]
-
-
-def paper_clean(dataset: str) -> dict[str, float]:
-    """The paper's clean accuracy per model on ``dataset`` (Tables 2-10; the first table that has it)."""
-    p = paper_numbers()
-    p = p[(p["dataset"] == dataset) & (p["column"] == "clean") & p["table"].isin([n for n in TABLES])]
-    return p.dropna(subset=["value"]).groupby("model")["value"].first().to_dict()
-
-
-def reference_clean(dataset: str) -> dict[str, float]:
-    """The clean accuracy the floor is a share of, per model: the paper's, or where ``REFERENCES`` has
-    the dataset, the paper's scaled so that the reference model reaches the published accuracy."""
-    paper = paper_clean(dataset)
-    ref = REFERENCES.get(dataset)
-    if ref is None:
-        return paper
-    scale = ref.value / paper[ref.model]
-    return {m: v * scale for m, v in paper.items()}
 
 
 def _curve_claim(curves: pd.DataFrame) -> Claim | None:
@@ -364,7 +309,7 @@ def verdict_table(dataset: str, records: dict[str, pd.DataFrame | None], curves:
     paper's (``paper_noise`` as their seed spread); where ``REFERENCES`` shows the paper's clean numbers
     are out of reach, the paper's cells read "implausible (erratum N)" instead of a verdict."""
     ours = build_claims(dataset, {g: our_cells(r, dataset, g) for g, r in records.items()}, curves)
-    paper = {c.claim: c for c in build_claims(dataset, {g: _paper_cells(dataset, g) for g in records}, None, paper=True)}
+    paper = {c.claim: c for c in build_claims(dataset, {g: paper_cells(dataset, g) for g in records}, None, paper=True)}
     ref = REFERENCES.get(dataset)
     rows = []
     for c in ours:
