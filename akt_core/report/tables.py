@@ -8,11 +8,12 @@ import pandas as pd
 
 from .. import AktError, beyond
 from .. import profiles as profiles_mod
+from ..book import PAPER_NUMBERS
 from ..graph import TableSpec
 from ..results import require
 from .style import diff_html, show
 
-PAPER_CSV = Path(__file__).resolve().parent.parent.parent / "data" / "paper_tables.csv"
+PAPER_CSV = Path(__file__).resolve().parent.parent.parent / "data" / PAPER_NUMBERS
 ATTACK_COLUMNS = ("FGSM", "I-FGSM", "Step-LL", "Iter-LL")
 
 
