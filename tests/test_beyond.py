@@ -126,8 +126,16 @@ def test_missing_results_name_the_command(tmp_path):
         R.require("sweep", "mnist", "reduced", store=Store(tmp_path))
 
 
-@pytest.mark.slow  # torchattacks' Square spends its 5,000 queries on the images APGD and FAB leave (~20 s a call)
-def test_autoattack_contract(trained_model, synthetic_test_batch):
+@pytest.fixture(scope="module")
+def autoattacked(trained_model, synthetic_test_batch):
+    """The 10-step AutoAttack (seed 0, eps 16/256) of the trained model on 8 test images, run once for
+    the tests below that compare against it."""
+    x, y = synthetic_test_batch
+    return attacks.autoattack(trained_model.eval(), x[:8], y[:8], 16 / 256, seed=0)
+
+
+@pytest.mark.slow  # torchattacks' Square spends its 5,000 queries on the images APGD and FAB leave (~10 s a call)
+def test_autoattack_contract(trained_model, synthetic_test_batch, autoattacked):
     """torchattacks' AutoAttack under our contract: eps-ball, [0, 1], model mode and RNG untouched,
     seeded, and on these 8 images at least as strong as PGD-20 (one image of slack)."""
     x, y = synthetic_test_batch
@@ -141,14 +149,14 @@ def test_autoattack_contract(trained_model, synthetic_test_batch):
     assert (x_adv - x).abs().max() <= 16 / 256 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
     m.eval()
     assert correct(m, x_adv, y) <= correct(m, x, y)
-    again = attacks.autoattack(m, x, y, 16 / 256, seed=0)
-    assert torch.equal(again, x_adv)  # seeded: the same examples every run
+    assert torch.equal(autoattacked, x_adv)  # seeded: the same examples every run (and in either mode)
     pgd_start = R.pgd20(0, torch.device("cpu"))(m, x, y, 16 / 256)
     assert correct(m, x_adv, y) <= correct(m, pgd_start, y) + 1  # AutoAttack is not weaker than PGD-20 here
 
 
 @pytest.mark.slow  # Square's 5,000 queries on whatever the gradient attacks leave
-def test_the_standard_autoattack_is_the_same_chain_with_100_steps(trained_model, synthetic_test_batch, monkeypatch):
+def test_the_standard_autoattack_is_the_same_chain_with_100_steps(trained_model, synthetic_test_batch, monkeypatch,
+                                                                  autoattacked):
     """steps=100 builds torchattacks' standard chain (APGD-CE, APGD-T, FAB-T, Square) with 100 steps
     per gradient attack; under our contract and at least as strong as the 10-step chain here."""
     import torchattacks
@@ -163,20 +171,21 @@ def test_the_standard_autoattack_is_the_same_chain_with_100_steps(trained_model,
     assert [type(a).__name__ for a in chain] == ["APGD", "APGDT", "FAB", "Square"]
     assert [getattr(a, "steps", None) for a in chain[:3]] == [100, 100, 100] and chain[3].n_queries == 5000
     assert (x100 - x).abs().max() <= 16 / 256 + 1e-6 and x100.min() >= 0 and x100.max() <= 1
-    assert correct(m, x100, y) <= correct(m, attacks.autoattack(m, x, y, 16 / 256, seed=0), y)
+    assert correct(m, x100, y) <= correct(m, autoattacked, y)
     assert R.needs("autoattack", "cifar10", "full-data") == [
         R.Need(t, R.AUTOATTACK_STANDARD, None, eps) for eps in R.WHITEBOX_EPS.values() for t in R.VARIANTS]
 
 
-@pytest.mark.slow  # two full AutoAttack runs (~20 s each, Square's 5,000 queries)
-def test_autoattack_on_a_channels_last_model_matches_the_contiguous_one(trained_model, synthetic_test_batch):
+@pytest.mark.slow  # a full AutoAttack run beside the shared one (~10 s each, Square's 5,000 queries)
+def test_autoattack_on_a_channels_last_model_matches_the_contiguous_one(trained_model, synthetic_test_batch,
+                                                                       autoattacked):
     """The runner keeps models and images channels-last; torchattacks' FAB cannot reshape such
     gradients (.view), so ``autoattack`` runs a contiguous copy: same examples either way."""
     x, y = synthetic_test_batch
-    x, y = x[:6], y[:6]
+    x, y = x[:8], y[:8]
     assert x.shape[1] == 3  # the layouts differ only with several channels
-    plain = attacks.autoattack(trained_model.eval(), x, y, 16 / 256, seed=0)
-    cl = copy.deepcopy(trained_model).to(memory_format=torch.channels_last)
+    plain = autoattacked  # the contiguous model's
+    cl = copy.deepcopy(trained_model).eval().to(memory_format=torch.channels_last)
     got = attacks.autoattack(cl, x.contiguous(memory_format=torch.channels_last), y, 16 / 256, seed=0)
     assert torch.equal(got, plain)
     assert cl.conv1.weight.is_contiguous(memory_format=torch.channels_last)  # the caller's model is untouched
