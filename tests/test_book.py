@@ -245,3 +245,13 @@ def test_no_page_shows_plumbing_and_the_choices_chapter_renders(html):
         assert not shown, f"{page.name} shows plumbing: {shown}"
     chapter = _page(html, "unstated_choices")
     assert "What each choice moves" in chapter and "teacher_view" in chapter and "dadv_walk" in chapter
+
+
+def test_no_page_or_source_holds_a_control_character():
+    """A backslash escape lost on the way (``\\tau`` written as a tab and 'au', ``\\beta`` as a backspace)
+    breaks a formula without failing the build (MathJax shows 'Math input error')."""
+    root = Path(__file__).resolve().parent.parent
+    files = [*root.glob("book/*.md"), *root.glob("notebooks/*.md"), *root.glob("akt_core/**/*.py"), root / "README.md"]
+    bad = [f"{p.relative_to(root)}:{n}" for p in files
+           for n, line in enumerate(p.read_text().splitlines(), 1) if any(ord(c) < 32 for c in line)]
+    assert not bad, bad
