@@ -96,6 +96,7 @@ for _i, _ds in enumerate(DATASET_OF_ROW):
     TABLES[8 + _i] = TableSpec(8 + _i, "attacks", _ds, _T5, _ATTACK_COLS)
 GROUPS = {"variants": (2, 3, 4), "sources": (5, 6, 7), "attacks": (8, 9, 10)}
 FIGURES = {3: "clean_acc", 4: "adv_acc"}  #: per-epoch curve each figure draws (CIFAR-10 in the paper)
+FIGURE_TITLES = {3: "clean test accuracy", 4: "FGSM transfer accuracy (held-out Res26)"}  #: what each one shows
 BLACKBOX = choices_mod.CHOICES["blackbox"].values  #: ("held-out", "static")
 
 
