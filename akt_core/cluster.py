@@ -94,10 +94,10 @@ def _waiter(store: Store, soft: dict[str, str]):
     return wait_for
 
 
-def build_task(job: Job, node: Node, soft: dict[str, str], *deps: Built) -> Built:
-    """Build ``node`` on a worker from its dependencies' payloads, in a private store (a Dask task).
-    ``soft``: node key -> Dask key of a dependency still being built that training need not wait for
-    (the curve source): awaited after training (``Runner._train``)."""
+def _task_runner(job: Job, store: Store, deps: tuple[Built, ...]):
+    """A worker's Runner for one task, on ``store`` (holding ``deps``' payloads): the worker's loaded
+    data shared (read only), its store and caches its own, since a task waiting for its curve source
+    (``secede``) lets another task run in this process meanwhile."""
     from .runner import Runner
 
     if code_digest() != job.digest:
@@ -105,18 +105,24 @@ def build_task(job: Job, node: Node, soft: dict[str, str], *deps: Built) -> Buil
                        f"{job.digest[:12]}): install the client's commit {job.commit} on every worker")
     torch.set_num_threads(job.threads)  # as many as the client uses: CPU results stay bit-for-bit
     profiles_mod.PROFILES.setdefault(job.prof.name, job.prof)
+    for d in deps:
+        store.save(d.kind, d.key, d.config, d.payload, d.provenance)
+    ident = (job.exp, job.data_root, job.device, job.bf16, job.cuda_graphs)
+    if ident not in _RUNNERS:
+        _RUNNERS[ident] = Runner(job.exp, store, job.data_root, job.device, False, progress=False,
+                                 log=print, bf16=job.bf16, cuda_graphs=job.cuda_graphs)
+    runner = _RUNNERS[ident].fork(store)
+    runner.commit = job.commit
+    return runner
+
+
+def build_task(job: Job, node: Node, soft: dict[str, str], *deps: Built) -> Built:
+    """Build ``node`` on a worker from its dependencies' payloads, in a private store (a Dask task).
+    ``soft``: node key -> Dask key of a dependency still being built that training need not wait for
+    (the curve source): awaited after training (``Runner._train``)."""
     with tempfile.TemporaryDirectory(prefix="akt-task-") as tmp:
         store = Store(tmp)
-        for d in deps:
-            store.save(d.kind, d.key, d.config, d.payload, d.provenance)
-        ident = (job.exp, job.data_root, job.device, job.bf16, job.cuda_graphs)
-        if ident not in _RUNNERS:
-            _RUNNERS[ident] = Runner(job.exp, store, job.data_root, job.device, False, progress=False,
-                                     log=print, bf16=job.bf16, cuda_graphs=job.cuda_graphs)
-        # a task of its own: the loaded data shared (read only), its store and caches not, since a task
-        # waiting for its curve source (``secede``) lets another task run in this process meanwhile
-        runner = _RUNNERS[ident].fork(store)
-        runner.commit = job.commit
+        runner = _task_runner(job, store, deps)
         runner.wait_for = _waiter(store, soft) if soft else None
         runner.model(node) if node.kind == "model" else runner.array(node)
         info = store.sidecar(node.kind, node.key)
@@ -124,6 +130,56 @@ def build_task(job: Job, node: Node, soft: dict[str, str], *deps: Built) -> Buil
         rows = {what: store.read(job.exp.profile, what).to_dict("records") for what in ("curves", "runs")}
         return Built(node.kind, node.key, node.config, payload, info.get("provenance", {}),
                      {what: r for what, r in rows.items() if r})
+
+
+def score_task(job: Job, group: tuple[str, int | None, list[str]], *deps: Built) -> list[dict]:
+    """Craft one set (attack, black-box source depth) and score its targets' records on a worker (a
+    Dask task), from the models' payloads: the records' rows."""
+    from .results import record_set, score
+
+    with tempfile.TemporaryDirectory(prefix="akt-task-") as tmp:
+        store = Store(tmp)
+        runner = _task_runner(job, store, deps)
+        score(runner, "records", [record_set(runner, *group)])
+        return store.read(job.exp.profile, "records").to_dict("records")
+
+
+def _job(runner) -> Job:
+    return Job(runner.exp, runner.exp.prof, None if runner.data_root is None else str(runner.data_root),
+               str(runner.device), runner.bf16, runner.cuda_graphs, torch.get_num_threads(), runner.commit,
+               code_digest())
+
+
+def _shipped(runner, node: Node) -> Built:
+    """A built node's payload from the client's store (published weights included), to send to a task."""
+    return Built(node.kind, node.key, node.config, runner.store.load(node.kind, node.key, node.config),
+                 runner.store.sidecar(node.kind, node.key).get("provenance", {}))
+
+
+def score(runner, groups: list[tuple[str, int | None, list[str]]], client: Any) -> None:
+    """The records of ``groups`` (``results.missing_groups``), one Dask task per crafted set, from the
+    models ``runner``'s store holds; the client appends each task's rows as it finishes."""
+    from dask.distributed import as_completed
+
+    job, e = _job(runner), runner.exp
+    gpu = {"GPU": 1} if runner.device.type == "cuda" else None
+    futures = []
+    for attack, source, targets in groups:
+        nodes = {e.model(t).key: e.model(t) for t in targets}
+        if source is not None:
+            nodes[e.blackbox_source(source).key] = e.blackbox_source(source)
+        futures.append(client.submit(score_task, job, (attack, source, targets),
+                                     *(_shipped(runner, n) for n in nodes.values()),
+                                     key=f"records-{attack}-{source}-{e.seed}-{uuid.uuid4().hex[:8]}",
+                                     pure=False, resources=gpu))
+    try:
+        for fut in as_completed(futures):
+            rows = fut.result()
+            runner.store.append(e.profile, "records", rows)
+            runner.log(f"[cluster] stored {len(rows)} records of {rows[0]['attack'] if rows else '?'}")
+    except BaseException:
+        client.cancel(futures)
+        raise
 
 
 def write(store: Store, profile: str, built: Built) -> None:
@@ -164,20 +220,18 @@ def build(runner, roots: list[Node], jobs: int = 1, scheduler: str | None = None
     if not pending:
         return 0
     if client is None:
-        cores = os.cpu_count() or 1
-        if scheduler is None and runner.device.type == "cpu" and jobs * torch.get_num_threads() > cores:
-            # measured (smoke MNIST, 2-core AMD EPYC): 2 workers x 2 threads took 76.8 s against 31.0 s
-            # serial; 2 x 1 thread 50.8 s against 56.6 s serial on 1 thread
-            runner.log(f"[cluster] {jobs} workers x {torch.get_num_threads()} threads on {cores} cores oversubscribe "
-                       f"the CPU (every worker uses this process's thread count, for the same bits): set "
-                       f"OMP_NUM_THREADS={max(1, cores // jobs)} for a faster build")
         with client_for(jobs, scheduler) as c:
-            return build(runner, roots, client=c)
+            return build(runner, roots, jobs, scheduler, client=c)
+    cores = os.cpu_count() or 1
+    if scheduler is None and runner.device.type == "cpu" and jobs * torch.get_num_threads() > cores:
+        # measured (smoke MNIST, 2-core AMD EPYC): 2 workers x 2 threads took 76.8 s against 31.0 s
+        # serial; 2 x 1 thread 50.8 s against 56.6 s serial on 1 thread
+        runner.log(f"[cluster] {jobs} workers x {torch.get_num_threads()} threads on {cores} cores oversubscribe "
+                   f"the CPU (every worker uses this process's thread count, for the same bits): set "
+                   f"OMP_NUM_THREADS={max(1, cores // jobs)} for a faster build")
     from dask.distributed import as_completed
 
-    job = Job(runner.exp, runner.exp.prof, None if runner.data_root is None else str(runner.data_root),
-              str(runner.device), runner.bf16, runner.cuda_graphs, torch.get_num_threads(), runner.commit,
-              code_digest())
+    job = _job(runner)
     gpu = {"GPU": 1} if runner.device.type == "cuda" else None
     if gpu and not any(w.get("resources", {}).get("GPU") for w in client.scheduler_info()["workers"].values()):
         raise AktError("no Dask worker offers a GPU resource: start each worker with --resources GPU=1 "
@@ -201,8 +255,7 @@ def build(runner, roots: list[Node], jobs: int = 1, scheduler: str | None = None
             if d.key in futures:
                 args.append(futures[d.key])
             else:  # built before: shipped from the client's store (published weights included)
-                args.append(Built(d.kind, d.key, d.config, runner.store.load(d.kind, d.key, d.config),
-                                  runner.store.sidecar(d.kind, d.key).get("provenance", {})))
+                args.append(_shipped(runner, d))
         futures[n.key] = client.submit(build_task, job, n, soft, *args, key=f"{n.kind}-{n.name}-{n.key}",
                                        pure=False, resources=gpu)
     done = 0

@@ -80,31 +80,47 @@ def score(runner: Runner, csv: str, sets: list[AdversarialSet]) -> None:
         runner.store.append(e.profile, csv, rows)
 
 
-def evaluate(runner: Runner, needs: list[tuple[str, str, int | None]]) -> pd.DataFrame:
-    """Records of the paper's tables for (target variant, attack, source depth) triples; scores the
-    missing ones, crafting each (attack, source) once (``score``)."""
-    e, p = runner.exp, runner.exp.profile
-    have = runner.store.read(p)
+def missing_groups(runner: Runner, needs: list[tuple[str, str, int | None]]) -> list[tuple[str, int | None, list[str]]]:
+    """The records of ``needs`` the store lacks, as (attack, source depth, targets): one crafted set each."""
+    e = runner.exp
+    have = runner.store.read(e.profile)
     have_keys = set(have["key"]) if len(have) else set()
     missing: dict[tuple[str, int | None], list[str]] = {}
     for target, attack, source in needs:
         if e.record_key(target, attack, source) not in have_keys:
             missing.setdefault((attack, source), []).append(target)
-    sets = []
-    for (attack, source), targets in missing.items():
-        rows = [(t, {"key": e.record_key(t, attack, source), "dataset": e.dataset, "model": t, "attack": attack,
-                     "source": f"Res{source}" if source else "-",
-                     "eps": round(e.eps, 6) if attack != "clean" else 0.0}) for t in dict.fromkeys(targets)]
-        if attack == "clean":
-            sets.append(AdversarialSet(runner.test, rows=rows))
-            continue
-        node = e.blackbox_source(source)
-        sets.append(AdversarialSet(
-            runner.test, f"[attack] {attack} on {node.name} over {len(runner.test)} test images",
-            source=lambda node=node: runner.model(node),
-            attack=lambda m, x, y, attack=attack: craft(ATTACKS[attack], m, x, y, e.eps, e.prof.eval_batch_size),
-            rows=rows))
-    score(runner, "records", sets)
+    return [(attack, source, list(dict.fromkeys(targets))) for (attack, source), targets in missing.items()]
+
+
+def record_set(runner: Runner, attack: str, source: int | None, targets: list[str]) -> AdversarialSet:
+    """The set of ``attack`` crafted on the black-box source of depth ``source`` (clean images for
+    ``clean``) and the records of ``targets`` scored on it."""
+    e = runner.exp
+    rows = [(t, {"key": e.record_key(t, attack, source), "dataset": e.dataset, "model": t, "attack": attack,
+                 "source": f"Res{source}" if source else "-",
+                 "eps": round(e.eps, 6) if attack != "clean" else 0.0}) for t in targets]
+    if attack == "clean":
+        return AdversarialSet(runner.test, rows=rows)
+    node = e.blackbox_source(source)
+    return AdversarialSet(
+        runner.test, f"[attack] {attack} on {node.name} over {len(runner.test)} test images",
+        source=lambda: runner.model(node),
+        attack=lambda m, x, y: craft(ATTACKS[attack], m, x, y, e.eps, e.prof.eval_batch_size),
+        rows=rows)
+
+
+def evaluate(runner: Runner, needs: list[tuple[str, str, int | None]], client=None) -> pd.DataFrame:
+    """Records of the paper's tables for (target variant, attack, source depth) triples; scores the
+    missing ones, crafting each (attack, source) once (``score``); with a Dask ``client``, each
+    crafted set and its records as one task (``cluster.score``)."""
+    e, p = runner.exp, runner.exp.profile
+    groups = missing_groups(runner, needs)
+    if client is not None and groups:
+        from . import cluster
+
+        cluster.score(runner, groups, client)
+    else:
+        score(runner, "records", [record_set(runner, *g) for g in groups])
     out = runner.store.read(p)
     keys = {e.record_key(*n) for n in needs}
     return out[out["key"].isin(keys)].reset_index(drop=True)
@@ -221,11 +237,15 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
             runner = Runner(Experiment(dataset, profile, seed, blackbox=blackbox, choices=choices), store,
                             data_root, device, download, progress, log, bf16, cuda_graphs)
             needs = [n for g in groups for n in table_cells(table_for(g, dataset))]
-            if jobs > 1 or scheduler is not None:
+            if jobs > 1 or scheduler is not None:  # the models, then each crafted set, as Dask tasks
                 from . import cluster
 
-                cluster.build(runner, models_read(runner.exp, needs, what in ("curves", "all")), jobs, scheduler)
-            if needs:
+                with cluster.client_for(jobs, scheduler) as client:
+                    cluster.build(runner, models_read(runner.exp, needs, what in ("curves", "all")), jobs,
+                                  scheduler, client=client)
+                    if needs:
+                        evaluate(runner, needs, client=client)
+            elif needs:
                 evaluate(runner, needs)
             if what in ("curves", "all"):
                 for v in figure_variants():

@@ -58,9 +58,10 @@ def _build(store: Store, client):
     return CL.build(runner, models_read(runner.exp, needs, True), client=client)
 
 
-def test_require_with_jobs_or_a_scheduler_builds_on_the_cluster_then_scores_as_ever(tiny, tmp_path, monkeypatch):
-    """``require(jobs=2)`` hands the models it reads to ``cluster.build`` (which trains them as Dask
-    tasks), then scores the records in this process exactly as the serial build does."""
+def test_require_with_jobs_builds_on_the_cluster_and_scores_each_crafted_set_as_a_task(tiny, tmp_path, monkeypatch):
+    """``require(jobs=2)`` hands the models it reads to ``cluster.build`` (stood in for here by the
+    fixture's models), then scores each crafted set as a Dask task on a local cluster of two workers
+    (``cluster.score``): the records are those of the serial build."""
     calls = []
 
     def fake_build(runner, roots, jobs=1, scheduler=None, client=None):
