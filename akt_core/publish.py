@@ -19,8 +19,8 @@ from . import profiles as profiles_mod
 from .evaluate import correct, logits
 from .provenance import device_name, from_dirty_tree
 from .schema import SCHEMAS
-from .store import WEIGHTS_MANIFEST, Store, atomic_write_text, locked, sha256_file
-from .zoo import MANIFEST_COLUMNS, fingerprint_images, model_for, read_sidecar
+from .store import WEIGHTS_MANIFEST, Store, atomic_write_text, locked, read_sidecar, sha256_file
+from .zoo import MANIFEST_COLUMNS, fingerprint_images, model_for
 
 #: results files merged by ``publish`` and the columns that identify a row in each
 RESULT_FILES = {what: schema.unique for what, schema in SCHEMAS.items()}

@@ -149,6 +149,15 @@ def default_root() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
 
 
+def read_sidecar(path: Path) -> dict:
+    """A weights or cache sidecar (JSON), or an AktError naming it when it is missing or damaged."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise AktError(f"the sidecar {path} cannot be read ({type(exc).__name__}: {str(exc)[:100]}); restore it "
+                       "(git checkout -- data/weights) or publish the model again") from exc
+
+
 class Store:
     """The cache (artefacts by key) and the results (tidy CSV records by profile)."""
 
@@ -250,14 +259,11 @@ class Store:
 
     def sidecar(self, kind: str, key: str) -> dict:
         """The sidecar of the artefact ``key`` (config, sha256, provenance): the cache entry's, else the
-        published model's; empty when neither exists or it cannot be read."""
+        published model's (``read_sidecar``: a damaged one is an error naming it); empty when neither exists."""
         meta = self._paths(kind, key)[1]
         if not meta.exists() and kind == "model" and (paths := self.published_paths(key)) is not None:
             meta = paths[1]
-        try:
-            return json.loads(meta.read_text())
-        except (OSError, ValueError):
-            return {}
+        return read_sidecar(meta) if meta.exists() else {}
 
     def remove(self, kind: str, key: str) -> None:
         for p in self._paths(kind, key):

@@ -19,7 +19,6 @@ that takes images in [0, 1] (RobustBench's convention); ``akt weights`` lists wh
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -34,7 +33,7 @@ from .evaluate import logits
 from .graph import STATIC_ALIASES
 from .models import ExitView, for_dataset
 from .provenance import device_name, machine_kind
-from .store import WEIGHTS_MANIFEST, Store, atomic_torch_save, atomic_write_text, sha256_file
+from .store import WEIGHTS_MANIFEST, Store, atomic_torch_save, atomic_write_text, read_sidecar, sha256_file
 
 MANIFEST_COLUMNS = ("key", "name", "dataset", "profile", "seed", "dataset_variant", "blackbox", "depth", "method",
                     "clean_acc", "n_test", "bytes", "sha256", "file", "git_commit", "device", "torch_version")
@@ -59,15 +58,6 @@ FINGERPRINT_ATOL = 1e-4
 SIDECAR_FIELDS = {"key": ("key",), "name": ("config", "name"), "dataset": ("config", "dataset"),
                   "seed": ("config", "seed"), "method": ("config", "method"), "depth": ("config", "depth"),
                   "profile": ("provenance", "profile"), "sha256": ("sha256",)}
-
-
-def read_sidecar(path: Path) -> dict:
-    """A weights or cache sidecar (JSON), or an AktError naming it when it is missing or damaged."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
-        raise AktError(f"the sidecar {path} cannot be read ({type(exc).__name__}: {str(exc)[:100]}); restore it "
-                       "(git checkout -- data/weights) or publish the model again") from exc
 
 
 def _sums(store: Store) -> dict[str, str]:
