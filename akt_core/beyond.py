@@ -37,7 +37,7 @@ from . import data as data_mod
 from . import profiles as profiles_mod
 from .attacks import ATTACKS, EPS, autoattack, pgd
 from .evaluate import craft
-from .graph import BEYOND_VARIANTS, EXIT_BASES, EXIT_VARIANTS, RES8_VARIANTS, VARIANTS, Experiment, exit_field
+from .graph import BEYOND_VARIANTS, EXIT_BASES, EXIT_VARIANTS, RES8_VARIANTS, VARIANTS, Experiment, Node, exit_field
 from .results import AdversarialSet, check_request, score, select_stored
 from .runner import Runner
 from .store import Store, config_key
@@ -148,39 +148,59 @@ def record_key(exp: Experiment, need: Need) -> str:
                        **exit_field(need.target)})
 
 
-def evaluate(runner: Runner, todo: list[Need]) -> pd.DataFrame:
-    """Records beyond the paper for ``todo``; computes (and trains, through ``runner``) only what is
-    missing, with the loop of the paper's tables (``results.score``). Transfer sets are crafted once
-    per (attack, source, eps) and scored on every target; white-box sets are crafted per target."""
-    e, store, p = runner.exp, runner.store, runner.exp.profile
-    have = store.read(p, "robustness")
+def missing_sets(runner: Runner, todo: list[Need]) -> list[tuple[Need, ...]]:
+    """The records of ``todo`` the store lacks, grouped by the set they are scored on: transfer sets
+    are crafted once per (attack, source, eps) for every target, white-box sets once per target."""
+    e = runner.exp
+    have = runner.store.read(e.profile, "robustness")
     have_keys = set(have["key"]) if len(have) else set()
     groups: dict[tuple, list[Need]] = {}
     for nd in todo:
         if record_key(e, nd) not in have_keys:
             groups.setdefault((nd.attack, nd.source, nd.eps) if nd.source else (nd,), []).append(nd)
-    bs = e.prof.eval_batch_size
-    sets = []
-    for members in groups.values():
-        nd0 = members[0]
-        test = runner.test.subset(n_examples(e.prof, nd0.attack))
-        rows = [(nd.target, {"key": record_key(e, nd), "dataset": e.dataset, "model": nd.target, "attack": nd.attack,
-                             "source": f"Res{nd.source}" if nd.source else WHITEBOX_SOURCE,
-                             "eps": round(nd.eps, 6), "eps_256": round(nd.eps * 256, 3)}) for nd in members]
-        if nd0.source:
-            src = e.blackbox_source(nd0.source)
-            sets.append(AdversarialSet(
-                test, f"[attack] {nd0.attack} eps {nd0.eps:.4f} on {src.name} over {len(test)} test images",
-                source=lambda src=src: runner.model(src),
-                attack=lambda m, x, y, nd0=nd0: craft(ATTACKS[nd0.attack], m, x, y, nd0.eps, bs), rows=rows))
-        else:
-            seed = int(record_key(e, nd0)[:8], 16)  # random starts: a pure function of the record
-            sets.append(AdversarialSet(
-                test, f"[attack] white-box {nd0.attack} eps {nd0.eps:.4f} on {nd0.target} over {len(test)} test images",
-                source=lambda nd0=nd0: runner.target(nd0.target),
-                attack=lambda m, x, y, nd0=nd0, seed=seed: craft(WHITEBOX_ATTACKS[nd0.attack](seed, runner.device),
-                                                                 m, x, y, nd0.eps, bs), rows=rows))
-    score(runner, "robustness", sets)
+    return [tuple(members) for members in groups.values()]
+
+
+def set_models(exp: Experiment, members: tuple[Need, ...]) -> tuple[Node, ...]:
+    """The models ``record_set(members)`` reads: its targets and, for a transfer set, its source."""
+    src = (exp.blackbox_source(members[0].source),) if members[0].source else ()
+    return tuple(exp.model(nd.target) for nd in members) + src
+
+
+def record_set(runner: Runner, members: tuple[Need, ...]) -> AdversarialSet:
+    """The set ``members`` (one group of ``missing_sets``) are scored on, and their records' fields."""
+    e, bs, nd0 = runner.exp, runner.exp.prof.eval_batch_size, members[0]
+    test = runner.test.subset(n_examples(e.prof, nd0.attack))
+    rows = [(nd.target, {"key": record_key(e, nd), "dataset": e.dataset, "model": nd.target, "attack": nd.attack,
+                         "source": f"Res{nd.source}" if nd.source else WHITEBOX_SOURCE,
+                         "eps": round(nd.eps, 6), "eps_256": round(nd.eps * 256, 3)}) for nd in members]
+    if nd0.source:
+        src = e.blackbox_source(nd0.source)
+        return AdversarialSet(
+            test, f"[attack] {nd0.attack} eps {nd0.eps:.4f} on {src.name} over {len(test)} test images",
+            source=lambda: runner.model(src),
+            attack=lambda m, x, y: craft(ATTACKS[nd0.attack], m, x, y, nd0.eps, bs), rows=rows)
+    seed = int(record_key(e, nd0)[:8], 16)  # random starts: a pure function of the record
+    return AdversarialSet(
+        test, f"[attack] white-box {nd0.attack} eps {nd0.eps:.4f} on {nd0.target} over {len(test)} test images",
+        source=lambda: runner.target(nd0.target),
+        attack=lambda m, x, y: craft(WHITEBOX_ATTACKS[nd0.attack](seed, runner.device), m, x, y, nd0.eps, bs),
+        rows=rows)
+
+
+def evaluate(runner: Runner, todo: list[Need], client=None) -> pd.DataFrame:
+    """Records beyond the paper for ``todo``; computes (and trains, through ``runner``) only what is
+    missing, with the loop of the paper's tables (``results.score``), or with a Dask ``client`` each
+    crafted set as one task (``cluster.score``)."""
+    e, store, p = runner.exp, runner.store, runner.exp.profile
+    sets = missing_sets(runner, todo)
+    if client is not None and sets:
+        from . import cluster
+
+        cluster.score(runner, "robustness", [cluster.SetTask(record_set, (m,), set_models(e, m),
+                                                             f"{m[0].attack}-{m[0].eps:.4f}") for m in sets], client)
+    else:
+        score(runner, "robustness", [record_set(runner, m) for m in sets])
     out = store.read(p, "robustness")
     keys = {record_key(e, nd) for nd in todo}
     return out[out["key"].isin(keys)].reset_index(drop=True) if len(out) else out
@@ -190,15 +210,18 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
             store: Store | None = None, data_root: str | Path | None = None, device: str | None = None,
             blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print,
             dataset_variant: str | None = None, targets: tuple[str, ...] | None = None,
-            bf16: bool = False) -> pd.DataFrame:
+            bf16: bool = False, jobs: int = 1, scheduler: str | None = None) -> pd.DataFrame:
     """Stored robustness records of ``what`` (``whitebox``, ``sweep`` or ``compare``), or only those of
     ``targets``; with ``compute=True`` the missing ones are built first (as ``results.require`` does for
     the paper's tables).
 
+    ``jobs`` > 1 (a local Dask cluster) or ``scheduler`` (a running one): the models they read are
+    built as Dask tasks first (``cluster.build``), then each crafted set with its records is one task.
+
     ``compare`` also returns the clean and transfer records of the compared models (from
     ``records.csv``, the paper's protocol on the full test set; their ``source`` is ``Res26`` or
     ``-``), and every row carries ``train_s``, the wall time of training its model (``runs.csv``)."""
-    seeds = check_request(what, EVALUATIONS, dataset, profile, blackbox, seeds)
+    seeds = check_request(what, EVALUATIONS, dataset, profile, blackbox, seeds, jobs)
     store = store or Store()
     todo = needs(what, dataset, profile, targets)
     paper = paper_cells(what, targets)
@@ -206,6 +229,17 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
         for seed in seeds:
             runner = Runner(Experiment(dataset, profile, seed, blackbox=blackbox), store, data_root, device,
                             download, progress, log, bf16)
+            if jobs > 1 or scheduler is not None:
+                from . import cluster
+
+                roots = [n for nd in todo for n in set_models(runner.exp, (nd,))]
+                with cluster.client_for(jobs, scheduler) as client:
+                    cluster.build(runner, roots + results.models_read(runner.exp, paper, False), jobs, scheduler,
+                                  client=client)
+                    if paper:
+                        results.evaluate(runner, paper, client=client)
+                    evaluate(runner, todo, client=client)
+                continue
             if paper:
                 results.evaluate(runner, paper)
             evaluate(runner, todo)

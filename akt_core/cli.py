@@ -186,10 +186,10 @@ def _check_build(args: argparse.Namespace, chosen: tuple) -> None:
     """Which options apply to which builds, refused before any work."""
     graph.check_choice("result", args.what, BUILD_CHOICES)
     paper = f"{', '.join(graph.GROUPS)}, curves and all"
-    if args.jobs < 1 or (args.jobs > 1 and args.what in beyond.EVALUATIONS):
-        raise AktError(f"--jobs {args.jobs}: give N >= 1; N > 1 applies to {paper}, not to {args.what!r}")
-    if args.scheduler is not None and (args.what in beyond.EVALUATIONS or args.what == "forensics"):
-        raise AktError(f"--scheduler applies to {paper}, not to {args.what!r}")
+    if args.jobs < 1 or (args.jobs > 1 and args.what == "forensics"):
+        raise AktError(f"--jobs {args.jobs}: give N >= 1; N > 1 does not apply to {args.what!r}")
+    if args.scheduler is not None and args.what == "forensics":
+        raise AktError(f"--scheduler does not apply to {args.what!r}")
     if chosen and args.what in beyond.EVALUATIONS:
         raise AktError(f"--choice applies to {paper}, not to {args.what!r}")
     if args.targets and args.what not in beyond.EVALUATIONS:
@@ -209,7 +209,7 @@ def _build(args: argparse.Namespace) -> int:
     if args.what in beyond.EVALUATIONS:
         targets = tuple(args.targets) if args.targets else None
         df = beyond.require(args.what, args.dataset, args.profile, args.seed, compute=True,
-                            blackbox=args.blackbox, targets=targets, **opts)
+                            blackbox=args.blackbox, targets=targets, jobs=args.jobs, scheduler=args.scheduler, **opts)
     else:
         df = results.require(args.what, args.dataset, args.profile, args.seed, compute=True, blackbox=args.blackbox,
                              jobs=args.jobs, scheduler=args.scheduler, choices=chosen, **opts, **graphs_opt)

@@ -32,7 +32,7 @@ import tempfile
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -132,16 +132,16 @@ def build_task(job: Job, node: Node, soft: dict[str, str], *deps: Built) -> Buil
                      {what: r for what, r in rows.items() if r})
 
 
-def score_task(job: Job, group: tuple[str, int | None, list[str]], *deps: Built) -> list[dict]:
-    """Craft one set (attack, black-box source depth) and score its targets' records on a worker (a
-    Dask task), from the models' payloads: the records' rows."""
-    from .results import record_set, score
+def score_task(job: Job, csv: str, make: Callable, spec: tuple, *deps: Built) -> list[dict]:
+    """Craft one set (``make(runner, *spec)``: an ``AdversarialSet``) and score its targets' records on
+    a worker (a Dask task), from the models' payloads: the rows for ``csv``."""
+    from .results import score
 
     with tempfile.TemporaryDirectory(prefix="akt-task-") as tmp:
         store = Store(tmp)
         runner = _task_runner(job, store, deps)
-        score(runner, "records", [record_set(runner, *group)])
-        return store.read(job.exp.profile, "records").to_dict("records")
+        score(runner, csv, [make(runner, *spec)])
+        return store.read(job.exp.profile, csv).to_dict("records")
 
 
 def _job(runner) -> Job:
@@ -156,29 +156,38 @@ def _shipped(runner, node: Node) -> Built:
                  runner.store.sidecar(node.kind, node.key).get("provenance", {}))
 
 
-def score(runner, groups: list[tuple[str, int | None, list[str]]], client: Any) -> None:
-    """The records of ``groups`` (``results.missing_groups``), one Dask task per crafted set, from the
-    models ``runner``'s store holds; the client appends each task's rows as it finishes."""
+@dataclass(frozen=True)
+class SetTask:
+    """One crafted set as a task: ``make(runner, *spec)`` gives its ``results.AdversarialSet`` on a
+    worker (``make`` a module-level function, sent by reference); ``nodes`` are the models it reads
+    (targets and the model it is crafted on), shipped to the worker with the task."""
+
+    make: Callable
+    spec: tuple
+    nodes: tuple[Node, ...]
+    label: str
+
+
+def score(runner, csv: str, sets: list[SetTask], client: Any) -> None:
+    """The records of ``sets`` for ``csv`` (``records`` or ``robustness``), one Dask task per crafted
+    set, from the models ``runner``'s store holds; the client appends each task's rows as it finishes."""
     from dask.distributed import as_completed
 
     job, e = _job(runner), runner.exp
     gpu = {"GPU": 1} if runner.device.type == "cuda" else None
-    futures = []
-    for attack, source, targets in groups:
-        nodes = {e.model(t).key: e.model(t) for t in targets}
-        if source is not None:
-            nodes[e.blackbox_source(source).key] = e.blackbox_source(source)
-        futures.append(client.submit(score_task, job, (attack, source, targets),
-                                     *(_shipped(runner, n) for n in nodes.values()),
-                                     key=f"records-{attack}-{source}-{e.seed}-{uuid.uuid4().hex[:8]}",
-                                     pure=False, resources=gpu))
+    futures = {}
+    for st in sets:
+        nodes = {n.key: n for n in st.nodes}
+        fut = client.submit(score_task, job, csv, st.make, st.spec, *(_shipped(runner, n) for n in nodes.values()),
+                            key=f"{csv}-{st.label}-{e.seed}-{uuid.uuid4().hex[:8]}", pure=False, resources=gpu)
+        futures[fut] = st.label
     try:
-        for fut in as_completed(futures):
+        for fut in as_completed(list(futures)):
             rows = fut.result()
-            runner.store.append(e.profile, "records", rows)
-            runner.log(f"[cluster] stored {len(rows)} records of {rows[0]['attack'] if rows else '?'}")
+            runner.store.append(e.profile, csv, rows)
+            runner.log(f"[cluster] stored {len(rows)} {csv} rows of {futures[fut]}")
     except BaseException:
-        client.cancel(futures)
+        client.cancel(list(futures))
         raise
 
 

@@ -109,6 +109,11 @@ def record_set(runner: Runner, attack: str, source: int | None, targets: list[st
         rows=rows)
 
 
+def set_models(exp: Experiment, attack: str, source: int | None, targets: list[str]) -> tuple[Node, ...]:
+    """The models ``record_set(attack, source, targets)`` reads: its targets and its black-box source."""
+    return tuple(exp.model(t) for t in targets) + ((exp.blackbox_source(source),) if source else ())
+
+
 def evaluate(runner: Runner, needs: list[tuple[str, str, int | None]], client=None) -> pd.DataFrame:
     """Records of the paper's tables for (target variant, attack, source depth) triples; scores the
     missing ones, crafting each (attack, source) once (``score``); with a Dask ``client``, each
@@ -118,7 +123,8 @@ def evaluate(runner: Runner, needs: list[tuple[str, str, int | None]], client=No
     if client is not None and groups:
         from . import cluster
 
-        cluster.score(runner, groups, client)
+        cluster.score(runner, "records", [cluster.SetTask(record_set, g, set_models(e, *g), f"{g[0]}-{g[1]}")
+                                          for g in groups], client)
     else:
         score(runner, "records", [record_set(runner, *g) for g in groups])
     out = runner.store.read(p)

@@ -108,11 +108,14 @@ def test_bf16_is_opt_in():
     assert build_parser().parse_args(["train", "Res8(cln)", "--bf16"]).bf16 is True
 
 
-def test_jobs_must_be_positive_and_apply_to_the_paper_tables(capsys, tmp_path):
+def test_jobs_must_be_positive_and_do_not_apply_to_the_forensics(capsys, tmp_path):
     err = _fail(capsys, ["build", "all", "--dataset", "synthetic", "--jobs", "0", "--store", str(tmp_path)])
     assert "--jobs 0" in err
-    err = _fail(capsys, ["build", "sweep", "--dataset", "synthetic", "--jobs", "2", "--store", str(tmp_path)])
-    assert "'sweep'" in err and "variants" in err and "all" in err
+    err = _fail(capsys, ["build", "forensics", "--dataset", "cifar100", "--jobs", "2", "--store", str(tmp_path)])
+    assert "'forensics'" in err and "--jobs 2" in err
+    err = _fail(capsys, ["build", "forensics", "--dataset", "cifar100", "--scheduler", "tcp://127.0.0.1:9",
+                         "--store", str(tmp_path)])
+    assert "'forensics'" in err and "--scheduler" in err
     assert not (tmp_path / "cache").exists()
 
 
