@@ -14,9 +14,11 @@ their checksum and the folder's listing (a damaged cache, or one made from other
 again; a read-only root is decoded in memory). An ImageFolder copy's class folders are checked against
 the dataset's classes, and every loaded split against its shape, dtype, label range and number of
 images (``check_split``).
-The *variant* records which copy the numbers came from: ``original`` (IDX files, torchvision
-pickles), ``webp-lossless`` (pixel-identical ImageFolder copy, class-sorted order) or
-``jpeg<q>`` (a lossy copy made by ``device_pack.py``).
+The *variant* names the pixels the numbers came from (``pixels.variant_of``): the pixels the
+published models saw carry their name from any copy (``original`` for MNIST's IDX files,
+``webp-lossless`` for CIFAR, whether from the lossless ImageFolder copy or torchvision's pickles,
+both decoded in the canonical order: class, then file name); other pixels keep their copy's label
+(``jpeg<q>``: a lossy JPEG copy, such as one packed small enough for a GPU call).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from . import AktError, check_choice
+from . import AktError, check_choice, pixels
 
 ENV_ROOT = "AKT_DATA_ROOT"
 DECODED_SUFFIX = ".decoded.pt"  #: decoded ImageFolder splits, cached with their checksum beside the source
@@ -142,7 +144,7 @@ def _load_mnist(root: Path, split: str, download: bool) -> Split:
         raise missing("mnist", root)
     x = torch.from_numpy(read_idx(img).copy()).unsqueeze(1)
     y = torch.from_numpy(read_idx(lab).astype(np.int64))
-    return Split(x, y, "original")
+    return Split(x, y, pixels.variant_of("mnist", split, x, y, "original"))
 
 
 IMAGE_SUFFIXES = (".webp", ".png", ".jpg", ".jpeg")  #: what an ImageFolder copy's class folders may hold
@@ -174,9 +176,10 @@ def check_classes(name: str, found: list[str], where: Path) -> None:
 
 
 def _decode_imagefolder(folder: Path, name: str) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """Decode one split of an ImageFolder copy of ``name``: class folders checked against the spec,
+    """Decode one split of an ImageFolder copy of ``name`` in the canonical order (class, then file
+    name without its extension: ``pixels.canonical_order``): class folders checked against the spec,
     files that are not images skipped with a warning (``Thumbs.db``, ``.DS_Store``), an image of
-    another size refused (naming it)."""
+    another size refused (naming it). Returns the copy's own label (``pixels.variant_of`` names it)."""
     import warnings
 
     from PIL import Image
@@ -186,7 +189,7 @@ def _decode_imagefolder(folder: Path, name: str) -> tuple[torch.Tensor, torch.Te
     check_classes(name, classes, folder)
     xs, ys, exts, skipped = [], [], set(), []
     for label, cls in enumerate(classes):
-        for f in sorted((folder / cls).iterdir()):
+        for f in sorted((folder / cls).iterdir(), key=lambda f: (f.stem, f.name)):
             if f.suffix.lower() not in IMAGE_SUFFIXES or not f.is_file():
                 skipped.append(f)
                 continue
@@ -220,23 +223,25 @@ def _load_cifar(name: str, root: Path, split: str, download: bool) -> Split:
         for cached in sorted((root / name).glob(f"{split}-*{DECODED_SUFFIX}")):
             blob = load_checked(cached, "decoded dataset cache")  # a damaged one is removed: decoded again
             if blob is not None and blob.get("listing") == listing:
-                return Split(blob["x"], blob["y"], blob["variant"])
+                x, y, label = blob["x"], blob["y"], blob["variant"]
+                return Split(x, y, pixels.variant_of(name, split, x, y, label))
             cached.unlink(missing_ok=True)  # made from other files: stale
-        x, y, variant = _decode_imagefolder(folder, name)
+        x, y, label = _decode_imagefolder(folder, name)
         try:
-            save_checked({"x": x, "y": y, "variant": variant, "listing": listing},
-                         root / name / f"{split}-{variant}{DECODED_SUFFIX}")
+            save_checked({"x": x, "y": y, "variant": label, "listing": listing},
+                         root / name / f"{split}-{label}{DECODED_SUFFIX}")
         except OSError:  # a read-only copy: decode in memory every time
             pass
-        return Split(x, y, variant)
-    import torchvision
-    cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
-    pickles = root / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
-    if not pickles.is_dir() and not download:
-        raise missing(name, root)
-    ds = cls(str(root), train=split == "train", download=download)
-    x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
-    return Split(x, torch.tensor(ds.targets, dtype=torch.int64), "original")
+        return Split(x, y, pixels.variant_of(name, split, x, y, label))
+    pickles = root / pixels.CIFAR_PICKLES[name][0]
+    if not pickles.is_dir():
+        if not download:
+            raise missing(name, root)
+        import torchvision
+        cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+        cls(str(root), train=split == "train", download=True)  # downloads and checks the pickles' md5
+    x, y = pixels.read_cifar_pickles(name, root, split)  # in the canonical order, as an ImageFolder copy
+    return Split(x, y, pixels.variant_of(name, split, x, y, "original"))
 
 
 def _synthetic(split: str, n_train: int = 2000, n_test: int = 500) -> Split:

@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from . import RESULTS_VERSION
+from . import RESULTS_VERSION, pixels
 from . import choices as choices_mod
 from . import data as data_mod
 from . import methods as methods_mod
@@ -61,6 +61,8 @@ class Runner:
         self.test = test.subset(prof.n_test).to(self.device)
         self.curve = test.subset(prof.n_curve).to(self.device)
         self.exp = replace(exp, dataset_variant=train.variant)
+        if (exp.dataset, "train") in pixels.PUBLISHED_PIXELS and progress:
+            log(f"[data] {pixels.describe(exp.dataset, 'train', train.variant)}")
         self.spec = data_mod.spec(exp.dataset)
         self._models: dict[str, torch.nn.Module] = {}
         self._arrays: dict[str, torch.Tensor] = {}

@@ -6,6 +6,7 @@ import gzip
 import re
 import struct
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,6 +181,9 @@ def fake_source(tmp_path, monkeypatch):
     # the fakes are tiny: their specs say so (sizes, and CIFAR-10's two classes), every other check stays
     import dataclasses
 
+    from akt_core import pixels
+
+    monkeypatch.setattr(pixels, "PUBLISHED_PIXELS", {})  # the fakes are not the published pixels: nothing registered
     monkeypatch.setitem(D.DATASETS, "mnist", dataclasses.replace(D.DATASETS["mnist"], sizes=(3, 3)))
     monkeypatch.setitem(D.DATASETS, "cifar10", dataclasses.replace(D.DATASETS["cifar10"], sizes=(4, 4),
                                                                    classes=("cat", "dog")))
@@ -478,3 +482,83 @@ def test_a_half_extracted_copy_is_removed_by_the_next_run_and_runs_are_serialise
         t.join()
     assert not errors  # the second waits for the first, then finds the copy in place
     assert not list(root.glob(".*.partial")) and len(D.load("cifar10", "train", root)) == 4
+
+
+# ---- the pixels, not the copy's label (akt_core.pixels) -------------------------------------------
+def _write_cifar_pickles(root, splits: dict) -> None:
+    """torchvision's CIFAR-10 layout: five training batches and a test batch of (data, labels, filenames),
+    the samples shuffled, each batch a pickle."""
+    import pickle
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for split, (x, y, names) in splits.items():
+        order = np.random.default_rng(1).permutation(len(y))
+        files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+        for f, part in zip(files, np.array_split(order, len(files))):
+            batch = {b"data": x[part].reshape(len(part), 3 * 32 * 32), b"labels": [int(y[i]) for i in part],
+                     b"filenames": [names[i].encode() for i in part]}
+            with open(folder / f, "wb") as fh:
+                pickle.dump(batch, fh)
+
+
+def test_the_same_pixels_carry_the_published_name_from_any_copy_and_other_pixels_never_do(
+        fake_source, tmp_path, monkeypatch):
+    """An ImageFolder copy and torchvision's pickles of the same pixels decode to the same tensors (the
+    canonical order: class, then file name) and carry the published variant; a copy with one pixel
+    changed keeps its own label, suffixed with its digest where that label is the published name."""
+    from akt_core import pixels as PX
+
+    src, _, cif = fake_source
+    folder_root = tmp_path / "folder"
+    offline.prepare(src, folder_root, names=("cifar10",))
+    ref = {split: D.load("cifar10", split, folder_root) for split in ("train", "test")}
+    assert ref["train"].variant == "png"  # nothing registered yet: the copy's own label
+    for split, s in ref.items():
+        monkeypatch.setitem(PX.PUBLISHED_PIXELS, ("cifar10", split), (PX.digest(s.x, s.y), "webp-lossless"))
+    assert D.load("cifar10", "train", folder_root).variant == "webp-lossless"  # from the decoded cache too
+
+    names = {split: [(cls, n) for cls in ("cat", "dog") for n in sorted(n for s2, c, n in cif if s2 == split and c == cls)]
+             for split in ("train", "test")}
+    pickled = {split: (np.stack([cif[(split, c, n)].transpose(2, 0, 1) for c, n in names[split]]),
+                       np.array([("cat", "dog").index(c) for c, _ in names[split]]), [f"{n}.png" for _, n in names[split]])
+               for split in ("train", "test")}
+    _write_cifar_pickles(tmp_path / "pickles", pickled)
+    for split in ("train", "test"):
+        s = D.load("cifar10", split, tmp_path / "pickles")
+        assert torch.equal(s.x, ref[split].x) and torch.equal(s.y, ref[split].y)
+        assert s.variant == "webp-lossless"
+
+    x, y, names_ = pickled["train"]
+    x = x.copy()
+    x[0, 0, 0, 0] ^= 1  # one pixel of one image, one bit: other pixels
+    _write_cifar_pickles(tmp_path / "lossy", {"train": (x, y, names_), "test": pickled["test"]})
+    assert D.load("cifar10", "train", tmp_path / "lossy").variant == "original"
+    other = D.load("cifar10", "train", tmp_path / "lossy")
+    monkeypatch.setitem(PX.PUBLISHED_PIXELS, ("cifar10", "train"), (PX.PUBLISHED_PIXELS[("cifar10", "train")][0],
+                                                                     "original"))
+    named = D.load("cifar10", "train", tmp_path / "lossy").variant
+    assert named == f"original-{PX.digest(other.x, other.y)[:12]}"
+
+
+def test_a_damaged_cifar_pickle_is_an_error_naming_it(fake_source, tmp_path):
+    _, _, cif = fake_source
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "test_batch").write_bytes(b"not a pickle")
+    with pytest.raises(AktError, match="test_batch"):
+        D.load("cifar10", "test", tmp_path)
+
+
+def test_the_registered_mnist_pixels_are_those_of_the_offline_copy(tmp_path):
+    """``PUBLISHED_PIXELS`` for MNIST against the shared offline copy (CIFAR's take a minute to decode:
+    ``tools/pixel_digests.py`` prints them all)."""
+    from akt_core import pixels as PX
+
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not (shared / "mnist").is_dir():
+        pytest.skip(f"no offline copy at {shared}")
+    root = offline.prepare(shared, tmp_path, names=("mnist",))
+    for split in ("train", "test"):
+        s = D.load("mnist", split, root)
+        assert (PX.digest(s.x, s.y), s.variant) == PX.PUBLISHED_PIXELS[("mnist", split)]
