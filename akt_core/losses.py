@@ -59,10 +59,10 @@ def adversarial_transfer_loss(student_clean: torch.Tensor, y_clean: torch.Tensor
             + (1 - lam) * distillation_loss(student_adv, y_adv, teacher_adv, t2, alpha))
 
 
-# ---- later adversarial-distillation methods (beyond the paper; RELATED_METHODS.md) ----------------
+# ---- later adversarial-distillation methods (beyond the paper; the book's page "Beyond the paper") --
 def kl_mean(student_logits: torch.Tensor, target_probs: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """KL(p || softmax(z / T)) with PyTorch's default ``nn.KLDivLoss()`` reduction: summed over the
-    batch and the classes, divided by batch x classes (``KL_mean`` in RELATED_METHODS.md)."""
+    batch and the classes, divided by batch x classes: the mean ARD's public code uses (Goldblum et al. 2020)."""
     log_q = F.log_softmax(student_logits / temperature, dim=1)
     return (torch.xlogy(target_probs, target_probs) - target_probs * log_q).mean()
 

@@ -18,8 +18,9 @@
 #   stacked benchmarks/gpu.py --parts stacked: 1, 2 and 4 Res26 one after another and in one vmapped
 #           step: whether stacking independent models pays while steps are launch-bound
 #
-# Expects the offline copy of $DATASET (../shared/data/mnist, or a CIFAR pack made by
-# ../shared/tools/device_pack.py) in $SOURCE/$DATASET (default .device/, an ignored folder the device
+# Expects the offline copy of $DATASET in $SOURCE (default .device/, an ignored folder the device
+# call carries): $SOURCE/mnist (the IDX files, as in ../shared/data), or for CIFAR a lossy pack
+# $SOURCE/$DATASET.npz (tools/device_pack.py pack $DATASET .device/$DATASET.npz), unpacked here; the device
 # call carries) and python3 with torch; AKT_GIT_COMMIT names the commit,
 # since the device copy of the tree may have no git history. Extra `akt` options: $AKT_OPTS.
 set -u
@@ -53,7 +54,12 @@ run() {  # run NAME SECONDS COMMAND...: bounded by SIGINT (a killed build keeps 
     "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())"
     echo "commit ${AKT_GIT_COMMIT:-unknown}"
 } >>"$log" 2>&1
-"$PY" -m akt_core.cli prepare-data --source "${SOURCE:-.device}" --root "$AKT_DATA_ROOT" --datasets "${DATASET:-mnist}" >>"$log" 2>&1
+pack="${SOURCE:-.device}/${DATASET:-mnist}.npz"
+if [ -f "$pack" ] && [ ! -d "$AKT_DATA_ROOT/${DATASET:-mnist}" ]; then  # a CIFAR pack: a lossy jpeg75 copy, labelled so
+  "$PY" tools/device_pack.py unpack "$pack" "$AKT_DATA_ROOT" >>"$log" 2>&1
+elif [ ! -f "$pack" ]; then
+  "$PY" -m akt_core.cli prepare-data --source "${SOURCE:-.device}" --root "$AKT_DATA_ROOT" --datasets "${DATASET:-mnist}" >>"$log" 2>&1
+fi
 
 parts=("${@:2}")
 [ ${#parts[@]} -eq 0 ] && parts=(paper)

@@ -562,3 +562,36 @@ def test_the_registered_mnist_pixels_are_those_of_the_offline_copy(tmp_path):
     for split in ("train", "test"):
         s = D.load("mnist", split, root)
         assert (PX.digest(s.x, s.y), s.variant) == PX.PUBLISHED_PIXELS[("mnist", split)]
+
+
+def test_device_pack_round_trip_is_a_lossy_variant_in_the_same_order(fake_source, tmp_path, capsys):
+    """tools/device_pack.py: pack a copy as JPEGs, unpack it as an ImageFolder, load it: the same labels
+    in the same order, the images close but not equal, and the variant ``jpeg75`` (never the source's);
+    bad input exits 2 naming it and leaves nothing."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("device_pack", Path(__file__).resolve().parents[1] / "tools" / "device_pack.py")
+    dp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dp)
+    src, _, _ = fake_source
+    root = offline.prepare(src, tmp_path / "root", names=("cifar10",))
+    pack = tmp_path / "pack" / "cifar10.npz"
+    assert dp.main(["pack", "cifar10", str(pack), "--root", str(root)]) == 0
+    assert dp.main(["unpack", str(pack), str(tmp_path / "dest")]) == 0
+    for split in ("train", "test"):
+        a, b = D.load("cifar10", split, root), D.load("cifar10", split, tmp_path / "dest")
+        assert b.variant == "jpeg75" and a.variant == "png"
+        assert torch.equal(a.y, b.y) and a.x.shape == b.x.shape and not torch.equal(a.x, b.x)
+        # the same image at each index (JPEG error on noise is large, but far below another image's)
+        err = (a.x.float() - b.x.float()).abs().mean((1, 2, 3))
+        other = (a.x.float() - b.x.roll(1, 0).float()).abs().mean((1, 2, 3))
+        assert (err < other).all()
+    assert dp.main(["unpack", str(pack), str(tmp_path / "dest")]) == 2  # never over an existing copy
+    assert dp.main(["pack", "cifar10", str(tmp_path / "q.npz"), "--quality", "0", "--root", str(root)]) == 2
+    assert dp.main(["pack", "svhn", str(tmp_path / "s.npz"), "--root", str(root)]) == 2
+    (tmp_path / "bad.npz").write_bytes(b"not a pack")
+    assert dp.main(["unpack", str(tmp_path / "bad.npz"), str(tmp_path / "other")]) == 2
+    err = capsys.readouterr().err
+    assert "--quality 0" in err and "'svhn'" in err and "bad.npz" in err and "exists already" in err
+    assert sorted(p.name for p in tmp_path.glob("*.npz*")) == ["bad.npz"]  # no refused pack, no partial one
+    assert not (tmp_path / "other").exists()
