@@ -99,6 +99,8 @@ RULE_PAGE = "verdict_rule.md"  #: the verdicts' rule in words (``verdicts.rule_m
 ERRATUM5_PAGE = "erratum5.md"  #: erratum 5 in numbers (``report.forensics``), included by book/errata.md
 ZOO_PAGE = "zoo.md"  #: every published model (``zoo.summary_markdown``), included by book/zoo.md
 WHITEBOX_PAGE = "whitebox_finding.md"  #: the white-box finding, included by intro.md's findings and beyond.md
+#: how far the seeds move each profile's cells (``report.seeds.spread_markdown``), included by results.md
+SEEDS_PAGE = "seed_spread.md"
 
 
 def _stored_words(profile: str, data_root=None) -> str:

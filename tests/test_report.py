@@ -81,3 +81,30 @@ def test_a_sweep_with_one_eps_per_panel_is_not_a_sweep():
     one = full[(full["source"] != "white-box") | (full["eps_256"] == 16)]
     assert whitebox.missing_panels(one) == ["white-box PGD-20"]
     assert len(whitebox.missing_panels(full.iloc[:0])) == 3
+
+
+def test_seed_spread_counts_each_cell_once_over_the_cells_every_seed_has(monkeypatch):
+    """``report.seeds.spread_rows`` on hand-made records: a cell two tables share counts once, a cell
+    one seed lacks is counted apart, and the spread is the largest minus the smallest accuracy."""
+    import pandas as pd
+
+    from akt_core import results as RS
+    from akt_core.report import seeds as SD
+
+    def rec(model, attack, source, seed, acc):
+        return {"model": model, "attack": attack, "source": source, "seed": seed, "accuracy": acc, "device": "cpu: X"}
+
+    rows = [rec("Res8(adv)", "clean", "-", 0, 80.0), rec("Res8(adv)", "clean", "-", 1, 79.0),
+            rec("Res8(adv)", "FGSM", "Res26", 0, 50.0), rec("Res8(adv)", "FGSM", "Res26", 1, 56.5),
+            rec("Res8(cln)", "FGSM", "Res26", 0, 20.0)]  # seed 1 missing
+    groups = {"variants": rows, "sources": rows[:4], "attacks": rows[2:4]}  # shared cells, once each
+    monkeypatch.setattr(RS, "stored_seeds", lambda p, d, *a, **k: [0, 1] if (p, d) == ("reduced", "mnist") else [0])
+    monkeypatch.setattr(RS, "require", lambda g, d, p, s, **k: pd.DataFrame(groups[g]))
+    df = SD.spread_rows()
+    assert len(df) == 1
+    r = df.iloc[0]
+    assert (r["profile"], r["dataset"], r["seeds"], r["cells"], r["cells missing a seed"]) == ("reduced", "mnist", "0, 1", 2, 1)
+    assert r["median spread"] == pytest.approx((1.0 + 6.5) / 2) and r["largest"] == pytest.approx(6.5)
+    assert r["over 5 points"] == 1 and r["where"] == "Res8(adv), FGSM from Res26" and r["machines"] == "cpu: X"
+    line = "| reduced | mnist | 0, 1 | 2 (1 still missing a seed) | 3.75 | 1 | 6.50 (Res8(adv), FGSM from Res26) |"
+    assert line in SD.spread_markdown()

@@ -81,6 +81,7 @@ def write_scorecard(out: Path, profile: str) -> None:
     from akt_core import zoo
     from akt_core.report import forensics, rule_markdown
     from akt_core.report import scorecard as S
+    from akt_core.report.seeds import spread_markdown
     from akt_core.results import stored_seeds as seeds_of
     from akt_core.store import atomic_write_text
 
@@ -94,6 +95,7 @@ def write_scorecard(out: Path, profile: str) -> None:
     atomic_write_text(book.profiles_markdown(), out / book.PROFILES_PAGE)
     atomic_write_text(book.book_profile_markdown(profile), out / book.BOOK_PROFILE_PAGE)
     atomic_write_text(rule_markdown(), out / book.RULE_PAGE)
+    atomic_write_text(spread_markdown(), out / book.SEEDS_PAGE)
     atomic_write_text(zoo.summary_markdown(), out / book.ZOO_PAGE)
     with_cifar100 = tuple(p.name for p in profiles.PROFILES.values() if p.published and seeds_of(p.name, "cifar100"))
     atomic_write_text(forensics.markdown(with_cifar100), out / book.ERRATUM5_PAGE)

@@ -51,3 +51,57 @@ def plot_seeds(cells: pd.DataFrame, title: str, ax=None):
     legend_outside(ax)
     ax.grid(alpha=0.3)
     return ax
+
+
+def spread_rows() -> pd.DataFrame:
+    """For every published profile and dataset with two or more stored seeds: how far the seeds move
+    the cells of Tables 2-10 (each (model, attack, source) once, though several tables show it), over
+    the cells every seed has. One row each; the noise a verdict on that profile rests on."""
+    from .. import AktError
+    from .. import profiles as profiles_mod
+    from ..data import PAPER_DATASETS
+    from ..graph import GROUPS
+    from ..results import require, stored_seeds
+
+    rows = []
+    for prof in (p for p in profiles_mod.PROFILES.values() if p.published):
+        for dataset in PAPER_DATASETS:
+            seeds = stored_seeds(prof.name, dataset)
+            if len(seeds) < 2:
+                continue
+            parts = []
+            for group in GROUPS:
+                try:
+                    parts.append(require(group, dataset, prof.name, seeds, progress=False))
+                except AktError:  # a group not stored for these seeds
+                    continue
+            recs = pd.concat(parts).drop_duplicates(subset=["model", "attack", "source", "seed"])
+            wide = recs.pivot_table(index=["model", "attack", "source"], columns="seed", values="accuracy",
+                                    aggfunc="first")
+            every = wide.dropna()
+            spread = every.max(axis=1) - every.min(axis=1)
+            top = spread.idxmax() if len(spread) else None
+            rows.append({"profile": prof.name, "dataset": dataset, "seeds": ", ".join(map(str, seeds)),
+                         "cells": len(every), "cells missing a seed": len(wide) - len(every),
+                         "median spread": spread.median() if len(spread) else float("nan"),
+                         "over 5 points": int((spread > 5).sum()),
+                         "largest": float(spread.max()) if len(spread) else float("nan"),
+                         "where": "" if top is None else f"{top[0]}, {top[1]}" + (f" from {top[2]}" if top[2] != "-" else ""),
+                         "machines": "; ".join(sorted(recs["device"].astype(str).unique()))})
+    return pd.DataFrame(rows)
+
+
+def spread_markdown() -> str:
+    """``spread_rows`` as the Markdown table the Results page includes (``book.SEEDS_PAGE``)."""
+    df = spread_rows()
+    if not len(df):
+        return "No published profile has two seeds stored yet.\n"
+    lines = ["| profile | dataset | seeds | cells with every seed | median spread | over 5 points | largest (where) | machines |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in df.to_dict("records"):
+        missing = f" ({r['cells missing a seed']} still missing a seed)" if r["cells missing a seed"] else ""
+        lines.append(f"| {r['profile']} | {r['dataset']} | {r['seeds']} | {r['cells']}{missing} | "
+                     f"{r['median spread']:.2f} | {r['over 5 points']} | {r['largest']:.2f} ({r['where']}) | "
+                     f"{r['machines']} |")
+    return "\n".join(lines) + ("\n\nSpread: the largest minus the smallest accuracy of a cell over the seeds, in "
+                               "points; each (model, attack, source) of Tables 2-10 counted once.\n")
