@@ -220,6 +220,36 @@ def client_for(jobs: int = 1, scheduler: str | None = None) -> Iterator[Any]:
         yield client
 
 
+def _submit(client: Any, runner, pending: list[Node], job: Job, gpu: dict | None) -> tuple[dict[str, Any], dict]:
+    """Submit one task per node of ``pending`` (dependencies first): its hard dependencies' futures (or
+    their payloads from the client's store) as arguments; a curve source still being built is shared
+    through a Dask ``Variable`` instead (the soft dependency). Returns the futures by node key and the
+    Variables to delete once the build is over."""
+    from dask.distributed import Variable
+
+    run = uuid.uuid4().hex[:12]
+    futures: dict[str, Any] = {}
+    shared: dict[str, Variable] = {}  #: the futures a task may wait for after training (curve sources)
+    for n in pending:  # dependencies first (walk order)
+        hard = start_deps(n) if n.kind == "model" else list(n.deps)
+        src = curve_source(n) if n.kind == "model" else None
+        soft = {}
+        if src is not None and src.key in futures:
+            if src.key not in shared:
+                shared[src.key] = Variable(f"akt-{run}-{src.key}", client=client)
+                shared[src.key].set(futures[src.key])
+            soft = {src.key: shared[src.key].name}
+        args = []
+        for d in hard + ([src] if src is not None and not soft else []):
+            if d.key in futures:
+                args.append(futures[d.key])
+            else:  # built before: shipped from the client's store (published weights included)
+                args.append(_shipped(runner, d))
+        futures[n.key] = client.submit(build_task, job, n, soft, *args, key=f"{n.kind}-{n.name}-{n.key}",
+                                       pure=False, resources=gpu)
+    return futures, shared
+
+
 def build(runner, roots: list[Node], jobs: int = 1, scheduler: str | None = None, client: Any = None) -> int:
     """Build the cached nodes under ``roots`` that ``runner``'s store lacks, each as a Dask task as
     soon as its dependencies are built; returns how many were built. ``client``: an existing Dask
@@ -245,28 +275,7 @@ def build(runner, roots: list[Node], jobs: int = 1, scheduler: str | None = None
     if gpu and not any(w.get("resources", {}).get("GPU") for w in client.scheduler_info()["workers"].values()):
         raise AktError("no Dask worker offers a GPU resource: start each worker with --resources GPU=1 "
                        "(one worker per GPU, with its CUDA_VISIBLE_DEVICES)")
-    from dask.distributed import Variable
-
-    run = uuid.uuid4().hex[:12]
-    futures: dict[str, Any] = {}
-    shared: dict[str, Variable] = {}  #: the futures a task may wait for after training (curve sources)
-    for n in pending:  # dependencies first (walk order)
-        hard = start_deps(n) if n.kind == "model" else list(n.deps)
-        src = curve_source(n) if n.kind == "model" else None
-        soft = {}
-        if src is not None and src.key in futures:
-            if src.key not in shared:
-                shared[src.key] = Variable(f"akt-{run}-{src.key}", client=client)
-                shared[src.key].set(futures[src.key])
-            soft = {src.key: shared[src.key].name}
-        args = []
-        for d in hard + ([src] if src is not None and not soft else []):
-            if d.key in futures:
-                args.append(futures[d.key])
-            else:  # built before: shipped from the client's store (published weights included)
-                args.append(_shipped(runner, d))
-        futures[n.key] = client.submit(build_task, job, n, soft, *args, key=f"{n.kind}-{n.name}-{n.key}",
-                                       pure=False, resources=gpu)
+    futures, shared = _submit(client, runner, pending, job, gpu)
     done = 0
     try:
         for fut in as_completed(list(futures.values())):
