@@ -37,7 +37,17 @@ from . import data as data_mod
 from . import profiles as profiles_mod
 from .attacks import ATTACKS, EPS, autoattack, pgd
 from .evaluate import craft
-from .graph import BEYOND_VARIANTS, EXIT_BASES, EXIT_VARIANTS, RES8_VARIANTS, VARIANTS, Experiment, Node, exit_field
+from .graph import (
+    BEYOND_VARIANTS,
+    EVALUATIONS,
+    EXIT_BASES,
+    EXIT_VARIANTS,
+    RES8_VARIANTS,
+    VARIANTS,
+    Experiment,
+    Node,
+    exit_field,
+)
 from .results import AdversarialSet, check_request, score, select_stored
 from .runner import Runner
 from .store import Store, config_key
@@ -47,8 +57,6 @@ WHITEBOX_EPS: dict[str, float] = {"16/256": EPS, "8/255": 8 / 255}
 #: eps grid of the sweep, in 1/256 units as the paper writes its budget
 SWEEP_EPS_256: tuple[int, ...] = (2, 4, 8, 16, 32, 64)
 SWEEP_TRANSFER = ("FGSM", "I-FGSM")
-#: the evaluations beyond the paper (``require``), each a build of its own (``akt build whitebox``, ...)
-EVALUATIONS = ("whitebox", "sweep", "compare", "autoattack")
 #: the comparison beyond the paper: the paper's reference Res8 models, every later method, and each
 #: exit of the multi-exit Res26(neo-kd) as an edge model of its own
 COMPARE_TARGETS: tuple[str, ...] = ("Res8(cln)", "Res8(adv)", "Res8(adv-trans)",
@@ -206,14 +214,15 @@ def evaluate(runner: Runner, todo: list[Need], client=None) -> pd.DataFrame:
     return out[out["key"].isin(keys)].reset_index(drop=True) if len(out) else out
 
 
-def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = False,
-            store: Store | None = None, data_root: str | Path | None = None, device: str | None = None,
-            blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print,
-            dataset_variant: str | None = None, targets: tuple[str, ...] | None = None,
-            bf16: bool = False, jobs: int = 1, scheduler: str | None = None) -> pd.DataFrame:
-    """Stored robustness records of ``what`` (``whitebox``, ``sweep`` or ``compare``), or only those of
-    ``targets``; with ``compute=True`` the missing ones are built first (as ``results.require`` does for
-    the paper's tables).
+def robustness(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = False,
+               store: Store | None = None, data_root: str | Path | None = None, device: str | None = None,
+               blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print,
+               dataset_variant: str | None = None, targets: tuple[str, ...] | None = None,
+               bf16: bool = False, jobs: int = 1, scheduler: str | None = None,
+               cuda_graphs: bool = False) -> pd.DataFrame:
+    """Stored robustness records of ``what`` (``EVALUATIONS``), or only those of ``targets``; with
+    ``compute=True`` the missing ones are built first. Called by ``results.require``, the one entry
+    point for every result.
 
     ``jobs`` > 1 (a local Dask cluster) or ``scheduler`` (a running one): the models they read are
     built as Dask tasks first (``cluster.build``), then each crafted set with its records is one task.
@@ -228,7 +237,7 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
     if compute:
         for seed in seeds:
             runner = Runner(Experiment(dataset, profile, seed, blackbox=blackbox), store, data_root, device,
-                            download, progress, log, bf16)
+                            download, progress, log, bf16, cuda_graphs)
             if jobs > 1 or scheduler is not None:
                 from . import cluster
 

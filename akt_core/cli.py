@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import AktError, __version__, beyond, choices, forensics, graph, offline, profiles, publish, results, runner, zoo
+from . import AktError, __version__, choices, forensics, graph, offline, profiles, publish, results, runner, zoo
 from . import data as data_mod
 from .schema import SEED_LIMIT
 from .store import Store
@@ -48,7 +48,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-BUILD_CHOICES = (*graph.GROUPS, "curves", "all", *beyond.EVALUATIONS, "forensics")
+BUILD_CHOICES = (*graph.GROUPS, "curves", "all", *graph.EVALUATIONS, "forensics")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="build on the running Dask scheduler at ADDRESS (tcp://HOST:PORT), e.g. a Slurm "
                         "cluster's (dask-jobqueue) or several GPU boxes' (book: How to reproduce)")
     p.add_argument("--targets", nargs="+", default=None, metavar="MODEL",
-                   help=f"only these models' records ({', '.join(beyond.EVALUATIONS)} only), e.g. 'Res8(adv-trans)'")
+                   help=f"only these models' records ({', '.join(graph.EVALUATIONS)} only), e.g. 'Res8(adv-trans)'")
     _common(p)
     p = sub.add_parser("show", help="show the cache and the stored records")
     p.add_argument("--profile", default=None, help="only this profile's records")
@@ -190,10 +190,10 @@ def _check_build(args: argparse.Namespace, chosen: tuple) -> None:
         raise AktError(f"--jobs {args.jobs}: give N >= 1; N > 1 does not apply to {args.what!r}")
     if args.scheduler is not None and args.what == "forensics":
         raise AktError(f"--scheduler does not apply to {args.what!r}")
-    if chosen and args.what in beyond.EVALUATIONS:
+    if chosen and args.what in graph.EVALUATIONS:
         raise AktError(f"--choice applies to {paper}, not to {args.what!r}")
-    if args.targets and args.what not in beyond.EVALUATIONS:
-        raise AktError(f"--targets applies to {', '.join(beyond.EVALUATIONS)}, not to {args.what!r}")
+    if args.targets and args.what not in graph.EVALUATIONS:
+        raise AktError(f"--targets applies to {', '.join(graph.EVALUATIONS)}, not to {args.what!r}")
     if args.what == "forensics" and args.dataset != forensics.DATASET:
         raise AktError(f"forensics applies to --dataset {forensics.DATASET} (erratum 5), not {args.dataset!r}")
 
@@ -206,13 +206,9 @@ def _build(args: argparse.Namespace) -> int:
         df = forensics.require(args.profile, args.seed, compute=True, **opts)
         print(df.pivot_table(index="model", columns="attack", values="accuracy").round(2).to_string())
         return 0
-    if args.what in beyond.EVALUATIONS:
-        targets = tuple(args.targets) if args.targets else None
-        df = beyond.require(args.what, args.dataset, args.profile, args.seed, compute=True,
-                            blackbox=args.blackbox, targets=targets, jobs=args.jobs, scheduler=args.scheduler, **opts)
-    else:
-        df = results.require(args.what, args.dataset, args.profile, args.seed, compute=True, blackbox=args.blackbox,
-                             jobs=args.jobs, scheduler=args.scheduler, choices=chosen, **opts, **graphs_opt)
+    df = results.require(args.what, args.dataset, args.profile, args.seed, compute=True, blackbox=args.blackbox,
+                         jobs=args.jobs, scheduler=args.scheduler, choices=chosen,
+                         targets=tuple(args.targets) if args.targets else None, **opts, **graphs_opt)
     if "eps_256" in df:
         print(df.pivot_table(index="model", columns=["attack", "source", "eps_256"], values="accuracy").round(2).to_string())
     elif "accuracy" in df:

@@ -95,6 +95,8 @@ for _i, _ds in enumerate(DATASET_OF_ROW):
     TABLES[5 + _i] = TableSpec(5 + _i, "sources", _ds, _T5, _SOURCE_COLS)
     TABLES[8 + _i] = TableSpec(8 + _i, "attacks", _ds, _T5, _ATTACK_COLS)
 GROUPS = {"variants": (2, 3, 4), "sources": (5, 6, 7), "attacks": (8, 9, 10)}
+#: the evaluations beyond the paper (``beyond``), each a result of its own (``akt build whitebox``, ...)
+EVALUATIONS = ("whitebox", "sweep", "compare", "autoattack")
 FIGURES = {3: "clean_acc", 4: "adv_acc"}  #: per-epoch curve each figure draws (CIFAR-10 in the paper)
 FIGURE_TITLES = {3: "clean test accuracy", 4: "FGSM transfer accuracy (held-out Res26)"}  #: what each one shows
 BLACKBOX = choices_mod.CHOICES["blackbox"].values  #: ("held-out", "static")

@@ -27,6 +27,7 @@ from .attacks import ATTACKS
 from .evaluate import correct, craft
 from .graph import (
     BLACKBOX,
+    EVALUATIONS,
     GROUPS,
     STATIC_ALIASES,
     Experiment,
@@ -220,20 +221,34 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
             store: Store | None = None, data_root: str | Path | None = None, device: str | None = None,
             blackbox: str = "held-out", download: bool = False, progress: bool = True, log=print,
             dataset_variant: str | None = None, bf16: bool = False, jobs: int = 1, choices=(),
-            cuda_graphs: bool = False, scheduler: str | None = None) -> pd.DataFrame:
-    """Records (tables) or per-epoch curves (figures) for ``what`` on ``dataset`` under ``profile``.
+            cuda_graphs: bool = False, scheduler: str | None = None,
+            targets: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Records (tables) or per-epoch curves (figures) for ``what`` on ``dataset`` under ``profile``:
+    the one entry point for every result the book shows.
 
-    ``what`` is a table group (``variants``, ``sources``, ``attacks``), ``curves`` (Figs. 3-4) or
-    ``all``. With ``compute=False`` only stored results are read (the book's mode: it never trains);
-    with ``compute=True`` whatever the store lacks is built, and nothing else. Results of different
+    ``what`` is a table group (``variants``, ``sources``, ``attacks``), ``curves`` (Figs. 3-4),
+    ``all``, or an evaluation beyond the paper (``EVALUATIONS``, built by ``beyond.robustness``:
+    ``targets`` narrows it to some models; it takes no unstated ``choices``).
+
+    With ``compute=False`` only stored results are read (the book's mode: it never trains); with
+    ``compute=True`` whatever the store lacks is built, and nothing else. Results of different
     dataset variants (e.g. lossless vs jpeg75) are never mixed: pass ``dataset_variant`` to choose.
     ``bf16``: bf16 autocast on a GPU (``Runner``); ``cuda_graphs``: replay the training steps as CUDA
     graphs there. ``jobs`` > 1 builds independent models at once on a local Dask cluster of that many
-    worker processes, ``scheduler`` on a running Dask scheduler (``cluster.build``). ``choices``: non-default unstated choices
-    (``choices.CHOICES``, e.g. ``{"decay": "all"}``); only the models they touch are trained again.
-    The evaluations beyond the paper have their own
-    ``beyond.require``, on the same validation (``check_request``) and scoring loop (``score``).
+    worker processes, ``scheduler`` on a running Dask scheduler (``cluster.build``). ``choices``:
+    non-default unstated choices (``choices.CHOICES``, e.g. ``{"decay": "all"}``); only the models they
+    touch are trained again.
     """
+    if what in EVALUATIONS:
+        from . import beyond
+
+        if choices_mod.normalise(choices):
+            raise AktError(f"unstated choices apply to {', '.join(GROUPS)}, curves and all, not to {what!r}")
+        return beyond.robustness(what, dataset, profile, seeds, compute, store, data_root, device, blackbox,
+                                 download, progress, log, dataset_variant, targets, bf16, jobs, scheduler,
+                                 cuda_graphs)
+    if targets is not None:
+        raise AktError(f"targets apply to {', '.join(EVALUATIONS)}, not to {what!r}")
     seeds = check_request(what, (*GROUPS, "curves", "all"), dataset, profile, blackbox, seeds, jobs)
     choices = choices_mod.normalise(choices)
     store = store or Store()

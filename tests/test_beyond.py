@@ -9,8 +9,10 @@ import torch
 from akt_core import AktError, attacks
 from akt_core import beyond as R
 from akt_core import graph as G
+from akt_core import results as RS
 from akt_core import runner as RN
 from akt_core.evaluate import correct
+from akt_core.store import Store
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -52,8 +54,8 @@ def robust(tiny_built):
     store = tiny_built["store"]
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(P.PROFILES, "tiny", tiny_built["profile"])
-        wb = R.require("whitebox", "synthetic", "tiny", compute=True, store=store, progress=False, log=log)
-        sw = R.require("sweep", "synthetic", "tiny", compute=True, store=store, progress=False, log=log,
+        wb = RS.require("whitebox", "synthetic", "tiny", compute=True, store=store, progress=False, log=log)
+        sw = RS.require("sweep", "synthetic", "tiny", compute=True, store=store, progress=False, log=log,
                        targets=SWEEP_TARGETS)
     return {"wb": wb, "sw": sw, "logs": logs, "store": store}
 
@@ -72,7 +74,7 @@ def test_records_complete_with_provenance(robust, tiny):
 
 def test_second_call_computes_nothing(robust, tiny):
     logs: list[str] = []
-    again = R.require("sweep", "synthetic", "tiny", compute=True, store=robust["store"], progress=False,
+    again = RS.require("sweep", "synthetic", "tiny", compute=True, store=robust["store"], progress=False,
                       log=lambda *a: logs.append(" ".join(map(str, a))), targets=SWEEP_TARGETS)
     assert logs == []
     key = lambda d: d.sort_values("key").reset_index(drop=True)[["key", "accuracy"]]
@@ -112,7 +114,7 @@ def test_stale_robustness_rows_are_left_out(robust, tiny):
     rows = store.read("tiny", "robustness").head(2).assign(key=["stale-a", "stale-b"])
     store.append("tiny", "robustness", rows.to_dict("records"), unique=("key",))
     try:
-        got = R.require("whitebox", "synthetic", "tiny", store=store)
+        got = RS.require("whitebox", "synthetic", "tiny", store=store)
         assert not got["key"].str.startswith("stale").any()
     finally:
         keep = store.read("tiny", "robustness")
@@ -120,10 +122,9 @@ def test_stale_robustness_rows_are_left_out(robust, tiny):
 
 
 def test_missing_results_name_the_command(tmp_path):
-    from akt_core.store import Store
 
     with pytest.raises(AktError, match="akt build sweep --dataset mnist --profile reduced"):
-        R.require("sweep", "mnist", "reduced", store=Store(tmp_path))
+        RS.require("sweep", "mnist", "reduced", store=Store(tmp_path))
 
 
 @pytest.fixture(scope="module")

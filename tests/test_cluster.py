@@ -154,18 +154,17 @@ def test_workers_running_other_code_are_refused(monkeypatch):
 
 
 def test_the_evaluations_beyond_the_paper_score_each_crafted_set_as_a_task(tiny, tmp_path):
-    """``beyond.require(jobs=2)``: white-box sets (one per target, random starts seeded per record) and
+    """``require("whitebox"|"sweep", jobs=2)``: white-box sets (one per target, random starts seeded per record) and
     transfer sets (one per attack and eps, on the held-out source) scored as Dask tasks on two
     workers give the serial build's records, number for number."""
     import shutil
 
-    from akt_core import beyond as BY
 
     got = {}
     for name, jobs in (("serial", 1), ("dask", 2)):
         shutil.copytree(tiny["root"], tmp_path / name)
         store = Store(tmp_path / name)
-        got[name] = pd.concat([BY.require(what, "synthetic", "tiny", compute=True, store=store, progress=False,
+        got[name] = pd.concat([RS.require(what, "synthetic", "tiny", compute=True, store=store, progress=False,
                                           log=lambda *a: None, targets=("Res8(adv)", "Res8(adv-trans)"), jobs=jobs)
                                for what in ("whitebox", "sweep")])
     cols = ["key", "model", "attack", "source", "eps", "accuracy", "correct", "n_examples"]

@@ -1,4 +1,4 @@
-"""Beyond the paper: the later methods side by side (``beyond.require("compare")``)."""
+"""Beyond the paper: the later methods side by side (``results.require("compare")``)."""
 from __future__ import annotations
 
 import pandas as pd

@@ -12,7 +12,7 @@ import pandas as pd
 from .. import data as data_mod
 from .. import profiles as profiles_mod
 from ..book import BY_STEM, DATASETS
-from ..results import stored_seeds
+from ..results import require, stored_seeds
 from . import unstated
 from .claims import all_claims
 from .references import REFERENCES
@@ -55,11 +55,11 @@ def scorecard(profiles: tuple[str, ...] | None = None) -> pd.DataFrame:
 def _has_sweep(dataset: str, profile: str) -> bool:
     """Whether the eps sweep (``beyond``'s ``sweep``) of ``dataset`` is stored under ``profile``, every
     panel of it (``whitebox.missing_panels``)."""
-    from .. import AktError, beyond
+    from .. import AktError
     from .whitebox import missing_panels
 
     try:
-        sweep = beyond.require("sweep", dataset, profile, stored_seeds(profile, dataset, "robustness") or [0],
+        sweep = require("sweep", dataset, profile, stored_seeds(profile, dataset, "robustness") or [0],
                                progress=False)
     except AktError:
         return False
@@ -118,13 +118,12 @@ def sentences(card: pd.DataFrame, dataset: str, link_prefix: str = "_executed/")
 def _whitebox_max(profile: str, dataset: str) -> pd.DataFrame:
     """Per white-box budget, the largest accuracy of any of the paper's variants under white-box PGD-20
     (``robustness.csv``), with its model: eps_256, accuracy, model, n_examples."""
-    from .. import beyond
 
     seeds = stored_seeds(profile, dataset, "robustness")
     if not seeds:
         return pd.DataFrame()
     try:
-        wb = beyond.require("whitebox", dataset, profile, seeds, progress=False)
+        wb = require("whitebox", dataset, profile, seeds, progress=False)
     except Exception:  # noqa: BLE001 - nothing stored is no finding, never a failed book
         return pd.DataFrame()
     wb = wb[wb["attack"] == "PGD-20"]

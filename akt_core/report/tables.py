@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import AktError, beyond
+from .. import AktError
 from .. import profiles as profiles_mod
 from ..book import PAPER_NUMBERS
 from ..graph import TableSpec
@@ -153,9 +153,8 @@ def stored(what: str, dataset: str, profile: str, seeds=(0,), **kwargs) -> pd.Da
     """``results.require`` for a notebook: the results, or None after displaying why there are none."""
     from IPython.display import Markdown, display
 
-    fetch = beyond.require if what in beyond.EVALUATIONS else require
     try:
-        return fetch(what, dataset, profile, seeds, progress=False, **kwargs)
+        return require(what, dataset, profile, seeds, progress=False, **kwargs)
     except AktError as exc:
         display(Markdown(f"**No stored {'curves' if what == 'curves' else 'results'} yet.** {exc}"))
         return None

@@ -1,4 +1,4 @@
-"""Beyond the paper: white-box records and the eps sweep (``beyond.require("whitebox"|"sweep")``)."""
+"""Beyond the paper: white-box records and the eps sweep (``results.require("whitebox"|"sweep")``)."""
 from __future__ import annotations
 
 import numpy as np
