@@ -92,7 +92,8 @@ def test_seed_spread_counts_each_cell_once_over_the_cells_every_seed_has(monkeyp
     from akt_core.report import seeds as SD
 
     def rec(model, attack, source, seed, acc):
-        return {"model": model, "attack": attack, "source": source, "seed": seed, "accuracy": acc, "device": "cpu: X"}
+        return {"model": model, "attack": attack, "source": source, "seed": seed, "accuracy": acc,
+                "device": "cpu: X (AVX2) x2 threads"}
 
     rows = [rec("Res8(adv)", "clean", "-", 0, 80.0), rec("Res8(adv)", "clean", "-", 1, 79.0),
             rec("Res8(adv)", "FGSM", "Res26", 0, 50.0), rec("Res8(adv)", "FGSM", "Res26", 1, 56.5),
@@ -105,6 +106,6 @@ def test_seed_spread_counts_each_cell_once_over_the_cells_every_seed_has(monkeyp
     r = df.iloc[0]
     assert (r["profile"], r["dataset"], r["seeds"], r["cells"], r["cells missing a seed"]) == ("reduced", "mnist", "0, 1", 2, 1)
     assert r["median spread"] == pytest.approx((1.0 + 6.5) / 2) and r["largest"] == pytest.approx(6.5)
-    assert r["over 5 points"] == 1 and r["where"] == "Res8(adv), FGSM from Res26" and r["machines"] == "cpu: X"
+    assert r["over 5 points"] == 1 and r["where"] == "Res8(adv), FGSM from Res26" and r["machines"] == "X (AVX2)"
     line = "| reduced | mnist | 0, 1 | 2 (1 still missing a seed) | 3.75 | 1 | 6.50 (Res8(adv), FGSM from Res26) |"
     assert line in SD.spread_markdown()

@@ -1,6 +1,8 @@
 """Reproducibility: the same configurations under another seed."""
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from ..graph import TableSpec
@@ -87,8 +89,14 @@ def spread_rows() -> pd.DataFrame:
                          "over 5 points": int((spread > 5).sum()),
                          "largest": float(spread.max()) if len(spread) else float("nan"),
                          "where": "" if top is None else f"{top[0]}, {top[1]}" + (f" from {top[2]}" if top[2] != "-" else ""),
-                         "machines": "; ".join(sorted(recs["device"].astype(str).unique()))})
+                         "machines": "; ".join(sorted({_machine(d) for d in recs["device"].astype(str)}))})
     return pd.DataFrame(rows)
+
+
+def _machine(device: str) -> str:
+    """A record's ``device`` without what every row of a CPU queue shares: ``cpu: AMD EPYC (family 25
+    model 1, AVX2) x2 threads`` -> ``AMD EPYC (family 25 model 1, AVX2)``."""
+    return re.sub(r" x\d+ threads?$", "", device.removeprefix("cpu: "))
 
 
 def spread_markdown() -> str:
