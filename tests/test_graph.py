@@ -445,7 +445,7 @@ def test_tiny_neo_kd_exits_are_models_of_their_own(tiny):
 def test_tiny_compare_joins_paper_records_whitebox_records_and_training_time(tiny):
     from akt_core import beyond as R
 
-    df = R.require("compare", "synthetic", "tiny", compute=True, store=tiny["store"], progress=False,
+    df = RS.require("compare", "synthetic", "tiny", compute=True, store=tiny["store"], progress=False,
                    log=lambda m: None, targets=("Res8(adv-trans)", "Res8(sa-mdrad)"))
     assert set(df["model"]) == {"Res8(adv-trans)", "Res8(sa-mdrad)"}
     n_aa = len(tiny["profile"].autoattack_eps) if tiny["profile"].n_autoattack else 0
@@ -457,18 +457,17 @@ def test_tiny_compare_joins_paper_records_whitebox_records_and_training_time(tin
     runs = runs_df.set_index("key")["wall_s"]
     row = df.query("model == 'Res8(sa-mdrad)'").iloc[0]
     assert row["train_s"] == runs[row["model_key"]]
-    again = R.require("compare", "synthetic", "tiny", store=tiny["store"], targets=("Res8(adv-trans)", "Res8(sa-mdrad)"))
+    again = RS.require("compare", "synthetic", "tiny", store=tiny["store"], targets=("Res8(adv-trans)", "Res8(sa-mdrad)"))
     assert len(again) == len(df)
     with pytest.raises(AktError, match="Res8\\(bogus\\)"):
         R.needs("compare", "synthetic", "tiny", ("Res8(bogus)",))
 
 
 def test_tiny_compare_and_exit_tables_show_the_stored_numbers(tiny):
-    from akt_core import beyond as R
     from akt_core import report
 
     targets = ("Res8(adv-trans)", "Res26(neo-kd)/exit1", "Res26(neo-kd)/exit3")
-    df = R.require("compare", "synthetic", "tiny", compute=True, store=tiny["store"], progress=False,
+    df = RS.require("compare", "synthetic", "tiny", compute=True, store=tiny["store"], progress=False,
                    log=lambda m: None, targets=targets)
     table = report.compare_table(df)
     assert list(table.index) == list(targets)
