@@ -2,7 +2,7 @@
 
 A lossless CIFAR copy is about 115 MB (WebP) or 180 MB (decoded), too large for one call. ``pack``
 loads both splits through ``akt_core.data.load`` (any copy it reads: the ImageFolder, torchvision's
-pickles), encodes each image as a JPEG of the given quality and writes one ``.npz`` (about 56 MiB for
+pickles), encodes each image as a JPEG of the given quality and writes one ``.npz`` (53.6 MiB for
 CIFAR-10 at quality 75). ``unpack`` writes it back as an ImageFolder copy
 ``DEST/<name>/{train,test}/<class>/<index>.jpg`` with a ``VARIANT`` file (``jpeg75``), which
 ``data.load`` reads in the same order; every result computed from it records that lossy variant
