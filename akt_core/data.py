@@ -224,15 +224,16 @@ def _load_cifar(name: str, root: Path, split: str, download: bool) -> Split:
             blob = load_checked(cached, "decoded dataset cache")  # a damaged one is removed: decoded again
             if blob is not None and blob.get("listing") == listing:
                 x, y, label = blob["x"], blob["y"], blob["variant"]
-                return Split(x, y, pixels.variant_of(name, split, x, y, label))
+                return Split(x, y, pixels.variant_of(name, split, x, y, label, blob.get("digest")))
             cached.unlink(missing_ok=True)  # made from other files: stale
         x, y, label = _decode_imagefolder(folder, name)
+        sha = pixels.digest(x, y)  # kept with the tensors (the cache's checksum vouches for both)
         try:
-            save_checked({"x": x, "y": y, "variant": label, "listing": listing},
+            save_checked({"x": x, "y": y, "variant": label, "listing": listing, "digest": sha},
                          root / name / f"{split}-{label}{DECODED_SUFFIX}")
         except OSError:  # a read-only copy: decode in memory every time
             pass
-        return Split(x, y, pixels.variant_of(name, split, x, y, label))
+        return Split(x, y, pixels.variant_of(name, split, x, y, label, sha))
     pickles = root / pixels.CIFAR_PICKLES[name][0]
     if not pickles.is_dir():
         if not download:

@@ -49,13 +49,14 @@ def digest(x: torch.Tensor, y: torch.Tensor) -> str:
     return h.hexdigest()
 
 
-def variant_of(name: str, split: str, x: torch.Tensor, y: torch.Tensor, label: str) -> str:
+def variant_of(name: str, split: str, x: torch.Tensor, y: torch.Tensor, label: str, sha: str | None = None) -> str:
     """The variant a split of ``name`` carries: the published name when its pixels are the published
-    ones, else ``label`` (the copy's own), suffixed with its digest if ``label`` is a published name."""
+    ones, else ``label`` (the copy's own), suffixed with its digest if ``label`` is a published name.
+    ``sha``: ``digest(x, y)`` where already known (the decoded cache keeps it)."""
     known = PUBLISHED_PIXELS.get((name, split))
     if known is None:
         return label
-    sha = digest(x, y)
+    sha = sha or digest(x, y)
     if sha == known[0]:
         return known[1]
     return f"{label}-{sha[:12]}" if label == known[1] else label

@@ -60,7 +60,7 @@ def _has_sweep(dataset: str, profile: str) -> bool:
 
     try:
         sweep = require("sweep", dataset, profile, stored_seeds(profile, dataset, "robustness") or [0],
-                               progress=False)
+                        progress=False)
     except AktError:
         return False
     return not missing_panels(sweep)
@@ -118,7 +118,6 @@ def sentences(card: pd.DataFrame, dataset: str, link_prefix: str = "_executed/")
 def _whitebox_max(profile: str, dataset: str) -> pd.DataFrame:
     """Per white-box budget, the largest accuracy of any of the paper's variants under white-box PGD-20
     (``robustness.csv``), with its model: eps_256, accuracy, model, n_examples."""
-
     seeds = stored_seeds(profile, dataset, "robustness")
     if not seeds:
         return pd.DataFrame()
