@@ -7,7 +7,8 @@
 #
 #   nohup setsid tools/publish_loop.sh /work/bg > /dev/null 2>&1 &    # log: WORKDIR/logs/publish.log
 #
-# PROFILE (default full-data) and INTERVAL (default 300) override. Stops when the build's log says done.
+# PROFILE (default full-data) and INTERVAL (default 300) override. Stops when the build's log says done (a line
+# written after the loop started).
 set -u
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-/work/bg}
@@ -17,8 +18,11 @@ PY=$HERE/.venv/bin/python
 LOG=$WORK/logs/publish.log
 cd "$HERE"
 paths=(data/weights "data/results/$PROFILE")
+done_lines() { grep -c "=== .* done" "$WORK/logs/run.log" 2>/dev/null; }
+# The build's log is appended across runs: stop on a "done" line written after this loop started.
+start=$(done_lines)
 while true; do
-  finished=$(grep -c "=== .* done" "$WORK/logs/run.log" 2>/dev/null)
+  finished=$(( $(done_lines) - start ))
   before=$(mktemp)
   cp data/weights/manifest.csv "$before"
   if "$PY" -m akt_core.cli publish --from "$WORK/data" --profile "$PROFILE" >> "$LOG" 2>&1; then
