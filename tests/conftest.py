@@ -1,6 +1,16 @@
 """Shared fixtures: tiny seeded models and small batches, single-threaded torch."""
 from __future__ import annotations
 
+import os
+
+# The suite runs one pytest-xdist worker per core: the kernels and commands its tests start (papermill,
+# nbval, the book's build, the CLI) inherit one thread each too, instead of each taking every core.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pickle
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -80,27 +90,55 @@ def synthetic_test_batch():
 
 
 # ---- the whole pipeline at a toy size, fast enough for the unit suite ----------------------------
-@pytest.fixture(scope="session")
-def tiny_built(tmp_path_factory):
-    """Every table and the curves on 64 synthetic training images, 1 epoch, under a 'tiny' profile,
-    built once per session. The profile is registered only while building (and, through ``tiny``,
-    during each test that uses it), so it never shows up in other tests' profile lists."""
+def _tiny_profile():
+    from akt_core import profiles as P
+
+    datasets = ("mnist", "cifar10", "cifar100", "synthetic")
+    return P.Profile("tiny", n_train=dict.fromkeys(datasets, 64), n_test=40, epochs=dict.fromkeys(datasets, 1),
+                     batch_size=32, n_curve=24, published=False, description="unit tests", eval_batch_size=50,
+                     n_whitebox=12, n_autoattack=8, autoattack_eps=("16/256",))
+
+
+def _build_tiny(root: Path, prof) -> tuple[list[str], object]:
     from akt_core import profiles as P
     from akt_core import results as RS
     from akt_core.store import Store
 
-    datasets = ("mnist", "cifar10", "cifar100", "synthetic")
-    prof = P.Profile("tiny", n_train=dict.fromkeys(datasets, 64), n_test=40, epochs=dict.fromkeys(datasets, 1),
-                     batch_size=32, n_curve=24, published=False, description="unit tests", eval_batch_size=50,
-                     n_whitebox=12, n_autoattack=8, autoattack_eps=("16/256",))
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(P.PROFILES, "tiny", prof)
-        root = tmp_path_factory.mktemp("tiny_store")
-        store = Store(root)
         logs: list[str] = []
         log = lambda *a: logs.append(" ".join(map(str, a)))
-        df = RS.require("all", "synthetic", "tiny", compute=True, store=store, progress=False, log=log)
-    return {"root": root, "store": store, "logs": logs, "df": df, "profile": prof}
+        df = RS.require("all", "synthetic", "tiny", compute=True, store=Store(root), progress=False, log=log)
+    return logs, df
+
+
+@pytest.fixture(scope="session")
+def tiny_built(tmp_path_factory, worker_id):
+    """Every table and the curves on 64 synthetic training images, 1 epoch, under a 'tiny' profile,
+    built once per test run. The profile is registered only while building (and, through ``tiny``,
+    during each test that uses it), so it never shows up in other tests' profile lists.
+
+    Under pytest-xdist the first worker to get here builds it into the run's shared temporary folder
+    (a file lock keeps the others waiting) and every worker then works on its own copy, so tests that
+    change their store see only their own worker's changes, as they would in one process."""
+    from filelock import FileLock
+
+    from akt_core.store import Store
+
+    prof = _tiny_profile()
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if worker_id != "master" else base) / "tiny_shared"
+    with FileLock(str(shared) + ".lock"):
+        if not (shared / "built.pkl").exists():
+            logs, df = _build_tiny(shared / "store", prof)
+            with open(shared / "built.tmp", "wb") as f:
+                pickle.dump((logs, df), f)
+            (shared / "built.tmp").replace(shared / "built.pkl")
+    with open(shared / "built.pkl", "rb") as f:
+        logs, df = pickle.load(f)
+    root = tmp_path_factory.mktemp("tiny_store")
+    shutil.copytree(shared / "store", root, dirs_exist_ok=True)
+    return {"root": root, "store": Store(root), "logs": logs, "df": df, "profile": prof}
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import torch
 from akt_core import AktError, attacks
 from akt_core import beyond as R
 from akt_core import graph as G
+from akt_core import profiles as P
 from akt_core import results as RS
 from akt_core import runner as RN
 from akt_core.evaluate import correct
@@ -21,7 +22,7 @@ def test_needs_cover_every_variant_attack_and_eps():
     wb = R.needs("whitebox", "mnist", "smoke")  # smoke runs AutoAttack on a few images
     assert {(n.attack, round(n.eps, 6)) for n in wb} == {(a, round(e, 6)) for a in R.WHITEBOX_ATTACKS
                                                           for e in R.WHITEBOX_EPS.values()
-                                                          if a != R.AUTOATTACK_STANDARD}  # its own build
+                                                          if a not in R.AUTOATTACK_BUILD}  # its own build
     assert {n.target for n in wb if n.attack == "PGD-20"} == set(G.VARIANTS)
     assert {n.target for n in wb if n.attack == "AutoAttack"} == set(G.RES8_VARIANTS)
     assert all(n.source is None for n in wb)
@@ -47,7 +48,7 @@ SWEEP_TARGETS = ("Res26(cln)", "Res8(cln)", "Res8(adv-trans)")
 
 @pytest.fixture(scope="module")
 def robust(tiny_built):
-    from akt_core import profiles as P
+
 
     logs: list[str] = []
     log = lambda *a: logs.append(" ".join(map(str, a)))
@@ -174,7 +175,10 @@ def test_the_standard_autoattack_is_the_same_chain_with_100_steps(trained_model,
     assert (x100 - x).abs().max() <= 16 / 256 + 1e-6 and x100.min() >= 0 and x100.max() <= 1
     assert correct(m, x100, y) <= correct(m, autoattacked, y)
     assert R.needs("autoattack", "cifar10", "full-data") == [
-        R.Need(t, R.AUTOATTACK_STANDARD, None, eps) for eps in R.WHITEBOX_EPS.values() for t in R.VARIANTS]
+        R.Need(t, a, None, eps) for eps in R.WHITEBOX_EPS.values() for t in R.VARIANTS
+        for a in (R.AUTOATTACK_10, R.AUTOATTACK_STANDARD)]
+    assert R.WHITEBOX_ATTACKS[R.AUTOATTACK_10] is R.autoattack_std  # the whitebox build's 10-step chain
+    assert R.n_examples(P.get("full-data"), R.AUTOATTACK_10) == P.get("full-data").n_whitebox  # PGD-20's images
 
 
 @pytest.mark.slow  # a full AutoAttack run beside the shared one (~10 s each, Square's 5,000 queries)

@@ -153,12 +153,17 @@ def test_workers_running_other_code_are_refused(monkeypatch):
         CL.build_task(job, G.Experiment("synthetic", "smoke").static_source(8), {})
 
 
-def test_the_evaluations_beyond_the_paper_score_each_crafted_set_as_a_task(tiny, tmp_path):
+def test_the_evaluations_beyond_the_paper_score_each_crafted_set_as_a_task(tiny, tmp_path, monkeypatch):
     """``require("whitebox"|"sweep", jobs=2)``: white-box sets (one per target, random starts seeded per record) and
     transfer sets (one per attack and eps, on the held-out source) scored as Dask tasks on two
-    workers give the serial build's records, number for number."""
+    workers give the serial build's records, number for number. (AutoAttack is left out: its sets
+    are the same kind of task, and its 5,000 Square queries would take most of the test's time.)"""
+    import dataclasses
     import shutil
 
+    from akt_core import profiles as P
+
+    monkeypatch.setitem(P.PROFILES, "tiny", dataclasses.replace(tiny["profile"], n_autoattack=0))
 
     got = {}
     for name, jobs in (("serial", 1), ("dask", 2)):
@@ -169,5 +174,5 @@ def test_the_evaluations_beyond_the_paper_score_each_crafted_set_as_a_task(tiny,
                                for what in ("whitebox", "sweep")])
     cols = ["key", "model", "attack", "source", "eps", "accuracy", "correct", "n_examples"]
     serial, dask = (got[k].sort_values("key")[cols].reset_index(drop=True) for k in ("serial", "dask"))
-    assert len(serial) == 4 * 2 + 6 * 3 * 2 and set(serial["attack"]) >= {"PGD-20", "AutoAttack", "I-FGSM"}
+    assert len(serial) == 2 * 2 + 6 * 3 * 2 and set(serial["attack"]) >= {"PGD-20", "I-FGSM"}
     assert dask.equals(serial)

@@ -4,14 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..beyond import PGD_ON_AA
+from ..beyond import AUTOATTACK_10, AUTOATTACK_STANDARD, PGD_ON_AA
 from ..graph import ALL_VARIANTS, GROUPS, VARIANTS
 from .style import colour, legend_outside
 from .tables import cell_stats, paper_numbers
 
 #: an attack's name where it is shown: the stored AutoAttack runs torchattacks' chain with 10 steps per
 #: gradient attack, the standard one (``beyond.AUTOATTACK_STANDARD``) the original's 100
-ATTACK_WORDS = {"AutoAttack": "AutoAttack (10 it.)", "AutoAttack-100": "AutoAttack (standard, 100 it.)"}
+ATTACK_WORDS = {"AutoAttack": "AutoAttack (10 it.)", AUTOATTACK_10: "AutoAttack (10 it., PGD-20's images)",
+                AUTOATTACK_STANDARD: "AutoAttack (standard, 100 it.)"}
 
 
 def attack_words(attack: str) -> str:
@@ -28,8 +29,15 @@ def whitebox_table(records: pd.DataFrame) -> pd.DataFrame:
     return wide.loc[[v for v in VARIANTS if v in wide.index], sorted(wide.columns, key=whitebox_order)]
 
 
+def standard_table(whitebox: pd.DataFrame, standard: pd.DataFrame) -> pd.DataFrame:
+    """The ``autoattack`` build's records (the standard and the 10-step AutoAttack on PGD-20's images)
+    beside PGD-20 on the same images, as ``whitebox_table``: every column of a budget on one image set."""
+    return whitebox_table(pd.concat([whitebox[whitebox["attack"] == "PGD-20"], standard], ignore_index=True))
+
+
 #: white-box columns left to right: PGD-20 on all its images, then on AutoAttack's, then AutoAttack
-_WHITEBOX_RANK = {"PGD-20": 0, PGD_ON_AA: 1, ATTACK_WORDS["AutoAttack"]: 2, ATTACK_WORDS["AutoAttack-100"]: 3}
+_WHITEBOX_RANK = {"PGD-20": 0, PGD_ON_AA: 1, ATTACK_WORDS["AutoAttack"]: 2, ATTACK_WORDS[AUTOATTACK_10]: 3,
+                  ATTACK_WORDS[AUTOATTACK_STANDARD]: 4}
 
 
 def whitebox_order(column: str) -> tuple:
