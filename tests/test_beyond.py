@@ -167,13 +167,13 @@ def test_the_standard_autoattack_is_the_same_chain_with_100_steps(trained_model,
     real = torchattacks.MultiAttack
     monkeypatch.setattr(torchattacks, "MultiAttack", lambda atks: built.append(atks) or real(atks))
     x, y = synthetic_test_batch
-    x, y, m = x[:8], y[:8], trained_model.eval()
+    x, y, m = x[:4], y[:4], trained_model.eval()  # 4 of the shared run's 8 images: the 100 steps cost time
     x100 = attacks.autoattack(m, x, y, 16 / 256, seed=0, steps=100)
     (chain,) = built
     assert [type(a).__name__ for a in chain] == ["APGD", "APGDT", "FAB", "Square"]
     assert [getattr(a, "steps", None) for a in chain[:3]] == [100, 100, 100] and chain[3].n_queries == 5000
     assert (x100 - x).abs().max() <= 16 / 256 + 1e-6 and x100.min() >= 0 and x100.max() <= 1
-    assert correct(m, x100, y) <= correct(m, autoattacked, y)
+    assert correct(m, x100, y) <= correct(m, autoattacked[:4], y)
     assert R.needs("autoattack", "cifar10", "full-data") == [
         R.Need(t, a, None, eps) for eps in R.WHITEBOX_EPS.values() for t in R.VARIANTS
         for a in (R.AUTOATTACK_10, R.AUTOATTACK_STANDARD)]

@@ -172,15 +172,42 @@ PROVENANCE = ("git_commit", "torch_version", "device", "dataset_variant", "profi
 TRAIN_START = lambda logs: [line.split()[2] for line in logs if line.startswith("[train]") and "epochs" in line]
 
 
+#: the e2e tests' profile: the tiny pipeline's sizes with two epochs, so curves have more than one point
+E2E = "e2e"
+
+
+def _e2e_profile():
+    import dataclasses
+
+    from conftest import _tiny_profile
+
+    return dataclasses.replace(_tiny_profile(), name=E2E, epochs=dict.fromkeys(_tiny_profile().epochs, 2))
+
+
 @pytest.fixture(scope="module")
-def e2e(tmp_path_factory):
-    """The attacks table (Tables 8-10 layout) on synthetic data under the smoke profile, built once."""
+def e2e_built(tmp_path_factory):
+    """The attacks table (Tables 8-10 layout) on synthetic data under a small two-epoch profile (64
+    training images, 40 test images), built once. (The smoke profile's plumbing on real MNIST is
+    test_e2e_notebook's.) The profile is registered while building and, through ``e2e``, per test."""
+    from akt_core import profiles as P
+
     tmp = tmp_path_factory.mktemp("e2e_store")
     store = Store(tmp)
     logs: list[str] = []
     log = lambda *a: logs.append(" ".join(map(str, a)))
-    df = RS.require("attacks", "synthetic", "smoke", compute=True, store=store, progress=False, log=log)
-    return {"root": tmp, "store": store, "logs": list(logs), "df": df}
+    prof = _e2e_profile()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(P.PROFILES, E2E, prof)
+        df = RS.require("attacks", "synthetic", E2E, compute=True, store=store, progress=False, log=log)
+    return {"root": tmp, "store": store, "logs": list(logs), "df": df, "profile": prof}
+
+
+@pytest.fixture
+def e2e(e2e_built, monkeypatch):
+    from akt_core import profiles as P
+
+    monkeypatch.setitem(P.PROFILES, E2E, e2e_built["profile"])
+    return e2e_built
 
 
 def _log():
@@ -188,7 +215,6 @@ def _log():
     return logs, (lambda *a: logs.append(" ".join(map(str, a))))
 
 
-@pytest.mark.slow
 def test_e2e_records(e2e):
     df, store, root = e2e["df"], e2e["store"], e2e["root"]
     # held-out Res26, static Res26/20/14/8, Res8(self-adv), Res8(adv), Res26(adv), Res8(adv-trans)
@@ -201,48 +227,45 @@ def test_e2e_records(e2e):
         for a in ("clean", "FGSM", "I-FGSM", "Step-LL", "Iter-LL")}
     assert df["accuracy"].between(0, 100).all()
     assert (df["accuracy"] == (100 * df["correct"] / df["n_examples"]).round(4)).all()
-    assert (df["n_examples"] == 300).all()
+    assert (df["n_examples"] == 40).all()
     for col in PROVENANCE:
         assert col in df.columns and df[col].notna().all(), col
-    assert set(df["profile"]) == {"smoke"} and set(df["dataset_variant"]) == {"generated"}
+    assert set(df["profile"]) == {E2E} and set(df["dataset_variant"]) == {"generated"}
     assert set(df["seed"]) == {0} and set(df["blackbox"]) == {"held-out"}
     assert set(df.loc[df["attack"] == "clean", "eps"]) == {0.0}
     assert set(df.loc[df["attack"] != "clean", "eps"]) == {0.0625}
-    exp = G.Experiment("synthetic", "smoke", 0, dataset_variant="generated")
+    exp = G.Experiment("synthetic", E2E, 0, dataset_variant="generated")
     assert set(df["model_key"]) == {exp.model(v).key for v in G.TABLES[8].targets}
-    assert len(store.read("smoke", "runs")) == 9 + 2  # 9 models, D_adv, teacher logits
-    assert set(store.read("smoke", "curves")["epoch"]) == {1, 2}
+    assert len(store.read(E2E, "runs")) == 9 + 2  # 9 models, D_adv, teacher logits
+    assert set(store.read(E2E, "curves")["epoch"]) == {1, 2}
     assert not list(root.rglob("*.tmp")) and not list((root / "cache" / "partial").glob("*"))
 
 
-@pytest.mark.slow
 def test_e2e_second_call_is_cached(e2e):
     logs, log = _log()
-    df2 = RS.require("attacks", "synthetic", "smoke", compute=True, store=e2e["store"], progress=False, log=log)
+    df2 = RS.require("attacks", "synthetic", E2E, compute=True, store=e2e["store"], progress=False, log=log)
     assert not [line for line in logs if line.startswith(("[train]", "[craft]", "[attack]"))]
     key = lambda d: d.sort_values("key").reset_index(drop=True)[["key", "accuracy", "correct"]]
     assert key(df2).equals(key(e2e["df"]))
-    df3 = RS.require("attacks", "synthetic", "smoke", compute=False, store=e2e["store"])
+    df3 = RS.require("attacks", "synthetic", E2E, compute=False, store=e2e["store"])
     assert key(df3).equals(key(e2e["df"]))
 
 
-@pytest.mark.slow
 def test_e2e_curves_need_only_the_distillation_baselines(e2e):
     logs, log = _log()
-    cur = RS.require("curves", "synthetic", "smoke", compute=True, store=e2e["store"], progress=False, log=log)
+    cur = RS.require("curves", "synthetic", E2E, compute=True, store=e2e["store"], progress=False, log=log)
     assert set(TRAIN_START(logs)) <= {"Res8(dist-adv)", "Res8(dist-cln)"}
     assert set(cur["model"]) == set(G.RES8_VARIANTS)
     assert cur["clean_acc"].between(0, 100).all() and cur["adv_acc"].between(0, 100).all()
     assert (cur.groupby("model")["epoch"].apply(sorted).map(tuple) == (1, 2)).all()
     logs, log = _log()
-    RS.require("curves", "synthetic", "smoke", compute=True, store=e2e["store"], progress=False, log=log)
+    RS.require("curves", "synthetic", E2E, compute=True, store=e2e["store"], progress=False, log=log)
     assert not [line for line in logs if line.startswith("[train]")]
 
 
-@pytest.mark.slow
 def test_e2e_curves_include_res8_cln(e2e):
     """Res8(cln) is the node 'static:Res8'; its curve must still appear under the variant name (Figs. 3-4)."""
-    cur = RS.require("curves", "synthetic", "smoke", compute=True, store=e2e["store"], progress=False,
+    cur = RS.require("curves", "synthetic", E2E, compute=True, store=e2e["store"], progress=False,
                     log=lambda *a: None)
     assert set(cur["model"]) == set(G.RES8_VARIANTS)
     assert len(cur) == 2 * len(G.RES8_VARIANTS)
