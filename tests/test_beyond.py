@@ -262,3 +262,25 @@ def test_compare_summary_on_made_up_records():
         "- **kept under PGD-20 @ 16/256** (its accuracy over clean accuracy): Res8(adv-trans) 25 %, the later "
         "methods 25-50 %.",
     ]
+
+
+def test_the_standard_autoattack_table_holds_pgd20_of_the_attacked_seeds_only():
+    """PGD-20 of seeds 0 and 1 beside the AutoAttacks of seed 0: the table's PGD-20 column is seed 0's
+    number (no mean over a seed the AutoAttacks never saw), and per budget the columns run PGD-20, the
+    10-step chain, the standard chain, the larger budget first."""
+    import pandas as pd
+
+    from akt_core.report.whitebox import standard_table
+
+    def rec(seed, attack, eps_256, acc):
+        return {"model": "Res8(adv)", "seed": seed, "attack": attack, "eps_256": eps_256, "accuracy": acc}
+
+    whitebox = pd.DataFrame([rec(0, "PGD-20", 16.0, 10.0), rec(1, "PGD-20", 16.0, 20.0),
+                             rec(0, "PGD-20", 8 / 255 * 256, 30.0), rec(1, "PGD-20", 8 / 255 * 256, 50.0)])
+    standard = pd.DataFrame([rec(0, R.AUTOATTACK_10, 16.0, 8.0), rec(0, R.AUTOATTACK_STANDARD, 16.0, 7.0),
+                             rec(0, R.AUTOATTACK_10, 8 / 255 * 256, 25.0), rec(0, R.AUTOATTACK_STANDARD, 8 / 255 * 256, 24.5)])
+    got = standard_table(whitebox, standard)
+    assert list(got.columns) == ["PGD-20 @ 16/256", "AutoAttack (10 it., PGD-20's images) @ 16/256",
+                                 "AutoAttack (standard, 100 it.) @ 16/256", "PGD-20 @ 8/255",
+                                 "AutoAttack (10 it., PGD-20's images) @ 8/255", "AutoAttack (standard, 100 it.) @ 8/255"]
+    assert got.loc["Res8(adv)"].tolist() == ["10.00", "8.00", "7.00", "30.00", "25.00", "24.50"]

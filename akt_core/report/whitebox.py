@@ -31,8 +31,10 @@ def whitebox_table(records: pd.DataFrame) -> pd.DataFrame:
 
 def standard_table(whitebox: pd.DataFrame, standard: pd.DataFrame) -> pd.DataFrame:
     """The ``autoattack`` build's records (the standard and the 10-step AutoAttack on PGD-20's images)
-    beside PGD-20 on the same images, as ``whitebox_table``: every column of a budget on one image set."""
-    return whitebox_table(pd.concat([whitebox[whitebox["attack"] == "PGD-20"], standard], ignore_index=True))
+    beside PGD-20 on the same images and seeds, as ``whitebox_table``: every column of a budget on
+    one image set, and PGD-20 only of the seeds whose models the AutoAttacks attacked."""
+    pgd = whitebox[(whitebox["attack"] == "PGD-20") & whitebox["seed"].isin(standard["seed"].unique())]
+    return whitebox_table(pd.concat([pgd, standard], ignore_index=True))
 
 
 #: white-box columns left to right: PGD-20 on all its images, then on AutoAttack's, then AutoAttack
