@@ -122,8 +122,8 @@ def _weights(args: argparse.Namespace) -> int:
         return 0
     m = zoo.summary(store)
     if len(m):
-        m = m[((m["profile"] == args.profile) if args.profile else True) & ((m["dataset"] == args.dataset)
-                                                                             if args.dataset else True)]
+        for column, wanted in (("profile", args.profile), ("dataset", args.dataset)):
+            m = m[m[column] == wanted] if wanted else m
     if not len(m):
         print(f"no published weights under {store.weights}")
         return 0

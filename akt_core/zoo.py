@@ -30,7 +30,7 @@ from . import data as data_mod
 from . import methods as methods_mod
 from . import profiles as profiles_mod
 from .evaluate import logits
-from .graph import STATIC_ALIASES
+from .graph import STATIC_ALIASES, VARIANTS
 from .models import ExitView, for_dataset
 from .provenance import device_name, machine_kind
 from .store import WEIGHTS_MANIFEST, Store, atomic_torch_save, atomic_write_text, read_sidecar, sha256_file
@@ -267,7 +267,23 @@ def summary(store: Store | None = None) -> pd.DataFrame:
             values.update(sel.groupby("model_key")["accuracy"].mean().to_dict())
         out[column] = out["key"].map(values)
     cols = ["model", "dataset", "profile", "seed", "clean_acc", *(c[0] for c in SUMMARY_COLUMNS), "MiB", "sha256", "file"]
-    return out[cols].rename(columns={"clean_acc": "clean"}).reset_index(drop=True)
+    return reading_order(out[cols].rename(columns={"clean_acc": "clean"}))
+
+
+def reading_order(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows grouped by profile and dataset (in the manifest's order of first appearance), then by seed,
+    and within a seed the paper's variants in its tables' order, later methods, static and held-out
+    sources last."""
+    def rank(model: str) -> tuple:
+        if model in VARIANTS:
+            return 0, list(VARIANTS).index(model), model
+        return 1 + model.startswith("static:") + 2 * model.startswith("heldout:"), 0, model
+
+    first = {c: {v: i for i, v in enumerate(dict.fromkeys(df[c]))} for c in ("profile", "dataset")}
+    order = sorted(range(len(df)), key=lambda i: (first["profile"][df["profile"].iat[i]],
+                                                  first["dataset"][df["dataset"].iat[i]],
+                                                  int(df["seed"].iat[i]), rank(df["model"].iat[i])))
+    return df.iloc[order].reset_index(drop=True)
 
 
 def summary_markdown(store: Store | None = None, link_prefix: str = "../data/weights/") -> str:

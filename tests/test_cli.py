@@ -145,3 +145,19 @@ def test_a_full_disk_is_reported_as_no_space(capsys, tmp_path, monkeypatch):
     err = _fail(capsys, ["train", "Res8(cln)"])
     assert err.startswith(f"akt: error: no space left on the device writing {tmp_path / 'x.pt'}")
     assert not list(tmp_path.iterdir())  # no temporary file is left behind
+
+
+def test_weights_lists_the_published_models_with_and_without_filters(capsys):
+    """`akt weights` with no filter lists every manifest row (it raised a KeyError without filters)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    data = Path(__file__).resolve().parent.parent / "data"
+    manifest = pd.read_csv(data / "weights" / "manifest.csv")
+    for argv, n in ((["weights"], len(manifest)),
+                    (["weights", "--dataset", "cifar10"], int((manifest["dataset"] == "cifar10").sum()))):
+        with pytest.raises(SystemExit) as exc:
+            main([*argv, "--store", str(data)])
+        assert exc.value.code == 0
+        assert capsys.readouterr().out.splitlines()[-1].startswith(f"{n} models, ")

@@ -375,3 +375,12 @@ def test_the_zoo_summary_joins_each_model_to_its_stored_results(published):
     assert pd.isna(s.loc["heldout:Res26", "FGSM transfer"])  # a source is not scored as a target
     md = zoo.summary_markdown(dest)
     assert md.count("{download}`") == len(s) and "| – |" in md and "## synthetic, `tiny` profile" in md
+
+
+def test_the_zoo_lists_each_seed_in_the_papers_variant_order_sources_last():
+    rows = [("heldout:Res26", 1000), ("static:Res14", 0), ("Res8(adv)", 1), ("Res8(adv-trans)", 0),
+            ("Res26(cln)", 0), ("Res8(rslad)", 0), ("Res26(adv)", 0)]
+    df = pd.DataFrame([{"model": m, "seed": s, "profile": "p", "dataset": "d"} for m, s in rows])
+    got = zoo.reading_order(df)[["model", "seed"]].values.tolist()
+    assert got == [["Res26(cln)", 0], ["Res26(adv)", 0], ["Res8(adv-trans)", 0], ["Res8(rslad)", 0],
+                   ["static:Res14", 0], ["Res8(adv)", 1], ["heldout:Res26", 1000]]
