@@ -29,6 +29,7 @@ from . import AktError, check_choice
 from . import data as data_mod
 from . import methods as methods_mod
 from . import profiles as profiles_mod
+from .beyond import AUTOATTACK_STANDARD
 from .evaluate import logits
 from .graph import STATIC_ALIASES, VARIANTS
 from .models import ExitView, for_dataset
@@ -242,7 +243,7 @@ SUMMARY_COLUMNS = (("FGSM transfer", "records", "FGSM", "Res26", None),
                    ("PGD-20 @ 16/256", "robustness", "PGD-20", "white-box", 16.0),
                    ("PGD-20 @ 8/255", "robustness", "PGD-20", "white-box", 8 / 255 * 256),
                    ("AutoAttack (10 it.) @ 16/256", "robustness", "AutoAttack", "white-box", 16.0),
-                   ("AutoAttack (100 it.) @ 8/255", "robustness", "AutoAttack-100", "white-box", 8 / 255 * 256))
+                   ("AutoAttack (100 it.) @ 8/255", "robustness", AUTOATTACK_STANDARD, "white-box", 8 / 255 * 256))
 
 
 def summary(store: Store | None = None) -> pd.DataFrame:
