@@ -90,7 +90,7 @@ def synthetic_test_batch():
 
 
 # ---- the whole pipeline at a toy size, fast enough for the unit suite ----------------------------
-def _tiny_profile():
+def tiny_profile():
     from akt_core import profiles as P
 
     datasets = ("mnist", "cifar10", "cifar100", "synthetic")
@@ -99,16 +99,18 @@ def _tiny_profile():
                      n_whitebox=12, n_autoattack=8, autoattack_eps=("16/256",))
 
 
-def _build_tiny(root: Path, prof) -> tuple[list[str], object]:
+def build_under(prof, what: str, root: Path) -> tuple[list[str], object]:
+    """``results.require(what)`` on synthetic data under the unregistered profile ``prof`` into a store
+    at ``root``, the profile registered only while building; returns the build's log lines and rows."""
     from akt_core import profiles as P
     from akt_core import results as RS
     from akt_core.store import Store
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(P.PROFILES, "tiny", prof)
+        mp.setitem(P.PROFILES, prof.name, prof)
         logs: list[str] = []
         log = lambda *a: logs.append(" ".join(map(str, a)))
-        df = RS.require("all", "synthetic", "tiny", compute=True, store=Store(root), progress=False, log=log)
+        df = RS.require(what, "synthetic", prof.name, compute=True, store=Store(root), progress=False, log=log)
     return logs, df
 
 
@@ -125,12 +127,12 @@ def tiny_built(tmp_path_factory, worker_id):
 
     from akt_core.store import Store
 
-    prof = _tiny_profile()
+    prof = tiny_profile()
     base = tmp_path_factory.getbasetemp()
     shared = (base.parent if worker_id != "master" else base) / "tiny_shared"
     with FileLock(str(shared) + ".lock"):
         if not (shared / "built.pkl").exists():
-            logs, df = _build_tiny(shared / "store", prof)
+            logs, df = build_under(prof, "all", shared / "store")
             with open(shared / "built.tmp", "wb") as f:
                 pickle.dump((logs, df), f)
             (shared / "built.tmp").replace(shared / "built.pkl")

@@ -179,9 +179,9 @@ E2E = "e2e"
 def _e2e_profile():
     import dataclasses
 
-    from conftest import _tiny_profile
+    from conftest import tiny_profile
 
-    return dataclasses.replace(_tiny_profile(), name=E2E, epochs=dict.fromkeys(_tiny_profile().epochs, 2))
+    return dataclasses.replace(tiny_profile(), name=E2E, epochs=dict.fromkeys(tiny_profile().epochs, 2))
 
 
 @pytest.fixture(scope="module")
@@ -189,17 +189,12 @@ def e2e_built(tmp_path_factory):
     """The attacks table (Tables 8-10 layout) on synthetic data under a small two-epoch profile (64
     training images, 40 test images), built once. (The smoke profile's plumbing on real MNIST is
     test_e2e_notebook's.) The profile is registered while building and, through ``e2e``, per test."""
-    from akt_core import profiles as P
+    from conftest import build_under
 
     tmp = tmp_path_factory.mktemp("e2e_store")
-    store = Store(tmp)
-    logs: list[str] = []
-    log = lambda *a: logs.append(" ".join(map(str, a)))
     prof = _e2e_profile()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(P.PROFILES, E2E, prof)
-        df = RS.require("attacks", "synthetic", E2E, compute=True, store=store, progress=False, log=log)
-    return {"root": tmp, "store": store, "logs": list(logs), "df": df, "profile": prof}
+    logs, df = build_under(prof, "attacks", tmp)
+    return {"root": tmp, "store": Store(tmp), "logs": logs, "df": df, "profile": prof}
 
 
 @pytest.fixture
