@@ -43,7 +43,7 @@ help:
 # are pinned to the versions the development machine has.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -e ".[book,test,cluster]" "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install --no-cache-dir -e ".[book,test,cluster]" "torch==2.14.1" "torchvision==0.29.1"
 	touch $@
 
 venv: $(STAMP)
