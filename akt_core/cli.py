@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -253,6 +254,11 @@ def main(argv: list[str] | None = None) -> None:
     except AktError as exc:
         print(f"akt: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except BrokenPipeError:
+        # The reader went away (`akt weights | head`): no traceback, and the SIGPIPE status a C tool would
+        # give. stdout is pointed at devnull so that the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(128 + signal.SIGPIPE)
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
             raise

@@ -161,3 +161,17 @@ def test_weights_lists_the_published_models_with_and_without_filters(capsys):
             main([*argv, "--store", str(data)])
         assert exc.value.code == 0
         assert capsys.readouterr().out.splitlines()[-1].startswith(f"{n} models, ")
+
+
+def test_a_closed_pipe_ends_quietly_with_the_sigpipe_status():
+    """`akt weights | head -1`: the reader leaves early; no BrokenPipeError traceback on stderr. The reader
+    here is `true`, which leaves before akt has imported torch, so every run closes the pipe first."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parent.parent / "data"
+    proc = subprocess.run(f"'{sys.executable}' -m akt_core.cli weights --store '{data}' | true; "
+                          "echo ${PIPESTATUS[0]}", shell=True, capture_output=True, text=True, executable="/bin/bash")
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    assert proc.stdout.strip() == "141"  # 128 + SIGPIPE, as `head`'s writer would report
