@@ -31,7 +31,7 @@ from . import methods as methods_mod
 from . import profiles as profiles_mod
 from .beyond import AUTOATTACK_STANDARD
 from .evaluate import logits
-from .graph import STATIC_ALIASES, VARIANTS
+from .graph import STATIC_ALIASES, VARIANTS, Experiment
 from .models import ExitView, for_dataset
 from .provenance import device_name, machine_kind
 from .store import WEIGHTS_MANIFEST, Store, atomic_torch_save, atomic_write_text, read_sidecar, sha256_file
@@ -99,6 +99,26 @@ def published(store: Store | None = None, profile: str | None = None, dataset: s
     if dataset is not None:
         m = m[m["dataset"] == dataset]
     return m.reset_index(drop=True)
+
+
+def progress(store: Store | None = None) -> pd.DataFrame:
+    """How far each published profile and dataset's training has come: one row per (profile, dataset)
+    with weights, its main ``seeds`` (a held-out source's seed less ``Experiment.heldout_offset``), the
+    models ``akt build all`` trains for them (``Experiment.models_to_train``, held-out black box), and
+    how many of those are published. A dataset trained across sessions shows here before it has any
+    scores."""
+    m = published(store)
+    rows = []
+    for (profile, dataset), g in m.groupby(["profile", "dataset"], sort=False):
+        offset = Experiment.heldout_offset
+        heldout = g["name"].str.startswith("heldout:")
+        seeds = sorted({int(s) for s in g.loc[~heldout, "seed"]} | {int(s) - offset for s in g.loc[heldout, "seed"]})
+        variant = str(g["dataset_variant"].iloc[0])
+        planned = {n.key for seed in seeds
+                   for n in Experiment(dataset, profile, seed, dataset_variant=variant).models_to_train()}
+        rows.append({"profile": profile, "dataset": dataset, "seeds": seeds, "planned": len(planned),
+                     "done": len(planned & set(g["key"]))})
+    return pd.DataFrame(rows, columns=["profile", "dataset", "seeds", "planned", "done"])
 
 
 def check_row(store: Store, row) -> dict:

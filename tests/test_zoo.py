@@ -384,3 +384,39 @@ def test_the_zoo_lists_each_seed_in_the_papers_variant_order_sources_last():
     got = zoo.reading_order(df)[["model", "seed"]].values.tolist()
     assert got == [["Res26(cln)", 0], ["Res26(adv)", 0], ["Res8(adv-trans)", 0], ["Res8(rslad)", 0],
                    ["static:Res14", 0], ["Res8(adv)", 1], ["heldout:Res26", 1000]]
+
+
+def _manifest_rows(nodes, dataset="cifar100", profile="full-data"):
+    return pd.DataFrame([{"key": n.key, "name": n.name, "dataset": dataset, "profile": profile,
+                          "seed": n.config["seed"], "dataset_variant": "v"} for n in nodes])
+
+
+def test_progress_counts_the_published_models_of_the_planned_build(monkeypatch):
+    """A seed's build trains 14 models: the four static sources (Res26(cln) and Res8(cln) are two of
+    them), the six other variants and the four held-out sources (seed + 1000). A held-out source alone
+    names its main seed; a key outside the plan does not count."""
+    ex = G.Experiment("cifar100", "full-data", 0, dataset_variant="v")
+    plan = ex.models_to_train()
+    assert len(plan) == 14 and sum(n.name.startswith("heldout:") for n in plan) == 4
+    some = _manifest_rows([ex.heldout_source(26), ex.static_source(26)])
+    stray = some.iloc[:1].assign(key="not-in-the-plan", name="heldout:Res20")
+    monkeypatch.setattr(zoo, "published", lambda store=None: pd.concat([some, stray], ignore_index=True))
+    row = zoo.progress().iloc[0]
+    assert (row["profile"], row["dataset"], row["seeds"], row["planned"], row["done"]) == \
+        ("full-data", "cifar100", [0], 14, 2)
+
+
+def test_the_findings_name_the_training_under_way_until_its_verdicts_exist(monkeypatch):
+    from akt_core.report import scorecard as S
+
+    monkeypatch.setattr(S, "whitebox_finding", lambda: "")
+    ex = G.Experiment("cifar100", "full-data", 0, dataset_variant="v")
+    card = pd.DataFrame([{"dataset": "mnist", "claim": "C1", "column": "full-data", "state": "supported",
+                          "one_seed": False, "seeds": "0, 1"}])
+    for nodes, words in ((ex.models_to_train()[:3], "3 of 14 models trained and published so far"),
+                         (ex.models_to_train(), "trained, not yet scored")):
+        monkeypatch.setattr(zoo, "published", lambda store=None, n=nodes: _manifest_rows(n))
+        text = S.findings(card)
+        assert f"CIFAR-100 at the `full-data` profile (seed 0): {words}" in text
+    scored = pd.concat([card, card.assign(dataset="cifar100")], ignore_index=True)
+    assert "CIFAR-100 at the" not in S.findings(scored)

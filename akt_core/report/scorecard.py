@@ -11,6 +11,7 @@ import pandas as pd
 
 from .. import data as data_mod
 from .. import profiles as profiles_mod
+from .. import zoo
 from ..book import BY_STEM, DATASETS
 from ..results import require, stored_seeds
 from . import unstated
@@ -166,9 +167,11 @@ def whitebox_finding(profiles: tuple[str, ...] | None = None) -> str:
     return text
 
 
-def findings(card: pd.DataFrame, link_prefix: str = "_executed/") -> str:
+def findings(card: pd.DataFrame, link_prefix: str = "_executed/", progress: pd.DataFrame | None = None) -> str:
     """The landing page's first sentences, each computed: where the claims hold and on how many seeds,
-    what white-box PGD-20 does, and what could not be tested and why."""
+    what white-box PGD-20 does, and what could not be tested and why. ``progress`` (default
+    ``zoo.progress()``): the training under way, named for each profile and dataset with published
+    weights but no verdict yet."""
     out = []
     for column in [c for c in dict.fromkeys(card["column"]) if c != PAPER]:
         g = card[card["column"] == column]
@@ -197,6 +200,16 @@ def findings(card: pd.DataFrame, link_prefix: str = "_executed/") -> str:
     one_seed = sorted({f"{data_mod.spec(r.dataset).title} {r.column}" for r in card.itertuples() if r.one_seed})
     untested = [f"nothing at the `{p.name}` profile ({p.description}) has been run yet, so no verdict is at "
                 "the paper's own scale" for p in missing]
+    progress = zoo.progress() if progress is None else progress
+    scored = set(zip(card["column"], card["dataset"]))
+    for r in progress.itertuples():
+        if (r.profile, r.dataset) in scored:
+            continue
+        state = ("trained, not yet scored" if r.done == r.planned else
+                 f"{r.done} of {r.planned} models trained and published so far, the rest in training")
+        seeds = f"seed{'s' if len(r.seeds) > 1 else ''} {', '.join(map(str, r.seeds))}"
+        untested.append(f"{data_mod.spec(r.dataset).title} at the `{r.profile}` profile ({seeds}): {state} (see "
+                        "<a href='zoo.html'>Published models</a>); its verdicts come once every model is trained and scored")
     if one_seed:
         untested.append(f"{_listing(one_seed)} {'rest' if len(one_seed) > 1 else 'rests'} on one seed, judged with "
                         f"a stand-in seed spread (marked *({ONE_SEED})*)")
