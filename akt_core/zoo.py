@@ -107,10 +107,9 @@ def progress(store: Store | None = None) -> pd.DataFrame:
     models ``akt build all`` trains for them (``Experiment.models_to_train``, held-out black box), and
     how many of those are published. A dataset trained across sessions shows here before it has any
     scores."""
-    m = published(store)
+    m, offset = published(store), Experiment.heldout_offset
     rows = []
     for (profile, dataset), g in m.groupby(["profile", "dataset"], sort=False):
-        offset = Experiment.heldout_offset
         heldout = g["name"].str.startswith("heldout:")
         seeds = sorted({int(s) for s in g.loc[~heldout, "seed"]} | {int(s) - offset for s in g.loc[heldout, "seed"]})
         variant = str(g["dataset_variant"].iloc[0])

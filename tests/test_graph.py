@@ -181,7 +181,8 @@ def _e2e_profile():
 
     from conftest import tiny_profile
 
-    return dataclasses.replace(tiny_profile(), name=E2E, epochs=dict.fromkeys(tiny_profile().epochs, 2))
+    tiny = tiny_profile()
+    return dataclasses.replace(tiny, name=E2E, epochs=dict.fromkeys(tiny.epochs, 2))
 
 
 @pytest.fixture(scope="module")
