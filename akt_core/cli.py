@@ -36,8 +36,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--cuda-graphs", action="store_true", help="on a GPU, replay each training step as a CUDA "
                    "graph (falls back to eager if capture fails; not yet verified on a GPU); ignored on the CPU")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast on a GPU (default float32 with TF32 "
-                   "convolutions, which is faster for these small networks); ignored on the CPU")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast of training and scoring, on a GPU "
+                   "or the CPU (default float32; on a GPU with TF32 convolutions, faster there for these small "
+                   "networks); recorded in every row's device")
     p.add_argument("--data-root", default=None, help=f"local dataset root (default ${data_mod.ENV_ROOT} "
                    "or data/datasets)")
     p.add_argument("--download", action="store_true", help="let torchvision download missing datasets")

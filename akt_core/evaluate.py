@@ -26,8 +26,8 @@ def layout(t: torch.Tensor | nn.Module):
 
 
 def autocast(device: torch.device, bf16: bool):
-    """bf16 autocast where ``bf16`` and on a GPU; a no-op on the CPU (results there stay float32)."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
+    """bf16 autocast where ``bf16`` (on a GPU or the CPU); float32 otherwise."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
 @torch.no_grad()

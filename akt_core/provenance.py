@@ -53,8 +53,9 @@ def from_dirty_tree(commit) -> bool:
 
 
 def device_name(device: torch.device, bf16: bool = False) -> str:
-    """The device in words; on a GPU also its arithmetic: float32 with TF32 convolutions (PyTorch's
-    default for cuDNN) or bf16 autocast. Either changes results beyond float32 rounding."""
+    """The device in words and its arithmetic: on a GPU float32 with TF32 convolutions (PyTorch's
+    default for cuDNN) or bf16 autocast, on a CPU float32 (unnamed, as in every earlier row) or bf16
+    autocast. TF32 and bf16 change results beyond float32 rounding."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device) + (", bf16 autocast" if bf16 else ", fp32/tf32")
     # float results differ between CPUs that torch runs with different kernels (AVX2, AVX512): name them
@@ -68,12 +69,13 @@ def device_name(device: torch.device, bf16: bool = False) -> str:
             family = f"family {info['cpu family']} model {info['model']}, "
     except OSError:
         pass
-    return f"cpu: {name} ({family}{kernels}) x{torch.get_num_threads()} threads"
+    return f"cpu: {name} ({family}{kernels}) x{torch.get_num_threads()} threads" + (", bf16 autocast" if bf16 else "")
 
 
 def machine_kind(device: str) -> str:
-    """``device_name``'s words without the thread count: two runs of one kind compute the same floats."""
-    return re.sub(r" x\d+ threads$", "", str(device))
+    """``device_name``'s words without the thread count: two runs of one kind (and arithmetic) compute
+    the same floats."""
+    return re.sub(r" x\d+ threads?", "", str(device))
 
 
 def resolve_device(device: str | None) -> torch.device:

@@ -233,7 +233,7 @@ def require(what: str, dataset: str, profile: str, seeds=(0,), compute: bool = F
     With ``compute=False`` only stored results are read (the book's mode: it never trains); with
     ``compute=True`` whatever the store lacks is built, and nothing else. Results of different
     dataset variants (e.g. lossless vs jpeg75) are never mixed: pass ``dataset_variant`` to choose.
-    ``bf16``: bf16 autocast on a GPU (``Runner``); ``cuda_graphs``: replay the training steps as CUDA
+    ``bf16``: bf16 autocast (``Runner``); ``cuda_graphs``: replay the training steps as CUDA
     graphs there. ``jobs`` > 1 builds independent models at once on a local Dask cluster of that many
     worker processes, ``scheduler`` on a running Dask scheduler (``cluster.build``). ``choices``:
     non-default unstated choices (``choices.CHOICES``, e.g. ``{"decay": "all"}``); only the models they

@@ -46,9 +46,10 @@ class Runner:
                  log=print, bf16: bool = False, cuda_graphs: bool = False) -> None:
         self.store = store or Store()
         self.device = resolve_device(device)
-        #: bf16 autocast, on a GPU only and only when asked (``--bf16``): on these small networks it
-        #: is slower than float32 with TF32 convolutions (``benchmarks/gpu_results``)
-        self.bf16 = bf16 and self.device.type == "cuda"
+        #: bf16 autocast of training, teacher logits and scoring, only when asked (``--bf16``; crafting
+        #: stays float32). On a GPU it is slower than float32 with TF32 convolutions for these small
+        #: networks (``benchmarks/gpu_results``); on a CPU it is faster (``make bench``)
+        self.bf16 = bf16
         #: replay each training step as a CUDA graph (``cuda_graphs``; ``--cuda-graphs``), on a GPU only
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self.progress, self.log, self.data_root = progress, log, data_root

@@ -8,7 +8,10 @@ Prints, in one run:
 2. attack throughput of our FGSM, I-FGSM and PGD against torchattacks' on the same model and
    batch, as a ratio (ours / theirs; target >= 1.0);
 3. the wall time of the smoke profile for MNIST, CIFAR-10 and CIFAR-100 (target <= 10 min on 2
-   cores), in a temporary store, on the local datasets (`make data` first).
+   cores), in a temporary store, on the local datasets (`make data` first);
+4. bf16 autocast against float32 (issue 40): training throughput of Res8 and Res26, clean and
+   adversarial-transfer training, MNIST- and CIFAR-10-shaped data, batch 256 (``--precision-only``
+   runs this part alone).
 Results are also written to benchmarks/results.json.
 """
 from __future__ import annotations
@@ -72,6 +75,21 @@ def training_throughput(n: int = 1024, batch: int = 128, dataset: str = "cifar10
             res = train_model(model, m, m.params, cfg, inp, seed=0, bf16=bf16, progress=False, cuda_graphs=cuda_graphs)
             rows.append({"depth": depth, "method": name, "images_per_s": round(res.images_per_s, 1)})
             print(f"  train Res{depth:<2d} {name:10s} {res.images_per_s:8.1f} images/s", flush=True)
+    return rows
+
+
+def precision_throughput(n: int = 4096, batch: int = 256) -> list[dict]:
+    """Issue 40: images/s of ``cln`` and ``adv-trans`` training at Res8 and Res26 in float32 and under
+    bf16 autocast, on MNIST- and CIFAR-10-shaped data; ``speedup`` is bf16 / float32 of the same row."""
+    rows = []
+    for dataset in ("mnist", "cifar10"):
+        print(f"  {dataset}")
+        pair = [training_throughput(n, batch, dataset, method_names=("cln", "adv-trans"), bf16=b) for b in (False, True)]
+        for fp32, bf16 in zip(*pair):
+            rows.append({"dataset": dataset, "depth": fp32["depth"], "method": fp32["method"],
+                         "fp32_images_per_s": fp32["images_per_s"], "bf16_images_per_s": bf16["images_per_s"],
+                         "speedup": round(bf16["images_per_s"] / fp32["images_per_s"], 3)})
+            print(f"  Res{fp32['depth']:<2d} {fp32['method']:10s} bf16 / fp32 = {rows[-1]['speedup']:.2f}", flush=True)
     return rows
 
 
@@ -182,6 +200,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--skip-smoke", action="store_true")
+    ap.add_argument("--precision-only", action="store_true", help="only part 4 (bf16 against float32)")
     ap.add_argument("--step-probe", nargs=3, metavar=("VARIANT", "DEPTH", "BATCH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.step_probe:
@@ -191,6 +210,12 @@ def main() -> None:
     info = {"torch": torch.__version__, "threads": torch.get_num_threads(),
             "device": provenance.device_name(torch.device("cpu")), "commit": provenance.git_commit()}
     print(f"benchmark on {info['device']}, torch {info['torch']}")
+    out = Path(__file__).with_name("results.json")
+    if args.precision_only:
+        print("4. bf16 autocast against float32 (training, batch 256)")
+        old = json.loads(out.read_text()) if out.exists() else {}
+        out.write_text(json.dumps({**old, "precision": {**info, "rows": precision_throughput()}}, indent=1))
+        return
     print("0. steady-state training steps, ours against a plain loop (clean training, CIFAR-10 shapes)")
     info["steps"] = step_throughput()
     print("1. training throughput")
@@ -200,7 +225,9 @@ def main() -> None:
     if not args.skip_smoke:
         print("3. smoke profile wall time")
         info["smoke_s"] = smoke_wall_time(args.data_root)
-    Path(__file__).with_name("results.json").write_text(json.dumps(info, indent=1))
+    print("4. bf16 autocast against float32 (training, batch 256)")
+    info["precision"] = {"rows": precision_throughput()}
+    out.write_text(json.dumps(info, indent=1))
 
 
 if __name__ == "__main__":

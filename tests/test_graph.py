@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
 from akt_core import AktError
+from akt_core import evaluate as EV
 from akt_core import graph as G
 from akt_core import provenance as PV
 from akt_core import results as RS
@@ -542,10 +544,19 @@ def test_reruns_are_joined_to_the_published_records_by_key(tmp_path):
     table = report.rerun_table(spread, "other-cpu")  # Tables 2-4 cells only: k3 (from a Res14) is left out
     assert table.to_dict() == {"FGSM": {"Res8(cln)": "60.00 / 62.50 (+2.50)"}}
     assert report.rerun_summary(spread, "other-cpu") == (
-        "2 records recomputed (every table of this dataset, seed 0). Absolute difference: median 1.38 points; "
+        "2 records of 2 models recomputed (seed 0). Absolute difference: median 1.38 points; "
         "more than 1 point for 1 of the 2; largest +2.50 points (Res8(cln), FGSM from the Res26: 60.00 % "
         "published, 62.50 % again).")
     assert len(report.reruns("cifar10", "reduced", store)) == 0
+    # beside the seed spread of the same cells (one rule): k1 moved 2.5 points; k3 (from a Res14) is no Table 2-4 cell
+    cells = pd.DataFrame({"model": ["Res8(cln)", "Res8(cln)"], "column": ["FGSM", "clean"], "spread": [3.0, 0.5]})
+    assert report.rerun_noise(spread, "other-cpu", cells) == {
+        "cells": 1, "median_delta": 2.5, "largest_delta": 2.5, "median_spread": 3.0, "largest_spread": 3.0, "within": True}
+    tighter = cells.assign(spread=[2.0, 0.5])
+    assert report.rerun_noise(spread, "other-cpu", tighter)["within"] is False
+    assert "**beyond the seed noise**" in report.rerun_noise_words(report.rerun_noise(spread, "other-cpu", tighter),
+                                                                    ["seed 0", "seed 1"])
+    assert report.rerun_noise(spread, "other-cpu", cells.iloc[1:]) is None
     # a second seed recomputed too: one row per model and seed, never two cells in one
     seed1 = [{**r, "key": r["key"] + "s1", "seed": 1, "accuracy": r["accuracy"] - 1, "correct": r["correct"] - 100}
              for r in rows(pub[:1])]
@@ -555,7 +566,7 @@ def test_reruns_are_joined_to_the_published_records_by_key(tmp_path):
     spread = report.reruns("mnist", "reduced", store)
     assert report.rerun_table(spread, "other-cpu").to_dict() == {
         "FGSM": {"Res8(cln), seed 0": "60.00 / 62.50 (+2.50)", "Res8(cln), seed 1": "59.00 / 58.00 (-1.00)"}}
-    assert "(every table of this dataset, seeds 0, 1)" in report.rerun_summary(spread, "other-cpu")
+    assert report.rerun_summary(spread, "other-cpu").startswith("3 records of 2 models recomputed (seeds 0, 1).")
 
 
 def test_models_to_train_are_what_build_all_trains(tiny):
@@ -566,9 +577,22 @@ def test_models_to_train_are_what_build_all_trains(tiny):
     assert len(names) == 14 and names.index("static:Res8") < names.index("Res26(adv)")  # D_adv's sources first
 
 
-def test_runner_uses_bf16_only_on_a_gpu_and_only_when_asked(tiny):
-    assert RN.Runner(G.Experiment("synthetic", "tiny"), tiny["store"], device="cpu", bf16=True, log=lambda *a: None).bf16 is False
-    assert PV.device_name(torch.device("cpu"), bf16=True) == PV.device_name(torch.device("cpu"))
+def test_bf16_autocast_is_used_on_the_cpu_only_when_asked_and_named_in_the_device(tiny):
+    """Issue 40: bf16 autocast on the CPU (opt-in); every row's ``device`` says so, and the machine kind
+    keeps the arithmetic (a bf16 run never counts as bit-for-bit with a float32 one)."""
+    quiet = dict(device="cpu", log=lambda *a: None)
+    assert RN.Runner(G.Experiment("synthetic", "tiny"), tiny["store"], **quiet).bf16 is False
+    runner = RN.Runner(G.Experiment("synthetic", "tiny"), tiny["store"], bf16=True, **quiet)
+    assert runner.bf16 is True and runner.provenance()["device"].endswith(" threads, bf16 autocast")
+    fp32 = PV.device_name(torch.device("cpu"))
+    assert not fp32.endswith("autocast") and PV.machine_kind(fp32) + ", bf16 autocast" == \
+        PV.machine_kind(PV.device_name(torch.device("cpu"), bf16=True))
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1, bias=False), torch.nn.Flatten())
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 1 / 3, 0.0], [0.0, 0.0, 1.0]]).view(2, 3, 1, 1))
+    x = torch.tensor([1.0, 1.0, 0.0]).view(1, 3, 1, 1)  # 1 + 1/3: float32 keeps it to 1e-7, bf16 does not
+    assert abs(float(EV.logits(model, x)[0, 0]) - 4 / 3) < 1e-6
+    assert abs(float(EV.logits(model, x, bf16=True)[0, 0]) - 4 / 3) > 1e-3
 
 
 def test_a_model_waits_for_every_dependency_but_its_curve_source():

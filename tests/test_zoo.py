@@ -420,3 +420,36 @@ def test_the_findings_name_the_training_under_way_until_its_verdicts_exist(monke
         assert f"CIFAR-100 at the `full-data` profile (seed 0): {words}" in text
     scored = pd.concat([card, card.assign(dataset="cifar100")], ignore_index=True)
     assert "CIFAR-100 at the" not in S.findings(scored)
+
+
+def _probe():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rerun_precision", ROOT / "tools" / "rerun_precision.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_precision_probe_trains_only_its_variant_in_bf16_and_scores_the_published_cells(published, tmp_path,
+                                                                                              monkeypatch, capsys):
+    """Issue 40's bf16 probe (``tools/rerun_precision.py``): the variant trains again under bf16 autocast
+    from the published float32 models it reads (nothing else trains), and its records carry the keys
+    of the published records they stand beside, with the arithmetic in ``device``."""
+    dest, _ = published
+    monkeypatch.setenv("AKT_GIT_COMMIT", COMMIT)
+    out = tmp_path / "rerun"
+    args = ["--dataset", "synthetic", "--profile", "tiny", "--variants", "Res8(adv-trans)",
+            "--scratch", str(tmp_path / "scratch"), "--out", str(out)]
+    assert _probe().main([*args, "--store", str(dest.root)]) == 0
+    again, pub = Store(out).read("tiny", "records"), dest.read("tiny", "records")
+    cells = pub[(pub["model"] == "Res8(adv-trans)") & pub["source"].isin(["-", "Res26"])]
+    assert len(cells) == 5 and set(again["key"]) == set(cells["key"])
+    assert again["device"].str.endswith(", bf16 autocast").all()
+    runs = Store(out).read("tiny", "runs")
+    trained = runs.loc[runs["kind"] == "model", "key"]
+    assert list(trained) == [G.Experiment("synthetic", "tiny", dataset_variant=cells["dataset_variant"].iloc[0])
+                             .model("Res8(adv-trans)").key]
+    # a dependency that is not published: exit 2 naming it, and no row written
+    assert _probe().main([*args, "--store", str(tmp_path / "empty"), "--out", str(tmp_path / "none")]) == 2
+    assert "is not published" in capsys.readouterr().err and not (tmp_path / "none").exists()

@@ -12,7 +12,7 @@ from .claims import noise_words as claims_noise_words
 from .claims import view as claims_view
 from .compare import compare_parts, compare_summary, compare_table, exit_table, plot_compare, trained_after
 from .plots import plot_comparison, plot_curves
-from .reruns import RERUNS, rerun_summary, rerun_table, reruns
+from .reruns import RERUNS, rerun_noise, rerun_noise_words, rerun_summary, rerun_table, reruns
 from .seeds import plot_seeds, seed_cells, seed_summary
 from .style import COLOURS, show
 from .tables import (

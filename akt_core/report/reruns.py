@@ -59,7 +59,35 @@ def rerun_summary(spread: pd.DataFrame, rerun: str) -> str:
     src = "" if top["source"] == "-" else f" from the {top['source']}"
     seeds = sorted(df["seed"].unique())
     which = f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(map(str, seeds))
-    return (f"{len(df)} records recomputed (every table of this dataset, {which}). Absolute difference: median "
+    models = df["model"].nunique()
+    return (f"{len(df)} records of {models} model{'s' if models > 1 else ''} recomputed ({which}). Absolute difference: median "
             f"{size.median():.2f} points; more than 1 point for {(size > 1).sum()} of the {len(df)}; largest "
             f"{top['delta']:+.2f} points ({top['model']}, {top['attack']}{src}: {top['published']:.2f} % "
             f"published, {top['again']:.2f} % again).")
+
+
+def rerun_noise(spread: pd.DataFrame, rerun: str, cells: pd.DataFrame) -> dict | None:
+    """A rerun's differences beside the seed spread of the same cells (``seeds.seed_cells``: columns
+    ``model``, ``column``, ``spread``), by one rule: the rerun is **within the seed noise** when the
+    median absolute difference over the cells both have is no larger than the median seed spread over
+    them, and its largest difference no larger than their largest spread (issue 40's test for another
+    arithmetic). None when they share no cell."""
+    df = spread[(spread["rerun"] == rerun) & spread["source"].isin(["-", "Res26"])]
+    both = df.merge(cells[["model", "column", "spread"]], left_on=["model", "attack"], right_on=["model", "column"])
+    if not len(both):
+        return None
+    moved, seeds = both["delta"].abs(), both["spread"]
+    return {"cells": len(both), "median_delta": float(moved.median()), "largest_delta": float(moved.max()),
+            "median_spread": float(seeds.median()), "largest_spread": float(seeds.max()),
+            "within": bool(moved.median() <= seeds.median() and moved.max() <= seeds.max())}
+
+
+def rerun_noise_words(noise: dict | None, seeds: list[str]) -> str:
+    """``rerun_noise`` in one sentence (``seeds``: the seed columns the spread was measured over)."""
+    if noise is None:
+        return "No cell of this rerun has a measured seed spread: its differences cannot be set against one."
+    state = "within the seed noise" if noise["within"] else "beyond the seed noise"
+    return (f"Against the spread of {', '.join(seeds)} over the same {noise['cells']} cells: absolute difference "
+            f"median {noise['median_delta']:.2f}, largest {noise['largest_delta']:.2f} points; seed spread median "
+            f"{noise['median_spread']:.2f}, largest {noise['largest_spread']:.2f} points: **{state}** (within means "
+            "neither the median nor the largest difference exceeds the seeds').")

@@ -96,7 +96,7 @@ def spread_rows() -> pd.DataFrame:
 def _machine(device: str) -> str:
     """A record's ``device`` without what every row of a CPU queue shares: ``cpu: AMD EPYC (family 25
     model 1, AVX2) x2 threads`` -> ``AMD EPYC (family 25 model 1, AVX2)``."""
-    return re.sub(r" x\d+ threads?$", "", device.removeprefix("cpu: "))
+    return re.sub(r" x\d+ threads?", "", device.removeprefix("cpu: "))
 
 
 def spread_markdown() -> str:
