@@ -20,12 +20,16 @@ import re
 import sys
 from pathlib import Path
 
-from akt_core import AktError, check_choice
-from akt_core.graph import ALL_VARIANTS, Experiment, table_cells, table_for, walk
-from akt_core.provenance import from_dirty_tree, git_commit
-from akt_core.results import evaluate
-from akt_core.runner import Runner
-from akt_core.store import Store
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # this checkout's akt_core, not another checkout's installed one
+    sys.path.insert(0, str(ROOT))
+
+from akt_core import AktError, check_choice  # noqa: E402
+from akt_core.graph import ALL_VARIANTS, Experiment, table_cells, table_for, walk  # noqa: E402
+from akt_core.provenance import from_dirty_tree, git_commit  # noqa: E402
+from akt_core.results import evaluate  # noqa: E402
+from akt_core.runner import Runner  # noqa: E402
+from akt_core.store import Store  # noqa: E402
 
 
 def seed_scratch(scratch: Store, published: Store, exp: Experiment, variant: str) -> int:
