@@ -136,7 +136,7 @@ def test_each_chapter_links_the_results_files_it_has_and_includes_that_line(tmp_
         "{download}`robustness.csv <../data/results/reduced/robustness.csv>`, "
         "{download}`records.csv <../data/results/reduced/records.csv>`, "
         "{download}`runs.csv <../data/results/reduced/runs.csv>` (the published `reduced` profile); "
-        "{download}`records.csv <../data/results/full-data/records.csv>` (the `full-data` CIFAR-10 pages); "
+        "{download}`records.csv <../data/results/full-data/records.csv>` (the `full-data` CIFAR-10, CIFAR-100 pages); "
         "{download}`the paper's numbers <../data/paper_tables.csv>`. Their columns: `data/README.md`.\n")
     assert "full-data" not in book.downloads_markdown("results_convergence", "reduced", tmp_path)  # no curves.csv
     for page in book.DOWNLOADS:
@@ -180,7 +180,8 @@ def test_the_table_of_contents_lists_exactly_the_books_plan():
         assert [f for f in listed if f in want] == want
     variants = book.BY_STEM["tables_2_4_variants"]
     titles = [variants.title(d, prof) for d, prof in book.sections(variants)]
-    assert titles == ["Table 2: MNIST", "Table 3: CIFAR-10", "Table 3: CIFAR-10, full-data profile", "Table 4: CIFAR-100"]
+    assert titles == ["Table 2: MNIST", "Table 3: CIFAR-10", "Table 3: CIFAR-10, full-data profile", "Table 4: CIFAR-100",
+                      "Table 4: CIFAR-100, full-data profile"]
     assert book.BY_STEM["beyond_compare"].executed("cifar10", "full-data") == "beyond_compare_cifar10"  # no copy of its own
 
 

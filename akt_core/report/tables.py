@@ -149,12 +149,14 @@ def label(records: pd.DataFrame) -> str:
     return " | ".join(parts)
 
 
-def stored(what: str, dataset: str, profile: str, seeds=(0,), **kwargs) -> pd.DataFrame | None:
-    """``results.require`` for a notebook: the results, or None after displaying why there are none."""
+def stored(what: str, dataset: str, profile: str, seeds=(0,), missing: str | None = None,
+           **kwargs) -> pd.DataFrame | None:
+    """``results.require`` for a notebook: the results, or None after displaying why there are none
+    (``missing``, where a section is optional: what to say instead of "No stored results yet")."""
     from IPython.display import Markdown, display
 
     try:
         return require(what, dataset, profile, seeds, progress=False, **kwargs)
     except AktError as exc:
-        display(Markdown(f"**No stored {'curves' if what == 'curves' else 'results'} yet.** {exc}"))
+        display(Markdown(missing or f"**No stored {'curves' if what == 'curves' else 'results'} yet.** {exc}"))
         return None
