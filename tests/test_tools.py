@@ -39,3 +39,16 @@ def test_merge_rows_replaces_kept_rows_without_doubling_them(tmp_path):
     assert len(after) == len(before)  # replaced, not doubled
     merged = after.set_index("key").loc[changed["key"], "accuracy"].tolist()
     assert merged == [1.5, 2.5, 3.5]
+
+
+def test_background_build_refuses_an_unknown_precision_before_touching_anything(tmp_path):
+    """PRECISION (issue 40: fp32 or bf16) is checked first: exit 2 naming the value and the choices,
+    and no work folder made."""
+    import os
+    import subprocess
+
+    work = tmp_path / "bg"
+    out = subprocess.run(["bash", str(ROOT / "tools" / "background_build.sh"), str(work)], capture_output=True,
+                         text=True, env={**os.environ, "PRECISION": "fp16"}, timeout=60)
+    assert out.returncode == 2 and "PRECISION=fp16 is unknown; valid choices: fp32, bf16" in out.stderr
+    assert not work.exists()

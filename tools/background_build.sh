@@ -7,8 +7,9 @@
 #   .venv/bin/akt publish --from WORKDIR/data --profile full-data      # after each finished model,
 #   git add data/weights data/results/full-data && git commit ...      # then commit what it added
 #
-# PROFILE, DATASET, SEEDS, BUILDS and BLACKBOX (held-out, or static: issue 40's step 4, re-scoring with
-# the published static sources) (environment) override the defaults below; AKT_DATA_ROOT defaults to
+# PROFILE, DATASET, SEEDS, BUILDS, BLACKBOX (held-out, or static: issue 40's step 4, re-scoring with
+# the published static sources) and PRECISION (fp32, or bf16: bf16 autocast, issue 40) (environment)
+# override the defaults below; AKT_DATA_ROOT defaults to
 # this checkout's data/datasets (make data). JOB=choices runs tools/measure_choices.py per seed
 # instead (issue 20: the unstated choices on the reduced profile; ONLY="decay ..." measures only
 # those, in that order; merge its rows back with tools/merge_rows.py --choices-only). Stop it with: kill -- -$(cat WORKDIR/logs/pid)
@@ -21,6 +22,12 @@ SEEDS=${SEEDS:-"0 1"}
 JOB=${JOB:-graph}
 BUILDS=${BUILDS:-"all whitebox sweep"}
 BLACKBOX=${BLACKBOX:-held-out}
+PRECISION=${PRECISION:-fp32}
+case "$PRECISION" in
+  fp32) arith=() ;;
+  bf16) arith=(--bf16) ;;
+  *) echo "PRECISION=$PRECISION is unknown; valid choices: fp32, bf16" >&2; exit 2 ;;
+esac
 PY=${PY:-$HERE/.venv/bin/python}
 export AKT_DATA_ROOT=${AKT_DATA_ROOT:-$HERE/data/datasets}
 if [ ! -d "$WORK/.git" ]; then
@@ -52,7 +59,7 @@ else
 fi
 echo $$ > "$WORK/logs/pid"
 cd "$WORK"
-echo "=== $(date -Is) $PROFILE $DATASET seeds $SEEDS ($BLACKBOX black box) at $(git rev-parse --short=12 HEAD)" >> logs/run.log
+echo "=== $(date -Is) $PROFILE $DATASET seeds $SEEDS ($BLACKBOX black box, $PRECISION) at $(git rev-parse --short=12 HEAD)" >> logs/run.log
 for seed in $SEEDS; do
   if [ "$JOB" = choices ]; then
     echo "=== $(date -Is) unstated choices seed $seed" >> logs/run.log
@@ -63,7 +70,7 @@ for seed in $SEEDS; do
   for what in $BUILDS; do
     echo "=== $(date -Is) build $what seed $seed ($BLACKBOX)" >> logs/run.log
     "$PY" -m akt_core.cli build "$what" --dataset "$DATASET" --profile "$PROFILE" --seed "$seed" \
-      --blackbox "$BLACKBOX" --device cpu --quiet >> logs/run.log 2>&1 || echo "FAILED $what seed $seed" >> logs/run.log
+      --blackbox "$BLACKBOX" --device cpu "${arith[@]}" --quiet >> logs/run.log 2>&1 || echo "FAILED $what seed $seed" >> logs/run.log
   done
 done
 echo "=== $(date -Is) done" >> logs/run.log
