@@ -348,6 +348,12 @@ def test_tiny_records_carry_training_settings(tiny):
     from akt_core import report
 
     assert "trained on 64 images x 1 epoch (batch 32)" in report.label(df)
+    assert "; arithmetic: float32; device: cpu: " in report.label(df)  # issue 40: the precision of every label
+    from akt_core.report.tables import arithmetic
+
+    assert arithmetic(["cpu: X x2 threads, bf16 autocast", "NVIDIA H200, fp32/tf32", "cpu: X x2 threads"]) == \
+        "bf16 autocast and float32 and float32, TF32 convolutions"
+    assert arithmetic(["NVIDIA H200, bf16 autocast"]) == "bf16 autocast"
 
 
 def test_current_keys_match_what_a_runner_writes(tiny):

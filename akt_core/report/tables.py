@@ -125,6 +125,15 @@ def banner(profile: profiles_mod.Profile, dataset: str | tuple[str, ...]) -> str
             " — not the paper's protocol: compare trends, not decimals."))
 
 
+def arithmetic(devices) -> str:
+    """The arithmetic of rows with these ``device`` values, in words (``provenance.device_name`` names
+    bf16 autocast and a GPU's TF32; a CPU row without either is float32); several, when they differ."""
+    def one(d: str) -> str:
+        return "bf16 autocast" if d.endswith("bf16 autocast") else "float32, TF32 convolutions" \
+            if d.endswith("fp32/tf32") else "float32"
+    return " and ".join(sorted({one(str(d)) for d in devices}))
+
+
 def label(records: pd.DataFrame) -> str:
     """Where these numbers came from: profile, dataset variant, seeds, test images, device, commit."""
     if not len(records):
@@ -142,7 +151,7 @@ def label(records: pd.DataFrame) -> str:
                 for a, e, b in trained.itertuples(index=False))
         where += f"; test images: {n}"
         if "device" in g:
-            where += f"; device: {'; '.join(sorted(g['device'].unique()))}"
+            where += f"; arithmetic: {arithmetic(g['device'])}; device: {'; '.join(sorted(g['device'].unique()))}"
         if "git_commit" in g:
             where += f"; code: {', '.join(sorted(g['git_commit'].astype(str).unique()))}"
         parts.append(where)
