@@ -563,6 +563,14 @@ def test_reruns_are_joined_to_the_published_records_by_key(tmp_path):
     assert "**beyond the seed noise**" in report.rerun_noise_words(report.rerun_noise(spread, "other-cpu", tighter),
                                                                     ["seed 0", "seed 1"])
     assert report.rerun_noise(spread, "other-cpu", cells.iloc[1:]) is None
+    # a rerun in another arithmetic says so (from the rows' device)
+    Store(tmp_path / "reruns" / "x-bf16").append("reduced", "records", [
+        {**rows(again[:1])[0], "device": "cpu: X (AVX512) x2 threads, bf16 autocast"}], unique=("key",))
+    both = report.reruns("mnist", "reduced", store)
+    assert report.rerun_summary(both, "x-bf16").startswith(
+        "1 records of 1 model recomputed (seed 0; in bf16 autocast, the published records in float32).")
+    assert "arithmetic" not in report.rerun_summary(both, "other-cpu")
+    spread = both[both["rerun"] == "other-cpu"]
     # a second seed recomputed too: one row per model and seed, never two cells in one
     seed1 = [{**r, "key": r["key"] + "s1", "seed": 1, "accuracy": r["accuracy"] - 1, "correct": r["correct"] - 100}
              for r in rows(pub[:1])]

@@ -5,7 +5,7 @@ import pandas as pd
 
 from ..graph import VARIANTS
 from ..store import Store
-from .tables import ATTACK_COLUMNS
+from .tables import ATTACK_COLUMNS, arithmetic
 
 #: where reruns live, under the store's root: ``reruns/<name>/results/<profile>/{records,curves}.csv``,
 #: each the results folder of a store that recomputed published results from scratch (same keys)
@@ -15,7 +15,8 @@ RERUNS = "reruns"
 def reruns(dataset: str, profile: str, store=None) -> pd.DataFrame:
     """Every stored rerun's records of ``dataset`` under ``profile`` beside the published record of the
     same key (the same full config): columns ``rerun``, ``seed``, ``model``, ``attack``, ``source``,
-    ``published``, ``again`` (accuracies in %) and ``delta`` (again - published, points)."""
+    ``published``, ``again`` (accuracies in %), ``delta`` (again - published, points), ``arithmetic`` and
+    ``published_arithmetic`` (the rerun's and the published record's, from ``device``: ``tables.arithmetic``)."""
 
     store = store or Store()
     pub = store.read(profile, "records")
@@ -24,11 +25,17 @@ def reruns(dataset: str, profile: str, store=None) -> pd.DataFrame:
         again = Store(root).read(profile, "records")
         if not len(again):
             continue
-        m = pub[pub["dataset"] == dataset].merge(again[["key", "accuracy"]], on="key", suffixes=("", "_again"))
+        again = again.assign(device_again=again["device"] if "device" in again else "")
+        m = pub[pub["dataset"] == dataset].merge(again[["key", "accuracy", "device_again"]], on="key",
+                                                 suffixes=("", "_again"))
+        pub_device = m["device"] if "device" in m else pd.Series("", index=m.index)
         out.append(pd.DataFrame({"rerun": root.name, "seed": m["seed"], "model": m["model"], "attack": m["attack"],
                                  "source": m["source"], "published": m["accuracy"], "again": m["accuracy_again"],
-                                 "delta": (m["accuracy_again"] - m["accuracy"]).round(4)}))
-    cols = ["rerun", "seed", "model", "attack", "source", "published", "again", "delta"]
+                                 "delta": (m["accuracy_again"] - m["accuracy"]).round(4),
+                                 "arithmetic": [arithmetic([d]) for d in m["device_again"].fillna("")],
+                                 "published_arithmetic": [arithmetic([d]) for d in pub_device.fillna("")]}))
+    cols = ["rerun", "seed", "model", "attack", "source", "published", "again", "delta", "arithmetic",
+            "published_arithmetic"]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=cols)
 
 
@@ -60,7 +67,10 @@ def rerun_summary(spread: pd.DataFrame, rerun: str) -> str:
     seeds = sorted(df["seed"].unique())
     which = f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(map(str, seeds))
     models = df["model"].nunique()
-    return (f"{len(df)} records of {models} model{'s' if models > 1 else ''} recomputed ({which}). Absolute difference: median "
+    other = df[df["arithmetic"] != df["published_arithmetic"]]
+    how = "".join(f"; in {a}, the published records in {b}"
+                  for a, b in dict.fromkeys(zip(other["arithmetic"], other["published_arithmetic"])))
+    return (f"{len(df)} records of {models} model{'s' if models > 1 else ''} recomputed ({which}{how}). Absolute difference: median "
             f"{size.median():.2f} points; more than 1 point for {(size > 1).sum()} of the {len(df)}; largest "
             f"{top['delta']:+.2f} points ({top['model']}, {top['attack']}{src}: {top['published']:.2f} % "
             f"published, {top['again']:.2f} % again).")
