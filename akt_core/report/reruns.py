@@ -70,7 +70,8 @@ def rerun_summary(spread: pd.DataFrame, rerun: str) -> str:
     other = df[df["arithmetic"] != df["published_arithmetic"]]
     how = "".join(f"; in {a}, the published records in {b}"
                   for a, b in dict.fromkeys(zip(other["arithmetic"], other["published_arithmetic"])))
-    return (f"{len(df)} records of {models} model{'s' if models > 1 else ''} recomputed ({which}{how}). Absolute difference: median "
+    return (f"{len(df)} records of {models} model{'s' if models > 1 else ''} recomputed ({which}{how}). "
+            "Absolute difference: median "
             f"{size.median():.2f} points; more than 1 point for {(size > 1).sum()} of the {len(df)}; largest "
             f"{top['delta']:+.2f} points ({top['model']}, {top['attack']}{src}: {top['published']:.2f} % "
             f"published, {top['again']:.2f} % again).")
