@@ -255,6 +255,11 @@ def test_the_findings_say_where_claims_hold_on_how_many_seeds_and_what_is_untest
     assert "on CIFAR-10 (seed 0, one seed) C1 and C2 are supported, C3 is within noise" in text
     assert "WHITEBOX." in text
     assert "nothing at the `paper` profile" in text and "CIFAR-10 full-data rests on one seed" in text
+    # once a profile's first model is published, the findings say how far it has come, not "nothing"
+    training = pd.DataFrame([{"profile": "paper", "dataset": "mnist", "seeds": [0], "planned": 14, "done": 1}])
+    text = S.findings(card, progress=training)
+    assert "nothing at the `paper` profile" not in text
+    assert "MNIST at the `paper` profile (seed 0): 1 of 14 models trained and published so far" in text
 
 
 def test_the_whitebox_finding_calls_robustness_transfer_only_only_where_pgd_leaves_nothing(monkeypatch):

@@ -198,9 +198,10 @@ def findings(card: pd.DataFrame, link_prefix: str = "_executed/", progress: pd.D
         out.append(wb)
     missing = [p for p in profiles_mod.PROFILES.values() if p.published and p.name not in set(card["column"])]
     one_seed = sorted({f"{data_mod.spec(r.dataset).title} {r.column}" for r in card.itertuples() if r.one_seed})
-    untested = [f"nothing at the `{p.name}` profile ({p.description}) has been run yet, so no verdict is at "
-                "the paper's own scale" for p in missing]
     progress = zoo.progress() if progress is None else progress
+    training = set(progress["profile"])  # a profile in training is named below, with how far it has come
+    untested = [f"nothing at the `{p.name}` profile ({p.description}) has been run yet, so no verdict is at "
+                "the paper's own scale" for p in missing if p.name not in training]
     scored = set(zip(card["column"], card["dataset"]))
     for r in progress.itertuples():
         if (r.profile, r.dataset) in scored:
