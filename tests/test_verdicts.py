@@ -249,7 +249,8 @@ def test_the_findings_say_where_claims_hold_on_how_many_seeds_and_what_is_untest
         _card_row("cifar10", "C2", "full-data", "supported", "0", True),
         _card_row("cifar10", "C3", "full-data", "within noise", "0", True),
     ])
-    text = S.findings(card)
+    none = pd.DataFrame(columns=["profile", "dataset", "seeds", "planned", "done"])  # no training under way
+    text = S.findings(card, progress=none)
     assert "on MNIST (seeds 0, 1) C3 is supported, C1 is contradicted" in text
     assert "CIFAR-100 is untestable at this budget" in text
     assert "on CIFAR-10 (seed 0, one seed) C1 and C2 are supported, C3 is within noise" in text
