@@ -213,9 +213,11 @@ def test_the_stand_in_is_the_same_dataset_at_the_nearest_profile_with_two_seeds(
     assert other.median == 0.7 and "no two seeds of CIFAR-100" in other.name and "CIFAR-10 full-data" in other.name
 
 
-def _card_row(dataset, claim, column, state, seeds="0, 1", one_seed=False, page="tables_2_4_variants_mnist"):
+def _card_row(dataset, claim, column, state, seeds="0, 1", one_seed=False, page="tables_2_4_variants_mnist",
+              arithmetic="float32"):
     return {"dataset": dataset, "claim": claim, "column": column, "state": state, "one_seed": one_seed,
-            "short": f"short {claim}", "evidence": f"evidence {claim} {column}", "seeds": seeds, "page": page}
+            "short": f"short {claim}", "evidence": f"evidence {claim} {column}", "seeds": seeds,
+            "arithmetic": arithmetic, "page": page}
 
 
 def test_the_scorecard_grid_links_every_cell_and_says_what_holds():
@@ -226,15 +228,20 @@ def test_the_scorecard_grid_links_every_cell_and_says_what_holds():
         _card_row("cifar100", "C1", "reduced", "untestable at this budget", "0", page="tables_2_4_variants_cifar100"),
         _card_row("cifar100", "C1", S.PAPER, "implausible (erratum 5)", "one run", page="tables_2_4_variants_cifar100"),
         _card_row("cifar10", "C3", "full-data", "within noise", "0", True, "tables_2_4_variants_cifar10_full-data"),
+        _card_row("mnist", "C1", "paper", "supported", "0", False, "tables_2_4_variants_mnist_paper", "bf16 autocast"),
     ])
     md = S.markdown(card)
+    # which arithmetic each column used, per dataset, said once under the grid (issue 40)
+    assert ("Arithmetic of each column's models and attacks: **reduced**: float32 (MNIST, CIFAR-100) · "
+            "**full-data**: float32 (CIFAR-10) · **paper**: bf16 autocast (MNIST); the paper states none.") in md
     assert md.count("href='_executed/tables_2_4_variants_mnist.html'") == 3
     assert md.count("href='errata.html'") == 1  # the implausible cell leads to the erratum
     assert STATE_COLOURS["contradicted"] in md and STATE_COLOURS["supported"] in md
     assert md.count("<i>(1 seed)</i>") == 1 and "within noise (1 seed): short C3" in md
     assert "<details class='scorecard-evidence'>" in md and "evidence C1 reduced" in md  # not only in tooltips
     text = S.sentences(card, "mnist")
-    assert text.startswith("**MNIST, reduced** (seeds 0, 1): supported: C2; contradicted: C1.")
+    assert text.startswith("**MNIST, reduced** (seeds 0, 1; float32): supported: C2; contradicted: C1.")
+    assert "**MNIST, paper** (seed 0; bf16 autocast): supported: C1." in text
     assert "eps sweep" in text and "supports all of C1" in text
     assert "get no verdict" in S.sentences(card, "cifar100")
 
@@ -277,8 +284,7 @@ def test_the_whitebox_finding_calls_robustness_transfer_only_only_where_pgd_leav
 
 @pytest.mark.parametrize("stored", [True, False])
 def test_the_c1_sentence_links_the_eps_sweep_only_where_it_is_stored(stored, monkeypatch):
-    card = pd.DataFrame([{"dataset": "mnist", "claim": "C1", "column": "reduced", "state": "contradicted",
-                          "evidence": "e1", "seeds": "0", "page": "tables_2_4_variants_mnist"}])
+    card = pd.DataFrame([_card_row("mnist", "C1", "reduced", "contradicted", "0")])
     monkeypatch.setattr(S, "_has_sweep", lambda ds, profile: stored)
     monkeypatch.setattr(S.unstated, "verdicts", lambda *a, **k: pd.DataFrame())
     text = S.sentences(card, "mnist")

@@ -12,6 +12,11 @@ from .tables import ATTACK_COLUMNS, arithmetic
 RERUNS = "reruns"
 
 
+def _with_device(records: pd.DataFrame) -> pd.DataFrame:
+    """``records`` with a ``device`` column (the schema does not require one: "" where none is stored)."""
+    return records if "device" in records else records.assign(device="")
+
+
 def reruns(dataset: str, profile: str, store=None) -> pd.DataFrame:
     """Every stored rerun's records of ``dataset`` under ``profile`` beside the published record of the
     same key (the same full config): columns ``rerun``, ``seed``, ``model``, ``attack``, ``source``,
@@ -19,21 +24,20 @@ def reruns(dataset: str, profile: str, store=None) -> pd.DataFrame:
     ``published_arithmetic`` (the rerun's and the published record's, from ``device``: ``tables.arithmetic``)."""
 
     store = store or Store()
-    pub = store.read(profile, "records")
+    pub = _with_device(store.read(profile, "records"))
     out = []
-    for root in sorted(p for p in (store.root / RERUNS).glob("*") if p.is_dir() and len(pub)):
-        again = Store(root).read(profile, "records")
+    for root in sorted(p for p in (store.root / RERUNS).glob("*") if p.is_dir()) if len(pub) else []:
+        again = _with_device(Store(root).read(profile, "records"))
         if not len(again):
             continue
-        again = again.assign(device_again=again["device"] if "device" in again else "")
-        m = pub[pub["dataset"] == dataset].merge(again[["key", "accuracy", "device_again"]], on="key",
+        m = pub[pub["dataset"] == dataset].merge(again[["key", "accuracy", "device"]], on="key",
                                                  suffixes=("", "_again"))
-        pub_device = m["device"] if "device" in m else pd.Series("", index=m.index)
+        words = {d: arithmetic([d]) for d in {*m["device"], *m["device_again"]}}
         out.append(pd.DataFrame({"rerun": root.name, "seed": m["seed"], "model": m["model"], "attack": m["attack"],
                                  "source": m["source"], "published": m["accuracy"], "again": m["accuracy_again"],
                                  "delta": (m["accuracy_again"] - m["accuracy"]).round(4),
-                                 "arithmetic": [arithmetic([d]) for d in m["device_again"].fillna("")],
-                                 "published_arithmetic": [arithmetic([d]) for d in pub_device.fillna("")]}))
+                                 "arithmetic": m["device_again"].map(words),
+                                 "published_arithmetic": m["device"].map(words)}))
     cols = ["rerun", "seed", "model", "attack", "source", "published", "again", "delta", "arithmetic",
             "published_arithmetic"]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=cols)

@@ -17,7 +17,9 @@ from ..results import require, stored_seeds
 from . import unstated
 from .claims import all_claims
 from .references import REFERENCES
+from ..store import Store
 from .style import state_colour
+from .tables import arithmetic
 from .verdicts import ONE_SEED, PAPER_EVIDENCE, PAPER_STATE, STATEMENTS, STATES
 from .whitebox import eps_words
 
@@ -26,30 +28,35 @@ EVIDENCE = {"C1": "tables_2_4_variants", "C2": "tables_2_4_variants", "C3": "tab
             "C4": "tables_8_10_attacks", "C5": "figs_3_4_convergence"}
 PAPER = PAPER_STATE  #: the scorecard column of the paper's own numbers
 ERRATA = "errata"  #: the errata chapter (book/errata.md), where an implausible cell links
-COLUMNS = ["dataset", "claim", "column", "state", "one_seed", "short", "evidence", "seeds", "page"]
+COLUMNS = ["dataset", "claim", "column", "state", "one_seed", "short", "evidence", "seeds", "arithmetic", "page"]
 
 
 def scorecard(profiles: tuple[str, ...] | None = None) -> pd.DataFrame:
     """One row per (dataset, claim, column): column is a published profile with stored results or
-    ``PAPER``; ``state``, whether it rests on one seed, its short line and evidence, ``seeds`` and the
-    evidence page's name. The verdicts are those of the pages themselves (``claims.all_claims`` on each
-    dataset's stored seeds), so the two always agree."""
+    ``PAPER``; ``state``, whether it rests on one seed, its short line and evidence, ``seeds``, the
+    ``arithmetic`` of its records (``tables.arithmetic``; the paper states none) and the evidence page's
+    name. The verdicts are those of the pages themselves (``claims.all_claims`` on each dataset's stored
+    seeds), so the two always agree."""
     profiles = profiles or tuple(p.name for p in profiles_mod.PROFILES.values() if p.published)
     rows = []
     for profile in profiles:
+        records = Store().read(profile, "records")
         for ds in DATASETS:
             seeds = stored_seeds(profile, ds)
             if not seeds:
                 continue
+            ours = records[(records["dataset"] == ds) & records["seed"].isin(seeds)]
+            arith = arithmetic(ours["device"])
             for r in all_claims(ds, profile, seeds).to_dict("records"):
                 page = BY_STEM[EVIDENCE[r["claim"]]].executed(ds, profile)
                 rows.append({"dataset": ds, "claim": r["claim"], "column": profile, "state": r["reproduction"],
                              "one_seed": bool(r["one_seed"]), "short": r["short"], "evidence": r["evidence"],
-                             "seeds": ", ".join(map(str, seeds)), "page": page})
+                             "seeds": ", ".join(map(str, seeds)), "arithmetic": arith, "page": page})
                 if not any(x["dataset"] == ds and x["claim"] == r["claim"] and x["column"] == PAPER for x in rows):
                     rows.append({"dataset": ds, "claim": r["claim"], "column": PAPER, "state": r[PAPER_STATE],
                                  "one_seed": False, "short": r[PAPER_EVIDENCE][:160],
-                                 "evidence": r[PAPER_EVIDENCE], "seeds": "one run", "page": page})
+                                 "evidence": r[PAPER_EVIDENCE], "seeds": "one run", "arithmetic": "not stated",
+                                 "page": page})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -85,7 +92,8 @@ def sentences(card: pd.DataFrame, dataset: str, link_prefix: str = "_executed/")
         by = {s: list(g.loc[g["state"] == s, "claim"]) for s in STATES}
         parts = [f"{s}: {', '.join(c)}" for s, c in by.items() if c]
         seeds = g["seeds"].iloc[0]
-        out.append(f"**{data_mod.spec(dataset).title}, {column}** (seed{'s' if ',' in seeds else ''} {seeds}): "
+        out.append(f"**{data_mod.spec(dataset).title}, {column}** (seed{'s' if ',' in seeds else ''} {seeds}; "
+                   f"{g['arithmetic'].iloc[0]}): "
                    + "; ".join(parts) + ".")
         if "C1" in by["contradicted"]:
             out.append("C1 fails on how weak the transfer attacks are against the clean models" + (
@@ -248,6 +256,18 @@ def _evidence_list(card: pd.DataFrame, columns: list[str]) -> str:
             + "".join(items) + "</ul></details>")
 
 
+def arithmetic_line(card: pd.DataFrame) -> str:
+    """Which arithmetic each column's numbers were computed in, per dataset (issue 40: bf16 autocast
+    is a recorded choice, never a silent one)."""
+    ours = card[card["column"] != PAPER].drop_duplicates(["column", "dataset"])
+    parts = [f"**{column}**: " + "; ".join(
+                 f"{a} ({', '.join(data_mod.spec(d).title for d in h['dataset'])})"
+                 for a, h in g.groupby("arithmetic", sort=False))
+             for column, g in ours.groupby("column", sort=False)]
+    return "Arithmetic of each column's models and attacks: " + " · ".join(parts) + (
+        "; the paper states none." if (card["column"] == PAPER).any() else ".")
+
+
 def markdown(card: pd.DataFrame, link_prefix: str = "_executed/") -> str:
     """The grid as an HTML table inside Markdown (coloured cells, each linked to its evidence page, the
     evidence in a toggle below and as a tooltip), the rule and the sentences; ``link_prefix`` leads from
@@ -283,5 +303,6 @@ def markdown(card: pd.DataFrame, link_prefix: str = "_executed/") -> str:
                  + " under any published profile: " + "; ".join(
                      f"`akt build all --dataset {ds} --profile {profiles_mod.DEFAULT}`" for ds in absent) + " makes them.")
     return (f"<div class='scorecard-wrap'><table class='scorecard'><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table></div>\n\n{_evidence_list(card, columns)}\n\n"
+            f"<tbody>{''.join(body)}</tbody></table></div>\n\n{arithmetic_line(card)}\n\n"
+            f"{_evidence_list(card, columns)}\n\n"
             f"{legend}\n\n{claims_list}\n\n{text}\n")
