@@ -14,10 +14,10 @@ from .. import profiles as profiles_mod
 from .. import zoo
 from ..book import BY_STEM, DATASETS
 from ..results import require, stored_seeds
+from ..store import Store
 from . import unstated
 from .claims import all_claims
 from .references import REFERENCES
-from ..store import Store
 from .style import state_colour
 from .tables import arithmetic
 from .verdicts import ONE_SEED, PAPER_EVIDENCE, PAPER_STATE, STATEMENTS, STATES
