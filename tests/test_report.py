@@ -35,6 +35,16 @@ def test_comparison_takes_mean_and_spread_over_seeds_and_the_difference_to_the_p
     assert fgsm["diff"] > 0  # ours - paper
     assert cmp["mean"].notna().sum() == 2  # the Res20 record and the Res8(self-adv) one are not cells here
     assert report.comparison(recs, table, tolerance=4.0).query("column == 'FGSM' and model == 'Res26(cln)'")["off"].item()
+    # the caption counts the cells ours share with the paper's and says how many are not computed yet
+    labelled = recs.assign(profile="reduced", dataset_variant="original", n_examples=10000, device="cpu: x",
+                           git_commit="abc")
+    assert report.caption(report.comparison(recs, table, tolerance=4.0), table, labelled, 4.0).startswith(
+        "**Table 2, MNIST.** 1 of 2 cells differ from the paper's by more than 4 points. **33 of 35 cells are "
+        "not computed yet** (marked *missing*: their models or sources are still training). *Profile reduced;")
+    complete = cmp.assign(mean=cmp["mean"].fillna(cmp["paper"]))  # every cell there: no such sentence
+    assert "not computed yet" not in report.caption(complete.assign(off=False), table, labelled)
+    assert report.caption(complete.assign(off=False), table, labelled).startswith(
+        "**Table 2, MNIST.** 0 of 35 cells differ")
 
 
 # (The claims' verdicts are tested in test_verdicts.py, on hand-made numbers.)

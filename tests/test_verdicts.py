@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from akt_core.graph import table_for
 from akt_core.report import references as RF
 from akt_core.report import scorecard as S
 from akt_core.report import verdicts as V
@@ -126,9 +127,13 @@ def test_c1_on_hand_made_tables():
     assert V.judge(claims["C1"], None).state == "contradicted"
 
 
-def _tables_5_10(clean: dict[str, float], robust: dict[str, float], seeds=(0,)) -> pd.DataFrame:
-    """Tables 8-10's cells (Res8 clean and the four attacks) of ``clean`` and ``robust``."""
-    return _variants(clean, robust, seeds)
+def _tables_5_10(clean: dict[str, float], robust: dict[str, float], seeds=(0,)) -> dict[str, pd.DataFrame]:
+    """Tables 5-7's cells (Res8 clean and FGSM from the four source depths) and Tables 8-10's (clean and
+    the four attacks) of ``clean`` and ``robust``, per table group."""
+    sources = [c for c, _, _ in table_for("sources", "cifar10").columns if c != "clean"]
+    rows = [{"model": m, "column": col, "seed": s, "accuracy": clean[m] if col == "clean" else robust[m],
+             "n_examples": 10_000} for s in seeds for m in clean for col in ("clean", *sources)]
+    return {"sources": pd.DataFrame(rows), "attacks": _variants(clean, robust, seeds)}
 
 
 def test_the_floor_covers_self_adv_in_c4():
@@ -136,12 +141,43 @@ def test_the_floor_covers_self_adv_in_c4():
     res8 = ("Res8(cln)", "Res8(self-adv)", "Res8(adv)", "Res8(adv-trans)")
     clean = {m: paper[m] for m in res8}
     robust = {"Res8(cln)": 20.0, "Res8(self-adv)": 40.0, "Res8(adv)": 70.0, "Res8(adv-trans)": 70.0}
-    c4 = {c.claim: c for c in V.build_claims("cifar10", {"attacks": _tables_5_10(clean, robust)}, None)}["C4"]
+    c4 = {c.claim: c for c in V.build_claims("cifar10", _tables_5_10(clean, robust), None)}["C4"]
     assert V.judge(c4, None).state == "supported"
     clean["Res8(self-adv)"] = 0.8 * paper["Res8(self-adv)"]  # self-adv below the floor, adv and adv-trans above it
-    c4 = {c.claim: c for c in V.build_claims("cifar10", {"attacks": _tables_5_10(clean, robust)}, None)}["C4"]
+    c4 = {c.claim: c for c in V.build_claims("cifar10", _tables_5_10(clean, robust), None)}["C4"]
     v = V.judge(c4, None)
     assert v.state == "untestable at this budget" and v.short.startswith("Res8(self-adv) clean")
+
+
+def test_a_claim_whose_tables_are_not_complete_gets_no_verdict_and_names_the_cells_it_waits_for():
+    """A graph still training: Tables 8-10 complete, Tables 5-7 without the FGSM from the held-out Res20
+    (its source not trained yet), Table 2 without one Iter-LL cell of the second seed. C4's mean over the
+    cells present would look like a verdict; it is "not enough results" instead, and so is C1."""
+    paper = RF.paper_clean("mnist")
+    res8 = ("Res8(cln)", "Res8(self-adv)", "Res8(adv)", "Res8(adv-trans)")
+    robust = {"Res8(cln)": 20.0, "Res8(self-adv)": 40.0, "Res8(adv)": 90.0, "Res8(adv-trans)": 90.0}
+    tables = _tables_5_10({m: paper[m] for m in res8}, robust)
+    complete = {c.claim: c for c in V.build_claims("mnist", tables, None)}["C4"]
+    assert complete.missing == [] and V.judge(complete, None).state == "supported"
+    tables["sources"] = tables["sources"][tables["sources"]["column"] != "FGSM@Res20"]
+    c4 = {c.claim: c for c in V.build_claims("mnist", tables, None)}["C4"]
+    assert c4.missing == [f"Table 5: {m} FGSM@Res20" for m in res8]
+    v = V.judge(c4, None)
+    assert v.state == V.INCOMPLETE == "not enough results"
+    assert v.short == ("4 cells of its tables not computed yet (Table 5: Res8(cln) FGSM@Res20, Table 5: "
+                       "Res8(self-adv) FGSM@Res20, Table 5: Res8(adv) FGSM@Res20, Table 5: Res8(adv-trans) FGSM@Res20)")
+    clean = {m: paper[m] for m in MODELS}
+    robust = {**dict.fromkeys(MODELS, 60.0), "Res26(adv)": 90.0, "Res8(adv)": 88.0, "Res26(cln)": 20.0, "Res8(cln)": 10.0}
+    variants = _variants(clean, robust)
+    variants = variants[~((variants["model"] == "Res8(adv)") & (variants["column"] == "Iter-LL") & (variants["seed"] == 1))]
+    claims = {c.claim: V.judge(c, None) for c in V.build_claims("mnist", {"variants": variants}, None)}
+    assert claims["C1"].state == "not enough results"  # (C2, C3: the paper's MNIST teacher is below its student)
+    assert claims["C1"].short == "1 cell of its tables not computed yet (Table 2: Res8(adv) Iter-LL)"
+    # the floor still comes first: a model below it makes the claim untestable, whatever else is missing
+    weak = {m: 0.5 * v for m, v in clean.items()}
+    variants = _variants(weak, robust).query("column != 'Iter-LL'")
+    assert all(V.judge(c, None).state == "untestable at this budget"
+               for c in V.build_claims("mnist", {"variants": variants}, None))
 
 
 def test_c2_tests_both_bounds():
@@ -268,6 +304,16 @@ def test_the_findings_say_where_claims_hold_on_how_many_seeds_and_what_is_untest
     text = S.findings(card, progress=training)
     assert "nothing at the `paper` profile" not in text
     assert "MNIST at the `paper` profile (seed 0): 1 of 14 models trained and published so far" in text
+    # scored while still training: the claims with complete tables are judged, the rest wait, and both are said
+    card = pd.concat([card, pd.DataFrame([_card_row("mnist", "C1", "paper", "supported", "0", True),
+                                          _card_row("mnist", "C4", "paper", V.INCOMPLETE, "0", True)])])
+    training["done"] = 11
+    text = S.findings(card, progress=training)
+    assert "on MNIST (seed 0, one seed) C1 is supported, C4 waits for cells not computed yet" in text
+    assert ("MNIST at the `paper` profile (seed 0): 11 of 14 models trained and published so far, the rest in "
+            "training (see <a href='zoo.html'>Published models</a>); the claims whose tables are complete have "
+            "verdicts, the rest wait for theirs") in text
+    assert "not enough results: C4" in S.sentences(card[card["column"] == "paper"], "mnist")
 
 
 def test_the_whitebox_finding_calls_robustness_transfer_only_only_where_pgd_leaves_nothing(monkeypatch):

@@ -19,6 +19,7 @@ from .tables import (
                      ATTACK_COLUMNS,
                      PAPER_CSV,
                      banner,
+                     caption,
                      cell_stats,
                      compact,
                      comparison,

@@ -35,6 +35,19 @@ REFERENCES = {"cifar100": Reference("Res26(cln)", 69.06, "ResNet-20 (16/32/64 ch
                                     "tian2020crd", 5)}
 
 
+def missing_cells(cells: pd.DataFrame | None, dataset: str, group: str) -> list[str]:
+    """The cells of ``group``'s table on ``dataset`` that ``cells`` (``our_cells``) lack for any of its
+    seeds, as "model column" in the table's order: every cell when there are none, [] when complete (a
+    graph still training has scored some cells and not others)."""
+    table = table_for(group, dataset)
+    want = [(m, c) for m in table.targets for c, _, _ in table.columns]
+    if cells is None or not len(cells):
+        return [f"{m} {c}" for m, c in want]
+    have = set(zip(cells["model"], cells["column"], cells["seed"]))
+    seeds = cells["seed"].unique()
+    return [f"{m} {c}" for m, c in want if any((m, c, s) not in have for s in seeds)]
+
+
 def paper_cells(dataset: str, group: str) -> pd.DataFrame:
     p = paper_numbers()
     num = table_for(group, dataset).number

@@ -20,7 +20,7 @@ from .claims import all_claims
 from .references import REFERENCES
 from .style import state_colour
 from .tables import arithmetic
-from .verdicts import ONE_SEED, PAPER_EVIDENCE, PAPER_STATE, STATEMENTS, STATES
+from .verdicts import INCOMPLETE, ONE_SEED, PAPER_EVIDENCE, PAPER_STATE, STATEMENTS, STATES
 from .whitebox import eps_words
 
 #: the page holding each claim's evidence (its notebook, from the book's plan)
@@ -89,7 +89,7 @@ def sentences(card: pd.DataFrame, dataset: str, link_prefix: str = "_executed/")
     for column, g in card[card["dataset"] == dataset].groupby("column", sort=False):
         if column == PAPER:
             continue
-        by = {s: list(g.loc[g["state"] == s, "claim"]) for s in STATES}
+        by = {s: list(g.loc[g["state"] == s, "claim"]) for s in (*STATES, INCOMPLETE)}
         parts = [f"{s}: {', '.join(c)}" for s, c in by.items() if c]
         seeds = g["seeds"].iloc[0]
         out.append(f"**{data_mod.spec(dataset).title}, {column}** (seed{'s' if ',' in seeds else ''} {seeds}; "
@@ -188,11 +188,13 @@ def findings(card: pd.DataFrame, link_prefix: str = "_executed/", progress: pd.D
             sub = g[g["dataset"] == ds]
             if not len(sub):
                 continue
-            by = {s: list(sub.loc[sub["state"] == s, "claim"]) for s in STATES}
+            by = {s: list(sub.loc[sub["state"] == s, "claim"]) for s in (*STATES, INCOMPLETE)}
             if len(by[STATES[3]]) == len(sub):
                 untestable.append(data_mod.spec(ds).title)
                 continue
-            said = [f"{_listing(c)} {'are' if len(c) > 1 else 'is'} {s}" for s, c in by.items() if c]
+            said = [f"{_listing(c)} {'are' if len(c) > 1 else 'is'} {s}" if s != INCOMPLETE else
+                    f"{_listing(c)} {'wait' if len(c) > 1 else 'waits'} for cells not computed yet"
+                    for s, c in by.items() if c]
             parts.append(f"on {data_mod.spec(ds).title} ({_seeds_words(sub['seeds'].iloc[0])}) "
                          + ", ".join(said))
         if untestable:
@@ -212,13 +214,15 @@ def findings(card: pd.DataFrame, link_prefix: str = "_executed/", progress: pd.D
                 "the paper's own scale" for p in missing if p.name not in training]
     scored = set(zip(card["column"], card["dataset"]))
     for r in progress.itertuples():
-        if (r.profile, r.dataset) in scored:
+        if (r.profile, r.dataset) in scored and r.done == r.planned:
             continue
         state = ("trained, not yet scored" if r.done == r.planned else
                  f"{r.done} of {r.planned} models trained and published so far, the rest in training")
         seeds = f"seed{'s' if len(r.seeds) > 1 else ''} {', '.join(map(str, r.seeds))}"
+        then = ("the claims whose tables are complete have verdicts, the rest wait for theirs"
+                if (r.profile, r.dataset) in scored else "its verdicts come once every model is trained and scored")
         untested.append(f"{data_mod.spec(r.dataset).title} at the `{r.profile}` profile ({seeds}): {state} (see "
-                        "<a href='zoo.html'>Published models</a>); its verdicts come once every model is trained and scored")
+                        f"<a href='zoo.html'>Published models</a>); {then}")
     if one_seed:
         untested.append(f"{_listing(one_seed)} {'rest' if len(one_seed) > 1 else 'rests'} on one seed, judged with "
                         f"a stand-in seed spread (marked *({ONE_SEED})*)")

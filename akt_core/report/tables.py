@@ -118,6 +118,22 @@ def compact(cmp: pd.DataFrame, tolerance: float = 5.0):
     return show(grid, nowrap=True).set_properties(subset=cols, **{"text-align": "right"})
 
 
+def caption(cmp: pd.DataFrame, table: TableSpec, records: pd.DataFrame, tolerance: float = 5.0) -> str:
+    """A table's one-line caption (Markdown): which table, how many of the cells ours share with the
+    paper's differ by more than ``tolerance`` points, how many cells are not computed yet (a graph still
+    training), and where the numbers came from (``label``)."""
+    from .. import data as data_mod
+
+    shared = cmp["paper"].notna() & cmp["mean"].notna()
+    missing = int(cmp["mean"].isna().sum())
+    text = (f"**Table {table.number}, {data_mod.spec(table.dataset).title}.** {int(cmp['off'].sum())} of "
+            f"{int(shared.sum())} cells differ from the paper's by more than {tolerance:g} points.")
+    if missing:
+        text += (f" **{missing} of {len(cmp)} cells are not computed yet** (marked *missing*: their models "
+                 "or sources are still training).")
+    return f"{text} *{label(records)}*"
+
+
 def banner(profile: profiles_mod.Profile, dataset: str | tuple[str, ...]) -> str:
     """The page's one statement of where its numbers come from (the long profile label, once; with
     the settings of each dataset the page covers)."""

@@ -29,6 +29,9 @@ within noise, **supported** when all hold. But first it is **untestable at this 
 model it compares reaches less than ``FLOOR`` of the reference clean accuracy for that model (the
 paper's, or, where an erratum shows the paper's is out of reach, ``REFERENCES``), or a teacher is
 below its student on clean data: such models have not learned what the paper's models learned.
+A claim whose tables are not complete yet (a graph still training has scored some cells and not
+others) gets no verdict: **not enough results**, naming the cells it waits for, so that a mean over
+the cells present never stands in for the mean over the table.
 
 With one seed the seed spread is not measured: it is never left out (that would be binomial noise
 only, far smaller than what a retrain does), but taken from a named stand-in (``Noise``: the same
@@ -44,13 +47,16 @@ import numpy as np
 import pandas as pd
 
 from .. import data as data_mod
-from ..graph import FIGURES
-from .references import REFERENCES, our_cells, paper_cells, reference_clean
+from ..graph import FIGURES, table_for
+from .references import REFERENCES, missing_cells, our_cells, paper_cells, reference_clean
 from .tables import ATTACK_COLUMNS
 
 Z = 2.0  #: how many noise sigmas a difference must clear
 FLOOR = 0.85  #: a compared model below this share of its reference clean accuracy makes a claim untestable
 STATES = ("supported", "contradicted", "within noise", "untestable at this budget")
+INCOMPLETE = "not enough results"  #: no verdict yet: cells the claim compares are not stored
+#: the table groups each claim's comparisons read (C5 reads the curves)
+CLAIM_GROUPS = {"C1": ("variants",), "C2": ("variants",), "C3": ("variants",), "C4": ("sources", "attacks")}
 CLEAN_COST = 5.0  #: C3's "small clean-accuracy cost", in points
 CLEARLY = 5.0  #: "makes robust" (C1) and "clearly more" (C3): a gain of more than this many points
 #: C3's "at least as robust as": a non-inferiority margin in points. Set from the measured seed spread:
@@ -136,6 +142,7 @@ class Claim:
     comparisons: list[Comparison] = field(default_factory=list)
     models: set[str] = field(default_factory=set)  #: every model the claim compares (the floor covers each)
     untestable: list[str] = field(default_factory=list)  #: why, when it is
+    missing: list[str] = field(default_factory=list)  #: the cells of its tables not stored yet
 
 
 @dataclass
@@ -245,6 +252,9 @@ def build_claims(dataset: str, cells: dict[str, pd.DataFrame | None], curves: pd
         c.models |= {m for comp in c.comparisons for m in (comp.a.model, comp.b.model)}
     if not paper:
         _mark_untestable(out, dataset, [df for df in (v, s, a) if df is not None])
+        for c in out:
+            c.missing = [f"Table {table_for(g, dataset).number}: {cell}" for g in CLAIM_GROUPS.get(c.claim, ())
+                         for cell in missing_cells(cells.get(g), dataset, g)]
     return out
 
 
@@ -281,11 +291,16 @@ def judge(claim: Claim, noise: Noise | None) -> Verdict:
         judged = judge(Claim(claim.claim, claim.comparisons), noise)  # for information, not a verdict
         return Verdict(STATES[3], "; ".join(claim.untestable) + f". Not judged, for information: {judged.evidence}",
                        claim.untestable[0])
+    if claim.missing:
+        n = len(claim.missing)
+        why = (f"{n} cell{'s' if n > 1 else ''} of its tables not computed yet ("
+               + ", ".join(claim.missing[:4]) + (", ..." if n > 4 else "") + ")")
+        return Verdict(INCOMPLETE, why + "; the graph is still training or being scored", why)
     parts, judged, one_seed = [], [], False
     for i, comp in enumerate(claim.comparisons):
         if np.isnan(comp.difference()):
             why = f"{comp.a.label} or {comp.b.label} is missing"
-            return Verdict("not enough results", why, why)
+            return Verdict(INCOMPLETE, why, why)
         sd, note = comp.seed_sd(), ""
         if sd is None:
             one_seed = True
@@ -353,7 +368,9 @@ def rule_markdown(dataset: str | None = None, noise_name: str | None = None, mys
         f"spread of that difference with the binomial error of each accuracy. A claim is **supported** when every "
         f"comparison holds, **contradicted** when one fails, **within noise** otherwise, and first "
         f"**untestable at this budget** when any model it compares reaches less than {FLOOR:.0%} of its "
-        f"reference clean accuracy (the paper's), or a teacher is below its student. With one seed the seed "
+        f"reference clean accuracy (the paper's), or a teacher is below its student; a claim whose tables are "
+        f"not complete yet (a graph still training) gets no verdict, **{INCOMPLETE}**, and names the cells "
+        f"it waits for. With one seed the seed "
         f"spread is a stand-in measured on the same dataset at the nearest profile with two seeds (per "
         f"comparison, never below the median of all comparisons there), and the verdict is marked "
         f"*({ONE_SEED})*; the paper's own numbers, one run each, are judged with the same stand-in.")
