@@ -268,7 +268,8 @@ def test_the_scorecard_grid_links_every_cell_and_says_what_holds():
     ])
     md = S.markdown(card)
     # which arithmetic each column used, per dataset, said once under the grid (issue 40)
-    assert ("Arithmetic of each column's models and attacks: **reduced**: float32 (MNIST, CIFAR-100) · "
+    assert ("Arithmetic of each column's training and scoring (crafting the attacks is float32 everywhere): "
+            "**reduced**: float32 (MNIST, CIFAR-100) · "
             "**full-data**: float32 (CIFAR-10) · **paper**: bf16 autocast (MNIST); the paper states none.") in md
     assert md.count("href='_executed/tables_2_4_variants_mnist.html'") == 3
     assert md.count("href='errata.html'") == 1  # the implausible cell leads to the erratum

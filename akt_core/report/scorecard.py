@@ -268,8 +268,9 @@ def arithmetic_line(card: pd.DataFrame) -> str:
                  f"{a} ({', '.join(data_mod.spec(d).title for d in h['dataset'])})"
                  for a, h in g.groupby("arithmetic", sort=False))
              for column, g in ours.groupby("column", sort=False)]
-    return "Arithmetic of each column's models and attacks: " + " · ".join(parts) + (
-        "; the paper states none." if (card["column"] == PAPER).any() else ".")
+    tail = "; the paper states none." if (card["column"] == PAPER).any() else "."
+    return ("Arithmetic of each column's training and scoring (crafting the attacks is float32 everywhere): "
+            + " · ".join(parts) + tail)
 
 
 def markdown(card: pd.DataFrame, link_prefix: str = "_executed/") -> str:
