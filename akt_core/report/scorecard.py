@@ -298,7 +298,8 @@ def markdown(card: pd.DataFrame, link_prefix: str = "_executed/") -> str:
               "under *How to read a table*): each comparison a claim rests on must clear the threshold the claim's "
               "words set by more than twice its noise; **supported** when all do, **contradicted** when one is "
               "beyond its noise on the wrong side, **within noise** otherwise, and first **untestable at this "
-              "budget** when a compared model is below the clean-accuracy floor. *(1 seed)*: the seed spread is a "
+              "budget** when a compared model is below the clean-accuracy floor; **not enough results** (no verdict "
+              "yet) while a claim's tables are incomplete. *(1 seed)*: the seed spread is a "
               "stand-in measured at another profile. Click a cell for the page with its evidence; every cell's "
               "numbers are in the toggle below the grid.")
     claims_list = "\n".join(f"- **{c}**: {s}" for c, s in STATEMENTS.items())
