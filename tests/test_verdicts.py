@@ -267,6 +267,8 @@ def test_the_scorecard_grid_links_every_cell_and_says_what_holds():
         _card_row("mnist", "C1", "paper", "supported", "0", False, "tables_2_4_variants_mnist_paper", "bf16 autocast"),
     ])
     md = S.markdown(card)
+    # a profile column says it is ours (the paper profile is not the paper's numbers)
+    assert "<th>paper profile<br><small>(our runs)</small></th>" in md and "<th>paper&#x27;s numbers</th>" in md
     # which arithmetic each column used, per dataset, said once under the grid (issue 40)
     assert ("Arithmetic of each column's training and scoring (crafting the attacks is float32 everywhere): "
             "**reduced**: float32 (MNIST, CIFAR-100) · "

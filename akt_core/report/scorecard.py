@@ -281,7 +281,8 @@ def markdown(card: pd.DataFrame, link_prefix: str = "_executed/") -> str:
         return "**No stored results yet**: the scorecard fills in once a published profile has results.\n"
     columns = list(dict.fromkeys([c for c in card["column"] if c != PAPER])) + [PAPER]
     claims = list(STATEMENTS)
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["dataset", "claim", *columns])
+    head = "".join(f"<th>{h}</th>" for h in ["dataset", "claim", *(
+        html.escape(c) if c == PAPER else f"{html.escape(c)} profile<br><small>(our runs)</small>" for c in columns)])
     body = []
     for ds in DATASETS:
         sub = card[card["dataset"] == ds]
