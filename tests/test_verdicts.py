@@ -279,8 +279,8 @@ def test_the_scorecard_grid_links_every_cell_and_says_what_holds():
     assert md.count("<i>(1 seed)</i>") == 1 and "within noise (1 seed): short C3" in md
     assert "<details class='scorecard-evidence'>" in md and "evidence C1 reduced" in md  # not only in tooltips
     text = S.sentences(card, "mnist")
-    assert text.startswith("**MNIST, reduced** (seeds 0, 1; float32): supported: C2; contradicted: C1.")
-    assert "**MNIST, paper** (seed 0; bf16 autocast): supported: C1." in text
+    assert text.startswith("**MNIST, reduced profile** (seeds 0, 1; float32): supported: C2; contradicted: C1.")
+    assert "**MNIST, paper profile** (seed 0; bf16 autocast): supported: C1." in text
     assert "eps sweep" in text and "supports all of C1" in text
     assert "get no verdict" in S.sentences(card, "cifar100")
 

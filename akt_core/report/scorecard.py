@@ -92,7 +92,7 @@ def sentences(card: pd.DataFrame, dataset: str, link_prefix: str = "_executed/")
         by = {s: list(g.loc[g["state"] == s, "claim"]) for s in (*STATES, INCOMPLETE)}
         parts = [f"{s}: {', '.join(c)}" for s, c in by.items() if c]
         seeds = g["seeds"].iloc[0]
-        out.append(f"**{data_mod.spec(dataset).title}, {column}** (seed{'s' if ',' in seeds else ''} {seeds}; "
+        out.append(f"**{data_mod.spec(dataset).title}, {column} profile** (seed{'s' if ',' in seeds else ''} {seeds}; "
                    f"{g['arithmetic'].iloc[0]}): "
                    + "; ".join(parts) + ".")
         if "C1" in by["contradicted"]:
