@@ -312,7 +312,8 @@ def test_the_findings_say_where_claims_hold_on_how_many_seeds_and_what_is_untest
                                           _card_row("mnist", "C4", "paper", V.INCOMPLETE, "0", True)])])
     training["done"] = 11
     text = S.findings(card, progress=training)
-    assert "on MNIST (seed 0, one seed) C1 is supported, C4 waits for cells not computed yet" in text
+    assert ("**Paper profile** (all training images, 20 epochs on MNIST): on MNIST (seed 0, one seed) C1 is "
+            "supported, C4 waits for cells not computed yet") in text  # its size: of the one dataset it covers
     assert ("MNIST at the `paper` profile (seed 0): 11 of 14 models trained and published so far, the rest in "
             "training (see <a href='zoo.html'>Published models</a>); the claims whose tables are complete have "
             "verdicts, the rest wait for theirs") in text

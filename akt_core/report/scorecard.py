@@ -201,8 +201,10 @@ def findings(card: pd.DataFrame, link_prefix: str = "_executed/", progress: pd.D
             parts.append(f"{_listing(untestable)} {'are' if len(untestable) > 1 else 'is'} untestable at this "
                          f"budget (every claim compares a model below the clean-accuracy floor)")
         p = profiles_mod.get(column)
-        n = p.n_train_for("cifar10")
-        size = f"{'all' if n is None else f'{n:,}'} training images, {p.epochs_for('cifar10')} epochs on CIFAR"
+        ds = "cifar10" if (g["dataset"] != "mnist").any() else "mnist"  # the settings of what the column covers
+        n = p.n_train_for(ds)
+        size = (f"{'all' if n is None else f'{n:,}'} training images, {p.epochs_for(ds)} epochs on "
+                f"{'CIFAR' if ds == 'cifar10' else 'MNIST'}")
         out.append(f"**{column[0].upper() + column[1:]} profile** ({size}): " + "; ".join(parts) + ".")
     if wb := whitebox_finding():
         out.append(wb)
